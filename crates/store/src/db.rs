@@ -1,0 +1,67 @@
+//! Connections: a pool for the service, single clients for maintenance.
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::{Client, NoTls};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("invalid database url: {0}")]
+    BadUrl(String),
+    #[error("cannot connect to PostgreSQL: {0}")]
+    Connect(#[source] tokio_postgres::Error),
+    #[error(transparent)]
+    Pg(#[from] tokio_postgres::Error),
+    #[error("connection pool: {0}")]
+    Pool(String),
+}
+
+impl From<deadpool_postgres::PoolError> for DbError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(pg) => DbError::Pg(pg),
+            other => DbError::Pool(other.to_string()),
+        }
+    }
+}
+
+pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, DbError> {
+    url.parse::<tokio_postgres::Config>()
+        .map_err(|e| DbError::BadUrl(e.to_string()))
+}
+
+/// A pool of `size` connections to `url`.
+pub fn pool(url: &str, size: usize) -> Result<Pool, DbError> {
+    let mut config = parse_url(url)?;
+    config.application_name("srql");
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .build()
+        .map_err(|e| DbError::Pool(e.to_string()))
+}
+
+/// One dedicated connection, driven on a background task.
+pub async fn connect(url: &str) -> Result<Client, DbError> {
+    let mut config = parse_url(url)?;
+    config.application_name("srql");
+    let (client, connection) = config.connect(NoTls).await.map_err(DbError::Connect)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "database connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// The same server and credentials, another database.
+pub fn url_for_database(url: &str, database: &str) -> Result<tokio_postgres::Config, DbError> {
+    let mut config = parse_url(url)?;
+    config.dbname(database);
+    Ok(config)
+}

@@ -1,0 +1,424 @@
+//! A private PostgreSQL cluster started from the system's binaries.
+//!
+//! Used when no `DATABASE_URL` is given (the demo, tests). The cluster lives in a data
+//! directory we own, listens on loopback only, trusts local connections, and is stopped
+//! when the [`EmbeddedCluster`] is dropped. A small watchdog process also stops it if our
+//! process dies without running destructors (SIGKILL, a panicking test binary), so no
+//! orphaned postmaster outlives us.
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error(
+        "no PostgreSQL server binaries found (looked for `pg_config --bindir` and /usr/lib/postgresql/*/bin); \
+         install them, e.g. `apt-get install postgresql-15`, or set DATABASE_URL to an existing database"
+    )]
+    BinariesNotFound,
+    #[error("running as root, but there is no `postgres` system user to run PostgreSQL as; create one (`apt-get install postgresql` does) or run as another user")]
+    NoPostgresUser,
+    #[error("the cluster in {dir} is already running (pid {pid}); stop it or choose another data directory")]
+    AlreadyRunning { dir: PathBuf, pid: u32 },
+    #[error("{what} failed: {detail}")]
+    Command { what: String, detail: String },
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, EmbeddedError>;
+
+/// How to start the cluster.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    pub data_dir: PathBuf,
+    /// Preload pg_cron when its library is installed. Tests turn this off to exercise the
+    /// service's own scheduler.
+    pub pg_cron: bool,
+    /// `false` turns off fsync: for throwaway test clusters only.
+    pub durable: bool,
+    /// Remove the data directory when the cluster stops (test clusters).
+    pub remove_on_stop: bool,
+}
+
+impl EmbeddedOptions {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            pg_cron: true,
+            durable: true,
+            remove_on_stop: false,
+        }
+    }
+}
+
+/// A running private cluster. Stops (fast shutdown) on drop.
+#[derive(Debug)]
+pub struct EmbeddedCluster {
+    bin_dir: PathBuf,
+    data_dir: PathBuf,
+    port: u16,
+    run_as: Option<(u32, u32)>,
+    pg_cron: bool,
+    remove_on_stop: bool,
+    stopped: bool,
+}
+
+impl EmbeddedCluster {
+    /// Initialise the data directory if needed and start the server.
+    pub fn start(opts: &EmbeddedOptions) -> Result<Self> {
+        let bin_dir = find_bin_dir().ok_or(EmbeddedError::BinariesNotFound)?;
+        let run_as = if running_as_root() {
+            Some(postgres_user().ok_or(EmbeddedError::NoPostgresUser)?)
+        } else {
+            None
+        };
+        let data_dir = absolute(&opts.data_dir)?;
+        prepare_dir(&data_dir, run_as)?;
+        if let Some(pid) = running_pid(&data_dir) {
+            return Err(EmbeddedError::AlreadyRunning { dir: data_dir, pid });
+        }
+        if !data_dir.join("PG_VERSION").exists() {
+            initdb(&bin_dir, &data_dir, run_as)?;
+        }
+        let pg_cron = opts.pg_cron && pg_cron_installed(&bin_dir);
+        let port = free_port()?;
+        let cluster = Self {
+            bin_dir,
+            data_dir,
+            port,
+            run_as,
+            pg_cron,
+            remove_on_stop: opts.remove_on_stop,
+            stopped: false,
+        };
+        cluster.pg_ctl_start(opts.durable)?;
+        cluster.spawn_watchdog();
+        tracing::info!(
+            data_dir = %cluster.data_dir.display(),
+            port,
+            pg_cron,
+            "embedded PostgreSQL started"
+        );
+        Ok(cluster)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Whether pg_cron was preloaded (its library exists and was asked for).
+    pub fn has_pg_cron(&self) -> bool {
+        self.pg_cron
+    }
+
+    /// A libpq-style URL for `database` as the `postgres` superuser.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{database}?connect_timeout=10",
+            self.port
+        )
+    }
+
+    /// Fast shutdown: active sessions are disconnected, the checkpoint is written.
+    pub fn stop(&mut self) -> Result<()> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        let out = self
+            .command("pg_ctl")
+            .arg("stop")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "fast", "-w", "-t", "60"])
+            .output()
+            .map_err(|e| cmd_err("pg_ctl stop", e.to_string()))?;
+        if !out.status.success() {
+            return Err(cmd_err("pg_ctl stop", String::from_utf8_lossy(&out.stderr)));
+        }
+        if self.remove_on_stop {
+            let _ = fs::remove_dir_all(&self.data_dir);
+        }
+        tracing::info!(data_dir = %self.data_dir.display(), "embedded PostgreSQL stopped");
+        Ok(())
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.bin_dir.join(program));
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    fn pg_ctl_start(&self, durable: bool) -> Result<()> {
+        let log = self.data_dir.join("server.log");
+        let mut settings = vec![
+            "-c listen_addresses=127.0.0.1".to_string(),
+            format!("-p {}", self.port),
+            // The socket lives in the data directory so clusters never collide in /tmp.
+            format!("-c unix_socket_directories='{}'", self.data_dir.display()),
+            "-c max_connections=300".into(),
+            "-c shared_buffers=1GB".into(),
+            "-c work_mem=64MB".into(),
+            "-c maintenance_work_mem=512MB".into(),
+            "-c max_wal_size=8GB".into(),
+            "-c checkpoint_timeout=15min".into(),
+            "-c max_worker_processes=32".into(),
+            "-c max_parallel_workers_per_gather=2".into(),
+            "-c log_min_messages=warning".into(),
+        ];
+        if !durable {
+            settings.push("-c fsync=off".into());
+            settings.push("-c synchronous_commit=off".into());
+            settings.push("-c full_page_writes=off".into());
+            settings.push("-c shared_buffers=256MB".into());
+        }
+        if self.pg_cron {
+            settings.push("-c shared_preload_libraries=pg_cron".into());
+            settings.push("-c cron.database_name=postgres".into());
+            // Background workers avoid pg_cron opening libpq connections, which would need
+            // a password-less route back into the cluster.
+            settings.push("-c cron.use_background_workers=on".into());
+            settings.push("-c cron.max_running_jobs=8".into());
+        }
+        let out = self
+            .command("pg_ctl")
+            .arg("start")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "-t", "60", "-o"])
+            .arg(settings.join(" "))
+            .output()
+            .map_err(|e| cmd_err("pg_ctl start", e.to_string()))?;
+        if !out.status.success() {
+            let tail = fs::read_to_string(&log)
+                .map(|s| s.lines().rev().take(15).collect::<Vec<_>>().join("\n"))
+                .unwrap_or_default();
+            return Err(cmd_err(
+                "pg_ctl start",
+                format!("{}\n{tail}", String::from_utf8_lossy(&out.stderr)),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stops the cluster once our process is gone, whatever way it went.
+    fn spawn_watchdog(&self) {
+        let script = format!(
+            "while [ -d /proc/{pid} ]; do sleep 1; done; \
+             if [ -f '{dir}/postmaster.pid' ]; then {pg_ctl} stop -D '{dir}' -m immediate >/dev/null 2>&1; fi; {cleanup}",
+            pid = std::process::id(),
+            dir = self.data_dir.display(),
+            pg_ctl = self.bin_dir.join("pg_ctl").display(),
+            cleanup = if self.remove_on_stop {
+                format!("rm -rf '{}'", self.data_dir.display())
+            } else {
+                String::new()
+            },
+        );
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // Its own process group: a Ctrl-C at the terminal must not kill the watchdog
+            // before the cluster is stopped.
+            .process_group(0);
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        if let Err(e) = cmd.spawn() {
+            tracing::warn!(error = %e, "could not start the cluster watchdog");
+        }
+    }
+}
+
+impl Drop for EmbeddedCluster {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::warn!(error = %e, "stopping embedded PostgreSQL");
+        }
+    }
+}
+
+fn cmd_err(what: &str, detail: impl Into<String>) -> EmbeddedError {
+    EmbeddedError::Command {
+        what: what.to_string(),
+        detail: detail.into().trim().to_string(),
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EmbeddedError + '_ {
+    move |source| EmbeddedError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn absolute(dir: &Path) -> Result<PathBuf> {
+    if dir.is_absolute() {
+        return Ok(dir.to_path_buf());
+    }
+    let cwd = std::env::current_dir().map_err(io_err(dir))?;
+    Ok(cwd.join(dir))
+}
+
+/// The server binaries: `pg_config --bindir` first, then the newest Debian layout.
+pub fn find_bin_dir() -> Option<PathBuf> {
+    let has_server = |dir: &Path| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| dir.join(b).is_file())
+    };
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && has_server(&dir) {
+            return Some(dir);
+        }
+    }
+    let mut candidates: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((version, e.path().join("bin")))
+        })
+        .filter(|(_, dir)| has_server(dir))
+        .collect();
+    candidates.sort();
+    candidates.pop().map(|(_, dir)| dir)
+}
+
+fn pg_cron_installed(bin_dir: &Path) -> bool {
+    let lib_dir = Command::new(bin_dir.join("pg_config"))
+        .arg("--pkglibdir")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .or_else(|| bin_dir.parent().map(|p| p.join("lib")));
+    lib_dir.is_some_and(|d| d.join("pg_cron.so").is_file())
+}
+
+fn running_as_root() -> bool {
+    // The owner of /proc/self is our effective uid; this avoids an unsafe libc call.
+    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// uid and gid of the `postgres` system user, from /etc/passwd.
+fn postgres_user() -> Option<(u32, u32)> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        if f.next()? != "postgres" {
+            return None;
+        }
+        let _password = f.next()?;
+        let uid = f.next()?.parse().ok()?;
+        let gid = f.next()?.parse().ok()?;
+        Some((uid, gid))
+    })
+}
+
+fn prepare_dir(dir: &Path, run_as: Option<(u32, u32)>) -> Result<()> {
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    if let Some((uid, gid)) = run_as {
+        std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(io_err(dir))?;
+        // The postgres user must be able to reach the directory through its ancestors.
+        let mut ancestor = dir.parent();
+        while let Some(a) = ancestor {
+            let mode = fs::metadata(a).map_err(io_err(a))?.mode();
+            if mode & 0o001 == 0 {
+                return Err(cmd_err(
+                    "preparing the data directory",
+                    format!(
+                        "{} is not searchable by the postgres user; choose a data directory under /tmp or /var/lib",
+                        a.display()
+                    ),
+                ));
+            }
+            ancestor = a.parent();
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
+    Ok(())
+}
+
+fn running_pid(dir: &Path) -> Option<u32> {
+    let pid: u32 = fs::read_to_string(dir.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()?;
+    Path::new(&format!("/proc/{pid}")).exists().then_some(pid)
+}
+
+fn initdb(bin_dir: &Path, dir: &Path, run_as: Option<(u32, u32)>) -> Result<()> {
+    let started = Instant::now();
+    let mut cmd = Command::new(bin_dir.join("initdb"));
+    if let Some((uid, gid)) = run_as {
+        cmd.uid(uid).gid(gid);
+    }
+    let out = cmd
+        .arg("-D")
+        .arg(dir)
+        .args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| cmd_err("initdb", e.to_string()))?;
+    if !out.status.success() {
+        return Err(cmd_err("initdb", String::from_utf8_lossy(&out.stderr)));
+    }
+    tracing::debug!(elapsed = ?started.elapsed(), "initdb done");
+    Ok(())
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(io_err(Path::new("127.0.0.1:0")))?;
+    let port = listener
+        .local_addr()
+        .map_err(io_err(Path::new("127.0.0.1:0")))?
+        .port();
+    Ok(port)
+}
+
+/// Waits until `pg_isready`-style TCP connect succeeds; `pg_ctl -w` already waits, this
+/// only guards the window where the socket is up but not yet accepting.
+pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}

@@ -1,0 +1,11 @@
+//! Everything that talks to PostgreSQL: the embedded cluster, connections, migrations,
+//! partition upkeep, span writes, summary maintenance and query execution.
+
+pub mod db;
+pub mod embedded;
+pub mod migrate;
+pub mod partitions;
+/// The test harness lives here (not behind a feature) so every crate's tests share it.
+pub mod testing;
+
+pub use db::DbError;

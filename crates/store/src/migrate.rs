@@ -1,0 +1,100 @@
+//! Versioned migrations, embedded in the binary and recorded in `srql_schema_migrations`.
+//!
+//! Each migration runs in its own transaction under an advisory lock, so concurrent
+//! `srql migrate` runs (several instances starting at once) apply each version exactly
+//! once. A migration is never edited once released: changes are new versions.
+
+use tokio_postgres::Client;
+
+use crate::db::DbError;
+
+pub struct Migration {
+    pub version: i32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "otel_traces",
+        sql: include_str!("../migrations/0001_otel_traces.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "settings_and_refresh_log",
+        sql: include_str!("../migrations/0002_settings_and_refresh_log.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "refresh_procedure",
+        sql: include_str!("../migrations/0003_refresh_procedure.sql"),
+    },
+];
+
+/// Advisory lock key (two-int form) shared by every schema change of this service.
+pub(crate) const LOCK_CLASS: i32 = 7_355_608;
+pub(crate) const LOCK_MIGRATE: i32 = 2;
+
+/// Applies pending migrations; returns the versions applied by this call.
+pub async fn run(client: &mut Client) -> Result<Vec<i32>, DbError> {
+    client
+        .execute(
+            "SELECT pg_advisory_lock($1, $2)",
+            &[&LOCK_CLASS, &LOCK_MIGRATE],
+        )
+        .await?;
+    let result = apply_pending(client).await;
+    client
+        .execute(
+            "SELECT pg_advisory_unlock($1, $2)",
+            &[&LOCK_CLASS, &LOCK_MIGRATE],
+        )
+        .await?;
+    result
+}
+
+async fn apply_pending(client: &mut Client) -> Result<Vec<i32>, DbError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS srql_schema_migrations (
+                 version    integer PRIMARY KEY,
+                 name       text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )
+        .await?;
+    let applied: Vec<i32> = client
+        .query("SELECT version FROM srql_schema_migrations", &[])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut done = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+        let tx = client.transaction().await?;
+        tx.batch_execute(m.sql).await?;
+        tx.execute(
+            "INSERT INTO srql_schema_migrations (version, name) VALUES ($1, $2)",
+            &[&m.version, &m.name],
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(version = m.version, name = m.name, "migration applied");
+        done.push(m.version);
+    }
+    Ok(done)
+}
+
+/// Versions recorded as applied, ascending.
+pub async fn applied_versions(client: &Client) -> Result<Vec<i32>, DbError> {
+    Ok(client
+        .query(
+            "SELECT version FROM srql_schema_migrations ORDER BY version",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}

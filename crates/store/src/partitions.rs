@@ -1,0 +1,79 @@
+//! Partition upkeep for `otel_traces`: days created ahead of time, whole days dropped past
+//! retention. The work happens in SQL functions (migration 0001) so any scheduler can call
+//! them; this is the typed entry point.
+
+use chrono::{DateTime, Duration, Utc};
+use tokio_postgres::Client;
+
+use crate::db::DbError;
+
+/// Days of partitions kept ready ahead of now.
+pub const DAYS_AHEAD: i64 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpkeepReport {
+    pub created: i32,
+    pub dropped: i32,
+}
+
+/// Ensures partitions for every UTC day in `[from, to]`.
+pub async fn ensure(
+    client: &Client,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<i32, DbError> {
+    let row = client
+        .query_one("SELECT srql_ensure_partitions($1, $2)", &[&from, &to])
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Regular upkeep: the next [`DAYS_AHEAD`] days exist, days with rows stranded in the
+/// default partition get their own partition, expired days are dropped.
+pub async fn upkeep(client: &Client, retention: Duration) -> Result<UpkeepReport, DbError> {
+    let now = Utc::now();
+    let mut created = ensure(client, now, now + Duration::days(DAYS_AHEAD)).await?;
+    let stranded = client
+        .query(
+            "SELECT DISTINCT date_trunc('day', timestamp AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+             FROM otel_traces_default WHERE timestamp >= now() - $1::text::interval",
+            &[&pg_interval(retention)],
+        )
+        .await?;
+    for row in stranded {
+        let day: DateTime<Utc> = row.get(0);
+        created += ensure(client, day, day).await?;
+    }
+    let dropped: i32 = client
+        .query_one(
+            "SELECT srql_drop_expired_partitions($1::text::interval)",
+            &[&pg_interval(retention)],
+        )
+        .await?
+        .get(0);
+    if created > 0 || dropped > 0 {
+        tracing::info!(created, dropped, "partition upkeep");
+    }
+    Ok(UpkeepReport { created, dropped })
+}
+
+/// Partition names of `otel_traces`, oldest first (the default partition excluded).
+pub async fn list(client: &Client) -> Result<Vec<String>, DbError> {
+    Ok(client
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'otel_traces'::regclass AND c.relname <> 'otel_traces_default'
+             ORDER BY c.relname",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// An interval as text PostgreSQL parses (`'604800 seconds'`): intervals are bound as text
+/// because tokio-postgres has no native interval type.
+pub fn pg_interval(d: Duration) -> String {
+    format!("{} seconds", d.num_seconds())
+}

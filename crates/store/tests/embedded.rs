@@ -1,0 +1,148 @@
+//! The embedded cluster starts (as root too: we switch to the `postgres` user), serves,
+//! and stops cleanly.
+
+use std::time::Duration;
+
+use store::embedded::{EmbeddedCluster, EmbeddedOptions};
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("srql-embedded-{tag}-{}", std::process::id()))
+}
+
+#[tokio::test]
+async fn starts_serves_and_stops() {
+    let dir = temp_dir("lifecycle");
+    let mut opts = EmbeddedOptions::new(&dir);
+    opts.durable = false;
+    let mut cluster = EmbeddedCluster::start(&opts).expect("start");
+    assert!(dir.join("PG_VERSION").exists(), "initdb ran");
+    assert!(dir.join("postmaster.pid").exists(), "server running");
+
+    let client = store::db::connect(&cluster.url("postgres"))
+        .await
+        .expect("connect");
+    let one: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+    let user: String = client
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(user, "postgres");
+    drop(client);
+
+    let port = cluster.port();
+    cluster.stop().expect("stop");
+    assert!(
+        !dir.join("postmaster.pid").exists(),
+        "postmaster gone after stop"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "port closed after stop"
+    );
+
+    // A second start reuses the initialised directory.
+    let cluster = EmbeddedCluster::start(&opts).expect("restart");
+    let client = store::db::connect(&cluster.url("postgres"))
+        .await
+        .expect("reconnect");
+    client.query_one("SELECT 1", &[]).await.unwrap();
+    drop(client);
+    drop(cluster);
+    assert!(
+        !dir.join("postmaster.pid").exists(),
+        "drop stops the cluster"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn refuses_a_directory_whose_cluster_is_running() {
+    let dir = temp_dir("busy");
+    let mut opts = EmbeddedOptions::new(&dir);
+    opts.durable = false;
+    opts.remove_on_stop = true;
+    let _cluster = EmbeddedCluster::start(&opts).expect("start");
+    let err = EmbeddedCluster::start(&opts).expect_err("second start must fail");
+    assert!(err.to_string().contains("already running"), "{err}");
+}
+
+#[tokio::test]
+async fn runs_the_server_as_postgres_when_root() {
+    let dir = temp_dir("owner");
+    let mut opts = EmbeddedOptions::new(&dir);
+    opts.durable = false;
+    opts.remove_on_stop = true;
+    let cluster = EmbeddedCluster::start(&opts).expect("start");
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").unwrap().uid();
+    let owner = std::fs::metadata(dir.join("PG_VERSION")).unwrap().uid();
+    if me == 0 {
+        assert_ne!(
+            owner, 0,
+            "data files must belong to the postgres user, not root"
+        );
+    } else {
+        assert_eq!(owner, me);
+    }
+    assert!(store::embedded::wait_for_port(
+        cluster.port(),
+        Duration::from_secs(5)
+    ));
+}
+
+/// A child process (this test binary, re-run in a special mode) starts a cluster, reports
+/// its port and hangs; we SIGKILL it, so no destructor runs, and the watchdog must stop
+/// the postmaster.
+#[test]
+fn watchdog_stops_the_cluster_when_the_owner_is_killed() {
+    if let Ok(dir) = std::env::var("SRQL_WATCHDOG_CHILD_DIR") {
+        let mut opts = EmbeddedOptions::new(dir);
+        opts.durable = false;
+        opts.remove_on_stop = true;
+        let cluster = EmbeddedCluster::start(&opts).expect("child start");
+        println!("PORT {}", cluster.port());
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
+    use std::io::BufRead;
+    let dir = temp_dir("watchdog");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "watchdog_stops_the_cluster_when_the_owner_is_killed",
+            "--nocapture",
+        ])
+        .env("SRQL_WATCHDOG_CHILD_DIR", &dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().unwrap();
+    let port: u16 = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("PORT ").map(|p| p.trim().parse().unwrap()))
+        .expect("child reports its port");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "cluster up"
+    );
+    child.kill().expect("kill child");
+    child.wait().ok();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cluster still up 30 s after its owner died"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    while dir.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "data directory not removed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

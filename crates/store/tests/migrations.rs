@@ -1,0 +1,159 @@
+//! Migrations apply once, record themselves, and build the spans table as specified;
+//! partition upkeep creates days ahead, rescues stranded rows and drops expired days.
+
+use chrono::{Duration, Utc};
+use store::testing::TestDb;
+
+#[tokio::test]
+async fn migrations_apply_once_and_are_idempotent() {
+    let db = TestDb::empty().await;
+    let mut client = db.client().await;
+    let first = store::migrate::run(&mut client).await.unwrap();
+    assert_eq!(
+        first,
+        (1..=store::migrate::MIGRATIONS.len() as i32).collect::<Vec<_>>()
+    );
+    let second = store::migrate::run(&mut client).await.unwrap();
+    assert!(second.is_empty(), "second run applied {second:?}");
+    assert_eq!(
+        store::migrate::applied_versions(&client).await.unwrap(),
+        first
+    );
+}
+
+#[tokio::test]
+async fn concurrent_migrators_apply_each_version_once() {
+    let db = TestDb::empty().await;
+    let (mut a, mut b) = (db.client().await, db.client().await);
+    let (ra, rb) = tokio::join!(store::migrate::run(&mut a), store::migrate::run(&mut b));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let mut all: Vec<i32> = ra.into_iter().chain(rb).collect();
+    all.sort();
+    assert_eq!(
+        all,
+        (1..=store::migrate::MIGRATIONS.len() as i32).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn spans_table_is_partitioned_by_day_with_its_indexes() {
+    let db = TestDb::migrated().await;
+    let client = db.client().await;
+    let strategy: String = client
+        .query_one(
+            "SELECT partstrat::text FROM pg_partitioned_table WHERE partrelid = 'otel_traces'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(strategy, "r");
+    let defs: Vec<String> = client
+        .query(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'otel_traces' ORDER BY indexname",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let joined = defs.join("\n");
+    assert!(joined.contains("(\"timestamp\" DESC)"), "{joined}");
+    assert!(joined.contains("(trace_id)"), "{joined}");
+    assert!(
+        joined.contains("(service_name, \"timestamp\" DESC)"),
+        "{joined}"
+    );
+}
+
+async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test]
+async fn span_without_a_partition_is_kept_and_later_moved_to_its_day() {
+    let db = TestDb::migrated().await;
+    let client = db.client().await;
+    let ts = Utc::now() - Duration::days(2);
+    client
+        .execute(
+            "INSERT INTO otel_traces (timestamp, trace_id, span_id, parent_span_id) VALUES ($1, 'a', 'b', '')",
+            &[&ts],
+        )
+        .await
+        .expect("insert with no partition for its day");
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM otel_traces_default").await,
+        1
+    );
+
+    let report = store::partitions::upkeep(&client, Duration::days(7))
+        .await
+        .unwrap();
+    assert!(report.created >= 1 + store::partitions::DAYS_AHEAD as i32);
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM otel_traces_default").await,
+        0
+    );
+    assert_eq!(count(&client, "SELECT count(*) FROM otel_traces").await, 1);
+    let day = format!("otel_traces_p{}", ts.format("%Y%m%d"));
+    let in_day = count(&client, &format!("SELECT count(*) FROM {day}")).await;
+    assert_eq!(in_day, 1, "row moved into {day}");
+}
+
+#[tokio::test]
+async fn upkeep_creates_days_ahead_and_drops_only_expired_days() {
+    let db = TestDb::migrated().await;
+    let client = db.client().await;
+    let now = Utc::now();
+    store::partitions::ensure(&client, now - Duration::days(10), now)
+        .await
+        .unwrap();
+    for days_ago in [10, 8, 6, 0] {
+        client
+            .execute(
+                "INSERT INTO otel_traces (timestamp, trace_id, span_id) VALUES ($1, $2, 's')",
+                &[&(now - Duration::days(days_ago)), &format!("t{days_ago}")],
+            )
+            .await
+            .unwrap();
+    }
+    let report = store::partitions::upkeep(&client, Duration::days(7))
+        .await
+        .unwrap();
+    let parts = store::partitions::list(&client).await.unwrap();
+    let expected_first = format!(
+        "otel_traces_p{}",
+        (now - Duration::days(7)).format("%Y%m%d")
+    );
+    let expected_last = format!(
+        "otel_traces_p{}",
+        (now + Duration::days(store::partitions::DAYS_AHEAD)).format("%Y%m%d")
+    );
+    assert_eq!(parts.first(), Some(&expected_first), "{parts:?}");
+    assert_eq!(parts.last(), Some(&expected_last), "{parts:?}");
+    assert_eq!(
+        report.dropped, 3,
+        "days 10, 9 and 8 ago are wholly past retention"
+    );
+    let left: Vec<String> = client
+        .query("SELECT trace_id FROM otel_traces ORDER BY trace_id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, vec!["t0", "t6"]);
+    // Idempotent.
+    let again = store::partitions::upkeep(&client, Duration::days(7))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        store::partitions::UpkeepReport {
+            created: 0,
+            dropped: 0
+        }
+    );
+}
