@@ -7,9 +7,9 @@ use tokio_postgres::{Client, NoTls};
 pub enum DbError {
     #[error("invalid database url: {0}")]
     BadUrl(String),
-    #[error("cannot connect to PostgreSQL: {0}")]
+    #[error("cannot connect to PostgreSQL: {}", describe(.0))]
     Connect(#[source] tokio_postgres::Error),
-    #[error(transparent)]
+    #[error("{}", describe(.0))]
     Pg(#[from] tokio_postgres::Error),
     #[error("connection pool: {0}")]
     Pool(String),
@@ -21,6 +21,26 @@ impl From<deadpool_postgres::PoolError> for DbError {
             deadpool_postgres::PoolError::Backend(pg) => DbError::Pg(pg),
             other => DbError::Pool(other.to_string()),
         }
+    }
+}
+
+/// tokio-postgres prints server errors as a bare "db error"; say what the server said.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = format!("{}: {}", db.severity(), db.message());
+            if let Some(d) = db.detail() {
+                s.push_str(&format!(" ({d})"));
+            }
+            if let Some(w) = db.where_() {
+                s.push_str(&format!(" [{}]", w.lines().next().unwrap_or_default()));
+            }
+            s
+        }
+        None => match std::error::Error::source(e) {
+            Some(src) => format!("{e}: {src}"),
+            None => e.to_string(),
+        },
     }
 }
 

@@ -9,3 +9,9 @@ pub mod partitions;
 pub mod testing;
 
 pub use db::DbError;
+pub mod cron;
+pub mod exec;
+pub mod load;
+pub mod setup;
+pub mod spans;
+pub mod summaries;

@@ -1,0 +1,136 @@
+//! Command-line flags; each has an environment equivalent, and flags win.
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "srql",
+    version,
+    about = "Trace summaries over OpenTelemetry spans in PostgreSQL, queried with SRQL"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub summaries: SummaryArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// PostgreSQL to use. Absent: a private embedded cluster is started.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Data directory of the embedded cluster.
+    #[arg(long, env = "SRQL_DATA_DIR", global = true)]
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Do not use pg_cron even where it is installed (the service scheduler refreshes).
+    #[arg(long, env = "SRQL_NO_PG_CRON", global = true)]
+    pub no_pg_cron: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SummaryArgs {
+    /// How far back the summaries reach (e.g. 7d).
+    #[arg(long, env = "SRQL_SUMMARY_WINDOW", default_value = "7d", global = true)]
+    pub summary_window: String,
+    /// How often the summaries are refreshed (e.g. 2m).
+    #[arg(
+        long,
+        env = "SRQL_REFRESH_INTERVAL",
+        default_value = "2m",
+        global = true
+    )]
+    pub refresh_interval: String,
+    /// How long spans are kept; whole days past it are dropped.
+    #[arg(long, env = "SRQL_RETENTION", default_value = "7d", global = true)]
+    pub retention: String,
+}
+
+impl SummaryArgs {
+    pub fn config(&self) -> Result<store::summaries::SummaryConfig, String> {
+        use store::setup::parse_duration;
+        Ok(store::summaries::SummaryConfig {
+            window: parse_duration(&self.summary_window)
+                .map_err(|e| format!("--summary-window: {e}"))?,
+            refresh_interval: parse_duration(&self.refresh_interval)
+                .map_err(|e| format!("--refresh-interval: {e}"))?,
+            retention: parse_duration(&self.retention).map_err(|e| format!("--retention: {e}"))?,
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (and refresh summaries where pg_cron does not).
+    Serve(ServeArgs),
+    /// Create or update the schema, the summary view and its refresh job.
+    Migrate,
+    /// Load the synthetic workload (design/workload.md), or keep inserting with --rate.
+    Generate(GenerateArgs),
+    /// Refresh the summaries now.
+    Refresh {
+        /// A plain (blocking) refresh instead of CONCURRENTLY.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Run one SRQL query and print the rows.
+    Query(QueryArgs),
+    /// Embedded database, ~1M generated spans, then serve: the quickest look.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[arg(long, env = "SRQL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    #[arg(long, env = "SRQL_API_KEY")]
+    pub api_key: Option<String>,
+    #[arg(long, env = "SRQL_DEFAULT_LIMIT", default_value_t = 100)]
+    pub default_limit: u32,
+    #[arg(long, env = "SRQL_MAX_LIMIT", default_value_t = 500)]
+    pub max_limit: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// Spans to load.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub spans: u64,
+    /// Days back from now the traces spread over.
+    #[arg(long, default_value_t = 7)]
+    pub days: i64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// After the load, keep inserting this many spans per second until Ctrl-C.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// Parallel COPY connections.
+    #[arg(long, default_value_t = 2)]
+    pub writers: usize,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct QueryArgs {
+    /// The SRQL query, e.g. "in:otel_trace_summaries time:last_1h limit:10".
+    pub srql: String,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long)]
+    pub limit: Option<i64>,
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    pub spans: u64,
+    #[arg(long, env = "SRQL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Load, refresh, run a few queries and exit instead of serving.
+    #[arg(long)]
+    pub no_serve: bool,
+}

@@ -1,0 +1,84 @@
+//! `srql demo`: the embedded database with a modest generated data set, then the API.
+
+use crate::args::{DbArgs, DemoArgs, ServeArgs, SummaryArgs};
+use crate::database;
+
+pub async fn demo(db: &DbArgs, summaries: &SummaryArgs, args: &DemoArgs) -> Result<(), String> {
+    let db = database::open(db).await?;
+    db.migrate(summaries).await?;
+    let client = store::db::connect(&db.url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let have: i64 = client
+        .query_one("SELECT count(*) FROM otel_traces", &[])
+        .await
+        .map_err(|e| e.to_string())?
+        .get(0);
+    // Rerunning the demo reuses the data it loaded last time.
+    if (have as u64) < args.spans / 2 {
+        let report = crate::generate::load(&db.url, args.spans, 7, 1, 2).await?;
+        println!(
+            "loaded {} spans ({} traces) in {:.1} s ({:.0} spans/s)",
+            report.spans,
+            report.traces,
+            report.elapsed.as_secs_f64(),
+            report.spans_per_sec()
+        );
+    } else {
+        println!("reusing {have} spans already loaded");
+    }
+    let run = store::summaries::refresh(&client, store::summaries::RefreshMethod::Concurrently)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "summaries refreshed: {} traces in {:.2} s",
+        run.rows.unwrap_or(0),
+        run.duration()
+            .map(|d| d.num_milliseconds() as f64 / 1000.0)
+            .unwrap_or(0.0)
+    );
+    if args.no_serve {
+        for q in [
+            "in:otel_trace_summaries time:last_24h sort:duration_ms:desc limit:5",
+            "in:otel_trace_summaries time:last_1h root_service_name:svc-1 limit:5",
+        ] {
+            let catalog = store::summaries::catalog(&client, 100, 500)
+                .await
+                .map_err(|e| e.to_string())?;
+            let req = srql_plan::Request {
+                query: q,
+                ..Default::default()
+            };
+            let plan = srql_plan::compile(
+                &req,
+                &catalog,
+                &srql_lang::Limits::default(),
+                chrono::Utc::now(),
+            )
+            .map_err(|e| e.to_string())?;
+            let started = std::time::Instant::now();
+            let result = store::exec::run(&client, &plan)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "\n$ srql query '{q}'   # {} in {:.1} ms",
+                plan.source.label(),
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+            print!("{}", crate::table::render(&result.results));
+        }
+        return Ok(());
+    }
+    let serve = ServeArgs {
+        listen: args.listen.clone(),
+        api_key: None,
+        default_limit: 100,
+        max_limit: 500,
+    };
+    let banner = "\nsrql demo is serving on http://{addr}  (Ctrl-C stops it and the embedded PostgreSQL)\n\
+        try:\n  curl -s http://{addr}/api/query -H 'content-type: application/json' \\\n    \
+        -d '{\"query\": \"in:otel_trace_summaries time:last_24h sort:duration_ms:desc limit:5\"}'\n  \
+        curl -s http://{addr}/healthz\n  curl -s http://{addr}/metrics"
+        .to_string();
+    crate::serve::serve_on(&db, &serve, Some(banner)).await
+}

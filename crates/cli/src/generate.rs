@@ -1,0 +1,82 @@
+//! `srql generate`: the synthetic workload, with a progress bar.
+
+use chrono::{Duration, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::watch;
+use workload::WorkloadConfig;
+
+use crate::args::{DbArgs, GenerateArgs, SummaryArgs};
+use crate::database;
+
+pub async fn generate(
+    db: &DbArgs,
+    summaries: &SummaryArgs,
+    args: &GenerateArgs,
+) -> Result<(), String> {
+    let db = database::open(db).await?;
+    db.migrate(summaries).await?;
+    if args.spans > 0 {
+        let report = load(&db.url, args.spans, args.days, args.seed, args.writers).await?;
+        println!(
+            "loaded {} spans ({} traces) in {:.1} s: {:.0} spans/s",
+            report.spans,
+            report.traces,
+            report.elapsed.as_secs_f64(),
+            report.spans_per_sec()
+        );
+    }
+    if let Some(rate) = args.rate {
+        follow(&db.url, args.seed, rate).await?;
+    }
+    Ok(())
+}
+
+pub async fn load(
+    url: &str,
+    spans: u64,
+    days: i64,
+    seed: u64,
+    writers: usize,
+) -> Result<store::load::LoadReport, String> {
+    let end = Utc::now();
+    let config = WorkloadConfig::for_spans(seed, spans, end - Duration::days(days), end);
+    let bar = ProgressBar::new(spans);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} loading spans [{bar:40}] {human_pos}/{human_len} ({per_sec}, eta {eta})",
+        )
+        .map_err(|e| e.to_string())?
+        .progress_chars("=> "),
+    );
+    let b = bar.clone();
+    let report = store::load::bulk(url, config, writers, move |n| b.set_position(n))
+        .await
+        .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+async fn follow(url: &str, seed: u64, rate: u64) -> Result<(), String> {
+    let (tx, rx) = watch::channel(false);
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} inserting {human_pos} spans ({per_sec}); Ctrl-C stops",
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    let b = bar.clone();
+    let url = url.to_string();
+    let task = tokio::spawn(async move {
+        store::load::follow(&url, seed, rate, 1.0, rx, move |n| b.set_position(n)).await
+    });
+    database::shutdown_signal().await;
+    let _ = tx.send(true);
+    let written = task
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    println!("inserted {written} spans");
+    Ok(())
+}

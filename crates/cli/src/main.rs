@@ -1,0 +1,98 @@
+//! `srql`: trace summaries over OpenTelemetry spans in PostgreSQL, queried with SRQL.
+
+mod args;
+mod database;
+mod demo;
+mod generate;
+mod query;
+mod serve;
+mod table;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SRQL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Migrate => {
+            let db = database::open(&cli.db).await?;
+            let report = db.migrate(&cli.summaries).await?;
+            println!(
+                "migrations applied: {:?}; summary view {}; refresh by {}",
+                report.migrations_applied,
+                if report.view_built {
+                    "built"
+                } else {
+                    "up to date"
+                },
+                match report.cron {
+                    store::cron::CronStatus::Scheduled { schedule, .. } =>
+                        format!("pg_cron ({schedule})"),
+                    store::cron::CronStatus::Unavailable { .. } =>
+                        "the service scheduler (pg_cron unavailable)".into(),
+                }
+            );
+            Ok(())
+        }
+        Command::Serve(args) => serve::serve(&cli.db, &cli.summaries, &args).await,
+        Command::Generate(args) => generate::generate(&cli.db, &cli.summaries, &args).await,
+        Command::Refresh { full } => {
+            let db = database::open(&cli.db).await?;
+            let client = store::db::connect(&db.url)
+                .await
+                .map_err(|e| e.to_string())?;
+            let method = if full {
+                store::summaries::RefreshMethod::Full
+            } else {
+                store::summaries::RefreshMethod::Concurrently
+            };
+            let run = store::summaries::refresh(&client, method)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "refresh {}: {} rows in {:.3} s{}",
+                run.outcome,
+                run.rows.unwrap_or(0),
+                run.duration()
+                    .map(|d| d.num_milliseconds() as f64 / 1000.0)
+                    .unwrap_or(0.0),
+                run.error.map(|e| format!(" ({e})")).unwrap_or_default()
+            );
+            if run.outcome == "ok" {
+                Ok(())
+            } else {
+                Err(format!("refresh did not succeed: {}", run.outcome))
+            }
+        }
+        Command::Query(args) => query::query(&cli.db, &args).await,
+        Command::Demo(args) => demo::demo(&cli.db, &cli.summaries, &args).await,
+    }
+}

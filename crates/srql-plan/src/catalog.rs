@@ -1,0 +1,52 @@
+//! What the planner knows about the database, passed in as a value so planning stays pure.
+//! The store reads it from PostgreSQL; tests construct it directly.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Catalog {
+    pub summaries: SummaryState,
+    pub default_limit: u32,
+    pub max_limit: u32,
+}
+
+impl Catalog {
+    /// A catalog without usable summaries: every summary query takes the on-the-fly path.
+    pub fn without_summaries() -> Self {
+        Self {
+            summaries: SummaryState::Missing,
+            default_limit: 100,
+            max_limit: 500,
+        }
+    }
+}
+
+/// The state of the `otel_trace_summaries` relation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SummaryState {
+    /// No such relation (not migrated, or dropped).
+    Missing,
+    /// The relation exists but holds no data yet (a view created WITH NO DATA).
+    Unpopulated { kind: SummaryKind },
+    Ready {
+        kind: SummaryKind,
+        /// Earliest summary `timestamp` the relation is complete for: the start of its
+        /// window as of the last refresh.
+        covers_from: DateTime<Utc>,
+        /// The span data the summaries reflect (the last refresh's snapshot).
+        as_of: DateTime<Utc>,
+        /// The window reaches back as far as span retention, so a query with no start
+        /// bound is covered too.
+        covers_all_retained: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SummaryKind {
+    /// The seed's design: a materialized view refreshed as a whole.
+    MaterializedView,
+    /// Incrementally maintained table.
+    Table,
+}

@@ -1,0 +1,40 @@
+//! The definition of a trace summary row, in SQL, written once.
+//!
+//! The materialized view, the incremental recompute and the on-the-fly path all aggregate
+//! spans with [`AGGREGATES`], so their rows cannot drift apart.
+
+/// Select list over `otel_traces` grouped by `trace_id`; its columns are
+/// [`crate::schema::SUMMARY_COLUMNS`] in order. A root span has an empty or NULL parent.
+pub const AGGREGATES: &str = "\
+trace_id,
+    max(timestamp) AS timestamp,
+    max(span_id) FILTER (WHERE coalesce(parent_span_id, '') = '') AS root_span_id,
+    max(name) FILTER (WHERE coalesce(parent_span_id, '') = '') AS root_span_name,
+    max(service_name) FILTER (WHERE coalesce(parent_span_id, '') = '') AS root_service_name,
+    max(kind) FILTER (WHERE coalesce(parent_span_id, '') = '') AS root_span_kind,
+    min(start_time_unix_nano) AS start_time_unix_nano,
+    max(end_time_unix_nano) AS end_time_unix_nano,
+    greatest(coalesce(max(end_time_unix_nano) - min(start_time_unix_nano), 0), 0)::float8 / 1e6 AS duration_ms,
+    max(status_code) FILTER (WHERE coalesce(parent_span_id, '') = '') AS status_code,
+    max(status_message) FILTER (WHERE coalesce(parent_span_id, '') = '') AS status_message,
+    coalesce(array_agg(DISTINCT service_name COLLATE \"C\") FILTER (WHERE service_name IS NOT NULL), '{}') AS service_set,
+    count(*) AS span_count,
+    count(*) FILTER (WHERE status_code = 2) AS error_count";
+
+/// `SELECT` of every summary column for the spans matching `where_clause`.
+pub fn aggregate_query(where_clause: Option<&str>) -> String {
+    let filter = where_clause
+        .map(|w| format!("\n  WHERE {w}"))
+        .unwrap_or_default();
+    format!("SELECT {AGGREGATES}\n  FROM otel_traces{filter}\n  GROUP BY trace_id")
+}
+
+/// The materialized view's defining query: every trace whose latest span lies inside the
+/// window, aggregated over *all* its spans, so a trace straddling the window edge gets the
+/// same row as on the on-the-fly path.
+pub fn materialized_view_query(window_secs: i64) -> String {
+    format!(
+        "{}\n  HAVING max(timestamp) >= now() - interval '{window_secs} seconds'",
+        aggregate_query(None)
+    )
+}

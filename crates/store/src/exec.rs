@@ -1,0 +1,146 @@
+//! Runs a compiled plan and shapes the rows into the API's JSON.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+use srql_plan::schema::{Column, ColumnType};
+use srql_plan::{Direction, Output, Param, Plan};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{GenericClient, Row};
+
+use crate::db::DbError;
+
+/// What `/api/query` returns, before serialisation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct QueryResult {
+    pub results: Vec<Value>,
+    pub pagination: Pagination,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Pagination {
+    pub next_cursor: Option<String>,
+    pub prev_cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+pub fn to_sql(p: &Param) -> &(dyn ToSql + Sync) {
+    match p {
+        Param::Text(v) => v,
+        Param::TextArray(v) => v,
+        Param::Int4(v) => v,
+        Param::Int4Array(v) => v,
+        Param::Int8(v) => v,
+        Param::Int8Array(v) => v,
+        Param::Float8(v) => v,
+        Param::Float8Array(v) => v,
+        Param::Timestamptz(v) => v,
+    }
+}
+
+pub async fn run(client: &impl GenericClient, plan: &Plan) -> Result<QueryResult, DbError> {
+    let params: Vec<&(dyn ToSql + Sync)> = plan.sql.params.iter().map(to_sql).collect();
+    let rows = client.query(plan.sql.sql.as_str(), &params).await?;
+    Ok(shape(plan, &rows))
+}
+
+/// Rows to API JSON, with cursors for keyset pagination.
+pub fn shape(plan: &Plan, rows: &[Row]) -> QueryResult {
+    match &plan.output {
+        Output::Aggregate { keys } => {
+            let obj = rows.first().map(|row| {
+                let mut m = Map::new();
+                for (i, (name, ty)) in keys.iter().enumerate() {
+                    m.insert(name.clone(), cell(row, i, *ty, true));
+                }
+                Value::Object(m)
+            });
+            QueryResult {
+                results: obj.into_iter().collect(),
+                pagination: Pagination {
+                    next_cursor: None,
+                    prev_cursor: None,
+                    limit: None,
+                },
+            }
+        }
+        Output::Rows { columns, page } => {
+            let limit = page.limit as usize;
+            let more = rows.len() > limit;
+            let mut rows: Vec<&Row> = rows.iter().take(limit).collect();
+            if page.direction == Direction::Prev {
+                rows.reverse();
+            }
+            let cursor_of = |row: &&Row| {
+                let values = page
+                    .keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, _))| cell(row, columns.len() + i, k.ty, false))
+                    .collect();
+                page.cursor(values)
+            };
+            let (next, prev) = match page.direction {
+                Direction::Next => (
+                    if more {
+                        rows.last().map(cursor_of)
+                    } else {
+                        None
+                    },
+                    if page.from_cursor {
+                        rows.first().map(cursor_of)
+                    } else {
+                        None
+                    },
+                ),
+                Direction::Prev => (
+                    rows.last().map(cursor_of),
+                    if more {
+                        rows.first().map(cursor_of)
+                    } else {
+                        None
+                    },
+                ),
+            };
+            QueryResult {
+                results: rows.iter().map(|r| row_object(r, columns)).collect(),
+                pagination: Pagination {
+                    next_cursor: next,
+                    prev_cursor: prev,
+                    limit: Some(page.limit),
+                },
+            }
+        }
+    }
+}
+
+fn row_object(row: &Row, columns: &[Column]) -> Value {
+    let mut m = Map::with_capacity(columns.len());
+    for (i, c) in columns.iter().enumerate() {
+        m.insert(c.name.to_string(), cell(row, i, c.ty, c.null_as_zero));
+    }
+    Value::Object(m)
+}
+
+/// RFC 3339 in UTC with microseconds: PostgreSQL's precision, so cursors round-trip exactly.
+pub fn timestamp_json(t: DateTime<Utc>) -> Value {
+    Value::String(t.to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+fn cell(row: &Row, i: usize, ty: ColumnType, null_as_zero: bool) -> Value {
+    let v = match ty {
+        ColumnType::Timestamptz => row.get::<_, Option<DateTime<Utc>>>(i).map(timestamp_json),
+        ColumnType::Text => row.get::<_, Option<String>>(i).map(Value::String),
+        ColumnType::Int4 => row.get::<_, Option<i32>>(i).map(Value::from),
+        ColumnType::Int8 => row.get::<_, Option<i64>>(i).map(Value::from),
+        ColumnType::Float8 => row.get::<_, Option<f64>>(i).map(Value::from),
+        ColumnType::TextArray => row.get::<_, Option<Vec<String>>>(i).map(Value::from),
+        ColumnType::Jsonb => row.get::<_, Option<Value>>(i),
+    };
+    match (v, null_as_zero, ty) {
+        (Some(v), _, _) => v,
+        (None, true, ColumnType::TextArray) => Value::Array(Vec::new()),
+        (None, true, ColumnType::Float8) => Value::from(0.0),
+        (None, true, _) => Value::from(0),
+        (None, false, _) => Value::Null,
+    }
+}
