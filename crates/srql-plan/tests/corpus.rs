@@ -1,0 +1,70 @@
+//! The shared query corpus (`tests/queries/*.srql` at the repository root), planned against
+//! a catalog with ready summaries and one without, snapshotted as source, reason, SQL and
+//! bind values. Queries under `err/` must fail with a message, snapshotted too.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use srql_plan::{compile, Catalog, Request, SummaryKind, SummaryState};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+}
+
+fn ready() -> Catalog {
+    Catalog {
+        summaries: SummaryState::Ready {
+            kind: SummaryKind::MaterializedView,
+            covers_from: now() - Duration::days(7) - Duration::minutes(1),
+            as_of: now() - Duration::minutes(1),
+            covers_all_retained: true,
+        },
+        default_limit: 100,
+        max_limit: 500,
+    }
+}
+
+fn render(text: &str, catalog: &Catalog) -> String {
+    let req = Request {
+        query: text,
+        ..Default::default()
+    };
+    match compile(&req, catalog, &srql_lang::Limits::default(), now()) {
+        Ok(plan) => format!(
+            "source: {}\nreason: {}\nparams: {}\n\n{}\n",
+            plan.source.label(),
+            plan.reason,
+            serde_json::to_string(&plan.sql.params).unwrap(),
+            plan.sql.sql
+        ),
+        Err(e) => format!("error: {e}\n"),
+    }
+}
+
+#[test]
+fn corpus_with_ready_summaries() {
+    insta::glob!("../../../tests/queries", "*.srql", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let out = render(text.trim_end_matches('\n'), &ready());
+        assert!(!out.starts_with("error:"), "{}: {out}", path.display());
+        insta::assert_snapshot!(out);
+    });
+}
+
+#[test]
+fn corpus_without_summaries_takes_the_on_the_fly_path() {
+    insta::glob!("../../../tests/queries", "*.srql", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let out = render(text.trim_end_matches('\n'), &Catalog::without_summaries());
+        assert!(!out.contains("source: materialized_view"), "{out}");
+        insta::assert_snapshot!(out);
+    });
+}
+
+#[test]
+fn corpus_errors() {
+    insta::glob!("../../../tests/queries/err", "*.srql", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let out = render(text.trim_end_matches('\n'), &ready());
+        assert!(out.starts_with("error:"), "{}: {out}", path.display());
+        insta::assert_snapshot!(out);
+    });
+}
