@@ -13,6 +13,9 @@ use support::{ts, Summary};
 
 type Pred = Box<dyn Fn(&Summary) -> bool>;
 
+/// A query, the rows it must select, their order, and the page size.
+type Case = (String, Pred, Vec<(Key, bool)>, usize);
+
 #[derive(Clone, Copy)]
 enum Key {
     Timestamp,
@@ -76,7 +79,7 @@ async fn every_filter_sort_and_time_form_matches_an_independent_computation() {
     let r = range(from, to);
     let ts_desc = vec![(Key::Timestamp, true)];
 
-    let cases: Vec<(String, Pred, Vec<(Key, bool)>, usize)> = vec![
+    let cases: Vec<Case> = vec![
         (format!("in:otel_trace_summaries {r}"), Box::new(in_range), ts_desc.clone(), 100),
         (format!("in:otel_trace_summaries {r} limit:7"), Box::new(in_range), ts_desc.clone(), 7),
         (
