@@ -179,14 +179,12 @@ fn summaries_json(s: &SummaryState) -> Value {
             kind,
             covers_from,
             as_of,
-            covers_all_retained,
         } => json!({
             "state": "ready",
             "kind": kind,
             "covers_from": covers_from.to_rfc3339(),
             "as_of": as_of.to_rfc3339(),
             "age_seconds": (Utc::now() - *as_of).num_milliseconds() as f64 / 1000.0,
-            "covers_all_retained": covers_all_retained,
         }),
     }
 }

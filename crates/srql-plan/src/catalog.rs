@@ -1,12 +1,16 @@
 //! What the planner knows about the database, passed in as a value so planning stays pure.
 //! The store reads it from PostgreSQL; tests construct it directly.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Catalog {
     pub summaries: SummaryState,
+    /// How long spans are kept. A query without a time filter covers this period (older
+    /// rows may linger until their whole day partition expires, and are not shown), so
+    /// both paths answer it alike. `None`: unknown, and such a query reads everything.
+    pub retention: Option<Duration>,
     pub default_limit: u32,
     pub max_limit: u32,
 }
@@ -16,6 +20,7 @@ impl Catalog {
     pub fn without_summaries() -> Self {
         Self {
             summaries: SummaryState::Missing,
+            retention: None,
             default_limit: 100,
             max_limit: 500,
         }
@@ -36,9 +41,6 @@ pub enum SummaryState {
         covers_from: DateTime<Utc>,
         /// The span data the summaries reflect (the last refresh's snapshot).
         as_of: DateTime<Utc>,
-        /// The window reaches back as far as span retention, so a query with no start
-        /// bound is covered too.
-        covers_all_retained: bool,
     },
 }
 

@@ -136,7 +136,10 @@ pub fn plan(
     let entity = query.entity.ok_or_else(|| {
         plan_err("missing `in:`: expected `in:otel_trace_summaries` or `in:traces`")
     })?;
-    let range = time_range::resolve(query.time.as_ref(), now)?;
+    let mut range = time_range::resolve(query.time.as_ref(), now)?;
+    if let (None, Some(retention)) = (range.start, catalog.retention) {
+        range.start = Some(now - retention);
+    }
     let filters = query
         .filters
         .iter()
@@ -360,17 +363,14 @@ fn summaries_usable(
     filters: &[TypedFilter],
     catalog: &Catalog,
 ) -> Result<SummaryKind, String> {
-    let (kind, covers_from, covers_all) = match &catalog.summaries {
+    let (kind, covers_from) = match &catalog.summaries {
         SummaryState::Missing => return Err("the summary relation does not exist".into()),
         SummaryState::Unpopulated { .. } => {
             return Err("the summary relation is not populated yet".into())
         }
         SummaryState::Ready {
-            kind,
-            covers_from,
-            covers_all_retained,
-            ..
-        } => (*kind, *covers_from, *covers_all_retained),
+            kind, covers_from, ..
+        } => (*kind, *covers_from),
     };
     if trace_id_lookup(filters).is_some() && kind == SummaryKind::MaterializedView {
         return Err(
@@ -383,10 +383,7 @@ fn summaries_usable(
             "the range starts before the summary window (which begins {})",
             covers_from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         )),
-        None if !covers_all => Err(
-            "the query has no start bound and the summary window is shorter than span retention"
-                .into(),
-        ),
+        None => Err("the query has no start bound and span retention is unknown".into()),
         _ => Ok(kind),
     }
 }

@@ -15,8 +15,8 @@ fn ready() -> Catalog {
             kind: SummaryKind::MaterializedView,
             covers_from: now() - Duration::days(7) - Duration::minutes(1),
             as_of: now() - Duration::minutes(1),
-            covers_all_retained: true,
         },
+        retention: Some(Duration::days(7)),
         default_limit: 100,
         max_limit: 500,
     }

@@ -265,6 +265,7 @@ pub async fn catalog(
             &[],
         )
         .await?;
+    let cfg = stored_config(client).await?;
     let summaries = match rel {
         None => SummaryState::Missing,
         Some(r) => {
@@ -273,14 +274,12 @@ pub async fn catalog(
                 _ => SummaryKind::Table,
             };
             let populated: bool = r.get(1);
-            let cfg = stored_config(client).await?;
             let (last_ok, _) = last_runs(client).await?;
             match (populated, last_ok.and_then(|r| r.snapshot_at)) {
                 (true, Some(as_of)) => SummaryState::Ready {
                     kind,
                     covers_from: as_of - cfg.window,
                     as_of,
-                    covers_all_retained: cfg.retention <= cfg.window,
                 },
                 _ => SummaryState::Unpopulated { kind },
             }
@@ -288,6 +287,7 @@ pub async fn catalog(
     };
     Ok(Catalog {
         summaries,
+        retention: Some(cfg.retention),
         default_limit,
         max_limit,
     })
