@@ -188,7 +188,8 @@ async fn falls_back_when_the_view_is_missing_unpopulated_or_the_range_predates_i
     assert_eq!(missing.source(), "on_the_fly");
 
     build_view(&db, 2).await;
-    let two_days = format!("in:otel_trace_summaries time:last_24h sort:duration_ms:desc limit:50");
+    let two_days =
+        "in:otel_trace_summaries time:last_24h sort:duration_ms:desc limit:50".to_string();
     let ready = support::query(&app, json!({ "query": two_days })).await;
     assert_eq!(ready.source(), "materialized_view");
     assert!(!ready.results().is_empty());

@@ -91,7 +91,10 @@ async fn span_without_a_partition_is_kept_and_later_moved_to_its_day() {
     let report = store::partitions::upkeep(&client, Duration::days(7))
         .await
         .unwrap();
-    assert!(report.created > store::partitions::DAYS_AHEAD as i32, "today and the days ahead");
+    assert!(
+        report.created > store::partitions::DAYS_AHEAD as i32,
+        "today and the days ahead"
+    );
     assert_eq!(
         count(&client, "SELECT count(*) FROM otel_traces_default").await,
         0
