@@ -70,6 +70,7 @@ pub struct EmbeddedCluster {
     pg_cron: bool,
     remove_on_stop: bool,
     stopped: bool,
+    watchdog: Option<std::process::Child>,
 }
 
 impl EmbeddedCluster {
@@ -91,7 +92,7 @@ impl EmbeddedCluster {
         }
         let pg_cron = opts.pg_cron && pg_cron_installed(&bin_dir);
         let port = free_port()?;
-        let cluster = Self {
+        let mut cluster = Self {
             bin_dir,
             data_dir,
             port,
@@ -99,9 +100,10 @@ impl EmbeddedCluster {
             pg_cron,
             remove_on_stop: opts.remove_on_stop,
             stopped: false,
+            watchdog: None,
         };
         cluster.pg_ctl_start(opts.durable)?;
-        cluster.spawn_watchdog();
+        cluster.watchdog = cluster.spawn_watchdog();
         tracing::info!(
             data_dir = %cluster.data_dir.display(),
             port,
@@ -138,6 +140,11 @@ impl EmbeddedCluster {
             return Ok(());
         }
         self.stopped = true;
+        if let Some(mut w) = self.watchdog.take() {
+            // Stopping cleanly: the watchdog's job is done.
+            let _ = w.kill();
+            let _ = w.wait();
+        }
         let out = self
             .command("pg_ctl")
             .arg("stop")
@@ -219,16 +226,20 @@ impl EmbeddedCluster {
         Ok(())
     }
 
-    /// Stops the cluster once our process is gone, whatever way it went.
-    fn spawn_watchdog(&self) {
+    /// Stops the cluster once our process is gone, whatever way it went. It only stops
+    /// the postmaster it was started for: a later command may have started a new one in
+    /// the same directory by then.
+    fn spawn_watchdog(&self) -> Option<std::process::Child> {
+        let postmaster = running_pid(&self.data_dir)?;
         let script = format!(
             "while [ -d /proc/{pid} ]; do sleep 1; done; \
-             if [ -f '{dir}/postmaster.pid' ]; then {pg_ctl} stop -D '{dir}' -m immediate >/dev/null 2>&1; fi; {cleanup}",
+             if [ \"$(head -n 1 '{dir}/postmaster.pid' 2>/dev/null)\" = '{postmaster}' ]; then \
+             {pg_ctl} stop -D '{dir}' -m immediate >/dev/null 2>&1; {cleanup} fi",
             pid = std::process::id(),
             dir = self.data_dir.display(),
             pg_ctl = self.bin_dir.join("pg_ctl").display(),
             cleanup = if self.remove_on_stop {
-                format!("rm -rf '{}'", self.data_dir.display())
+                format!("rm -rf '{}';", self.data_dir.display())
             } else {
                 String::new()
             },
@@ -245,8 +256,12 @@ impl EmbeddedCluster {
         if let Some((uid, gid)) = self.run_as {
             cmd.uid(uid).gid(gid);
         }
-        if let Err(e) = cmd.spawn() {
-            tracing::warn!(error = %e, "could not start the cluster watchdog");
+        match cmd.spawn() {
+            Ok(child) => Some(child),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start the cluster watchdog");
+                None
+            }
         }
     }
 }

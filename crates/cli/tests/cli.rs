@@ -1,0 +1,133 @@
+//! The `srql` binary as a user runs it, on its own embedded cluster.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn data_dir(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("srql-cli-{tag}-{}", std::process::id()))
+}
+
+fn srql(dir: &PathBuf) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_srql"));
+    c.env_remove("DATABASE_URL")
+        .env("SRQL_DATA_DIR", dir)
+        .env("SRQL_LOG", "warn")
+        .stdin(Stdio::null());
+    c
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run srql");
+    assert!(
+        out.status.success(),
+        "srql failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn migrate_twice_generate_and_query_on_the_embedded_cluster() {
+    let dir = data_dir("query");
+    let first = run_ok(srql(&dir).arg("migrate"));
+    assert!(first.contains("migrations applied: [1, 2, 3"), "{first}");
+    let second = run_ok(srql(&dir).arg("migrate"));
+    assert!(second.contains("migrations applied: []"), "{second}");
+    assert!(second.contains("up to date"), "{second}");
+
+    let gen = run_ok(srql(&dir).args(["generate", "--spans", "20000", "--days", "2"]));
+    let loaded: u64 = gen
+        .strip_prefix("loaded ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output: {gen}"));
+    assert!((18_000..=22_000).contains(&loaded), "{gen}");
+    run_ok(srql(&dir).arg("refresh"));
+    let table = run_ok(srql(&dir).args([
+        "query",
+        "in:otel_trace_summaries time:last_24h sort:duration_ms:desc limit:3",
+    ]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("timestamp"), "{table}");
+    assert!(lines[1].starts_with("---"), "{table}");
+    assert_eq!(lines.last(), Some(&"(3 rows)"), "{table}");
+
+    let json = run_ok(srql(&dir).args(["query", "--json", "in:otel_trace_summaries limit:2"]));
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json output");
+    assert_eq!(v["results"].as_array().map(Vec::len), Some(2));
+
+    let bad = srql(&dir)
+        .args(["query", "in:otel_trace_summaries colour:red"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown field `colour`"));
+    assert!(
+        !dir.join("postmaster.pid").exists(),
+        "every command stops its cluster"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn serve_answers_and_ctrl_c_stops_it_and_its_database() {
+    let dir = data_dir("serve");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = srql(&dir)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("SRQL_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "serve never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let health = http_get(port, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains("\"database\":\"ok\""), "{health}");
+    assert!(dir.join("postmaster.pid").exists());
+
+    // Ctrl-C is SIGINT.
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "clean exit on Ctrl-C: {status:?}");
+    assert!(
+        !dir.join("postmaster.pid").exists(),
+        "the embedded cluster stopped with it"
+    );
+    let log = lines.join().expect("stderr reader").join("\n");
+    assert!(log.contains("embedded PostgreSQL stopped"), "{log}");
+    std::fs::remove_dir_all(&dir).ok();
+}
