@@ -228,57 +228,29 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let mut out = String::new();
-    out.push_str("# HELP srql_queries_total Queries answered, by the path that answered them.\n# TYPE srql_queries_total counter\n");
-    for (source, n) in state.metrics.queries() {
-        out.push_str(&format!("srql_queries_total{{source=\"{source}\"}} {n}\n"));
-    }
-    use std::sync::atomic::Ordering::Relaxed;
-    out.push_str("# HELP srql_query_errors_total Failed queries by kind.\n# TYPE srql_query_errors_total counter\n");
-    out.push_str(&format!(
-        "srql_query_errors_total{{kind=\"bad_request\"}} {}\nsrql_query_errors_total{{kind=\"server\"}} {}\n",
-        state.metrics.bad_requests.load(Relaxed),
-        state.metrics.server_errors.load(Relaxed)
-    ));
-    if let Ok(client) = state.pool.get().await {
-        if let Ok((Some(run), _)) = store::summaries::last_runs(&client).await {
-            {
-                let age = run
-                    .snapshot_at
-                    .map(|s| (Utc::now() - s).num_milliseconds() as f64 / 1000.0);
-                let dur = run.duration().map(|d| d.num_milliseconds() as f64 / 1000.0);
-                out.push_str("# HELP srql_summary_age_seconds Age of the span data the summaries reflect (last successful refresh).\n# TYPE srql_summary_age_seconds gauge\n");
-                out.push_str(&format!(
-                    "srql_summary_age_seconds {}\n",
-                    age.unwrap_or(f64::NAN)
-                ));
-                out.push_str("# HELP srql_summary_refresh_duration_seconds Duration of the last successful refresh.\n# TYPE srql_summary_refresh_duration_seconds gauge\n");
-                out.push_str(&format!(
-                    "srql_summary_refresh_duration_seconds {}\n",
-                    dur.unwrap_or(f64::NAN)
-                ));
-                out.push_str("# HELP srql_summary_rows Rows in the summaries after the last successful refresh.\n# TYPE srql_summary_rows gauge\n");
-                out.push_str(&format!("srql_summary_rows {}\n", run.rows.unwrap_or(0)));
-            }
-        }
-        if let Ok(rows) = client
-            .query(
-                "SELECT outcome, count(*) FROM srql_refresh_runs GROUP BY outcome ORDER BY outcome",
-                &[],
-            )
-            .await
-        {
-            out.push_str("# HELP srql_summary_refresh_runs Refresh runs in the log (last 3 days), by outcome.\n# TYPE srql_summary_refresh_runs gauge\n");
-            for r in rows {
-                let outcome: String = r.get(0);
-                let n: i64 = r.get(1);
-                out.push_str(&format!(
-                    "srql_summary_refresh_runs{{outcome=\"{outcome}\"}} {n}\n"
-                ));
-            }
-        }
-    }
-    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
+    // The counters are always available; refresh facts only while the database answers.
+    let facts = match state.pool.get().await {
+        Ok(client) => refresh_facts(&client).await.ok(),
+        Err(_) => None,
+    };
+    let body = crate::metrics::render(&state.metrics, facts.as_ref(), Utc::now());
+    ([("content-type", "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn refresh_facts(
+    client: &deadpool_postgres::Client,
+) -> Result<crate::metrics::RefreshFacts, store::DbError> {
+    let (last_ok, _) = store::summaries::last_runs(client).await?;
+    let outcomes = client
+        .query(
+            "SELECT outcome, count(*) FROM srql_refresh_runs GROUP BY outcome ORDER BY outcome",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(crate::metrics::RefreshFacts { last_ok, outcomes })
 }
 
 async fn require_api_key(

@@ -419,3 +419,61 @@ async fn one_refresh_at_a_time_and_a_crashed_refresher_leaves_nothing_stuck() {
         .get(0);
     assert_eq!(overlapping, 0, "no two refreshes ran at once");
 }
+
+#[tokio::test]
+async fn the_answering_path_and_summary_freshness_are_visible() {
+    let db = TestDb::migrated().await;
+    support::seed(&db, 1_000, 1, 31).await;
+    build_view(&db, 7).await;
+    let app = support::app(&db, None);
+    let q = json!({ "query": "in:otel_trace_summaries time:last_1h limit:5" });
+    let r = support::query(&app, q.clone()).await;
+    assert_eq!(r.source(), "materialized_view");
+    let age: f64 = r.headers["x-srql-summaries-age-seconds"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((0.0..60.0).contains(&age), "{age}");
+    assert!(r.headers.contains_key("x-srql-summaries-as-of"));
+    let lookup = support::query(
+        &app,
+        json!({ "query": "in:otel_trace_summaries trace_id:abc" }),
+    )
+    .await;
+    assert_eq!(lookup.source(), "on_the_fly");
+
+    let t = support::post(&app, "/translate", q).await;
+    assert_eq!(t.body["source"], json!("materialized_view"));
+    assert_eq!(t.body["summaries"]["state"], json!("ready"));
+    assert_eq!(t.body["summaries"]["kind"], json!("materialized_view"));
+
+    let get = |path: &str| {
+        axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let h = support::send(&app, get("/healthz")).await;
+    assert_eq!(h.status, StatusCode::OK);
+    assert_eq!(h.body["database"], json!("ok"));
+    assert_eq!(h.body["refresh"]["last_success"]["outcome"], json!("ok"));
+    assert!(h.body["refresh"]["last_success"]["rows"].as_i64().unwrap() > 0);
+    assert!(h.body["refresh"]["last_success_duration_seconds"].is_number());
+    assert!(h.body["summaries"]["age_seconds"].is_number());
+
+    let m = support::send(&app, get("/metrics")).await;
+    let text = m.body.as_str().unwrap();
+    assert!(
+        text.contains("srql_queries_total{source=\"materialized_view\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("srql_queries_total{source=\"on_the_fly\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("srql_summary_refresh_duration_seconds "),
+        "{text}"
+    );
+    assert!(text.contains("srql_summary_age_seconds "), "{text}");
+}
