@@ -11,9 +11,7 @@ async fn bulk_load_stores_every_generated_span_with_its_simulated_arrival() {
     let db = TestDb::migrated().await;
     let now = Utc::now();
     let config = WorkloadConfig::for_spans(3, 30_000, now - Duration::days(2), now);
-    let expected: u64 = Generator::new(config.clone())
-        .map(|t| t.spans.len() as u64)
-        .sum();
+    let expected: u64 = Generator::new(config).map(|t| t.spans.len() as u64).sum();
     let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let s = seen.clone();
     let report = store::load::bulk(&db.url, config, 2, move |n| {
