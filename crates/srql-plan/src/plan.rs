@@ -255,61 +255,47 @@ fn resolve_filter(entity: Entity, f: &Filter) -> Result<TypedFilter, CompileErro
 }
 
 fn scalar(field: &Field, written: &str, v: &str) -> Result<Param, CompileError> {
-    let wrong = |what: &str| {
-        plan_err(format!(
-            "`{written}` expects {what}, found `{}`",
-            truncate(v, 40)
-        ))
-    };
     Ok(match field.kind {
         FieldKind::Text | FieldKind::ServiceSet => Param::Text(v.to_string()),
-        FieldKind::Int4 => Param::Int4(v.parse().map_err(|_| wrong("an integer"))?),
-        FieldKind::Int8 => Param::Int8(v.parse().map_err(|_| wrong("an integer"))?),
-        FieldKind::Float8 => {
-            let x: f64 = v.parse().map_err(|_| wrong("a number"))?;
-            if !x.is_finite() {
-                return Err(wrong("a finite number"));
-            }
-            Param::Float8(x)
-        }
+        FieldKind::Int4 => Param::Int4(number(written, v, "an integer")?),
+        FieldKind::Int8 => Param::Int8(number(written, v, "an integer")?),
+        FieldKind::Float8 => Param::Float8(finite(written, v)?),
     })
 }
 
 fn list(field: &Field, written: &str, items: &[String]) -> Result<Param, CompileError> {
-    let typed = items
-        .iter()
-        .map(|v| scalar(field, written, v))
-        .collect::<Result<Vec<_>, _>>()?;
+    fn each<T>(
+        items: &[String],
+        f: impl Fn(&str) -> Result<T, CompileError>,
+    ) -> Result<Vec<T>, CompileError> {
+        items.iter().map(|v| f(v)).collect()
+    }
     Ok(match field.kind {
         FieldKind::Text | FieldKind::ServiceSet => Param::TextArray(items.to_vec()),
-        FieldKind::Int4 => Param::Int4Array(
-            typed
-                .into_iter()
-                .filter_map(|p| match p {
-                    Param::Int4(x) => Some(x),
-                    _ => None,
-                })
-                .collect(),
-        ),
-        FieldKind::Int8 => Param::Int8Array(
-            typed
-                .into_iter()
-                .filter_map(|p| match p {
-                    Param::Int8(x) => Some(x),
-                    _ => None,
-                })
-                .collect(),
-        ),
-        FieldKind::Float8 => Param::Float8Array(
-            typed
-                .into_iter()
-                .filter_map(|p| match p {
-                    Param::Float8(x) => Some(x),
-                    _ => None,
-                })
-                .collect(),
-        ),
+        FieldKind::Int4 => Param::Int4Array(each(items, |v| number(written, v, "an integer"))?),
+        FieldKind::Int8 => Param::Int8Array(each(items, |v| number(written, v, "an integer"))?),
+        FieldKind::Float8 => Param::Float8Array(each(items, |v| finite(written, v))?),
     })
+}
+
+fn number<T: std::str::FromStr>(written: &str, v: &str, what: &str) -> Result<T, CompileError> {
+    v.parse().map_err(|_| wrong_type(written, v, what))
+}
+
+fn finite(written: &str, v: &str) -> Result<f64, CompileError> {
+    let x: f64 = number(written, v, "a number")?;
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(wrong_type(written, v, "a finite number"))
+    }
+}
+
+fn wrong_type(written: &str, v: &str, what: &str) -> CompileError {
+    plan_err(format!(
+        "`{written}` expects {what}, found `{}`",
+        truncate(v, 40)
+    ))
 }
 
 fn truncate(s: &str, max: usize) -> String {

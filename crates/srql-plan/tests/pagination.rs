@@ -1,0 +1,102 @@
+//! Keyset SQL from cursors, and the limit rules.
+
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+use srql_plan::{compile, Catalog, Direction, Output, Plan, Request};
+
+fn plan(
+    query: &str,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+    direction: Direction,
+) -> Result<Plan, String> {
+    let req = Request {
+        query,
+        limit,
+        cursor,
+        direction,
+        ..Default::default()
+    };
+    let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+    compile(
+        &req,
+        &Catalog::without_summaries(),
+        &srql_lang::Limits::default(),
+        now,
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn cursor_for(query: &str, values: serde_json::Value) -> String {
+    let p = plan(query, None, None, Direction::Next).unwrap();
+    let Output::Rows { page, .. } = p.output else {
+        panic!("rows")
+    };
+    page.cursor(values.as_array().unwrap().clone())
+}
+
+fn tail(p: &Plan) -> String {
+    let sql = &p.sql.sql;
+    let at = sql.rfind("\nFROM").unwrap();
+    format!(
+        "{}\nparams: {}",
+        &sql[at + 1..],
+        serde_json::to_string(&p.sql.params).unwrap()
+    )
+}
+
+#[test]
+fn same_direction_keys_use_one_row_comparison() {
+    let q = "in:traces time:last_1h";
+    let c = cursor_for(q, json!(["2026-11-25T11:30:00.000001Z", "t1", "s1"]));
+    insta::assert_snapshot!(tail(&plan(q, Some(10), Some(&c), Direction::Next).unwrap()));
+    insta::assert_snapshot!(tail(&plan(q, Some(10), Some(&c), Direction::Prev).unwrap()));
+}
+
+#[test]
+fn mixed_directions_expand_to_nested_comparisons() {
+    let q = "in:otel_trace_summaries sort:error_count:desc,duration_ms:asc";
+    let c = cursor_for(q, json!([2, 12.5, "abc"]));
+    insta::assert_snapshot!(tail(&plan(q, None, Some(&c), Direction::Next).unwrap()));
+}
+
+#[test]
+fn limits_default_clamp_and_body_wins() {
+    let limit =
+        |q: &str, body: Option<i64>| match plan(q, body, None, Direction::Next).map(|p| p.output) {
+            Ok(Output::Rows { page, .. }) => Ok(page.limit),
+            Ok(_) => Err("not rows".to_string()),
+            Err(e) => Err(e),
+        };
+    assert_eq!(limit("in:traces", None), Ok(100));
+    assert_eq!(limit("in:traces limit:7", None), Ok(7));
+    assert_eq!(
+        limit("in:traces limit:7", Some(9)),
+        Ok(9),
+        "the body's limit wins"
+    );
+    assert_eq!(
+        limit("in:traces limit:5000", None),
+        Ok(500),
+        "clamped to the maximum"
+    );
+    assert!(limit("in:traces", Some(0))
+        .unwrap_err()
+        .contains("positive"));
+}
+
+#[test]
+fn tampered_cursors_are_rejected() {
+    let q = "in:otel_trace_summaries";
+    let good = cursor_for(q, json!(["2026-11-25T11:30:00Z", "abc"]));
+    for bad in [
+        "x".to_string(),
+        good[..good.len() - 3].to_string(),
+        cursor_for(q, json!(["not a time", "abc"])),
+        cursor_for(q, json!(["2026-11-25T11:30:00Z"])),
+        "A".repeat(5000),
+    ] {
+        let err = plan(q, None, Some(&bad), Direction::Next).unwrap_err();
+        assert!(err.contains("cursor"), "{err}");
+    }
+}
