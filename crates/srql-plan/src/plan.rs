@@ -358,9 +358,9 @@ fn summaries_usable(
             kind, covers_from, ..
         } => (*kind, *covers_from),
     };
-    if trace_id_lookup(filters).is_some() && kind == SummaryKind::MaterializedView {
+    if trace_id_lookup(filters).is_some() {
         return Err(
-            "lookup by trace_id: aggregated from its spans by index, so traces newer than the last refresh are found"
+            "lookup by trace_id: aggregated from its spans by index, so traces newer than the summaries are found"
                 .into(),
         );
     }
