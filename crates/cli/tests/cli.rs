@@ -94,6 +94,8 @@ fn serve_answers_and_ctrl_c_stops_it_and_its_database() {
     };
     let mut child = srql(&dir)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        // Default OTLP ports may be taken by another test or service on this machine.
+        .args(["--otlp-grpc-listen", "off", "--otlp-http-listen", "off"])
         .env("SRQL_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()

@@ -1,0 +1,277 @@
+//! OTLP/HTTP: `POST /v1/traces` with a protobuf or JSON body, optionally gzipped.
+//!
+//! Responses follow the OTLP/HTTP specification: 200 with an `ExportTraceServiceResponse`
+//! (carrying `partial_success` when spans were rejected), 400 with a `google.rpc.Status`
+//! for bad input, 429 (queue full) or 503 (database unavailable) with `Retry-After`, all
+//! encoded like the request (protobuf or JSON).
+
+use std::future::Future;
+use std::io::Read;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use tokio::net::TcpListener;
+use tonic::Code;
+
+use crate::convert::{map_request, Rejections};
+use crate::pipeline::{Ingest, IngestError};
+use crate::rpc_status::RpcStatus;
+
+const PROTOBUF: &str = "application/x-protobuf";
+const JSON: &str = "application/json";
+
+#[derive(Clone)]
+struct HttpState {
+    ingest: Ingest,
+    max_body_bytes: usize,
+}
+
+/// The OTLP/HTTP routes, for serving or for calling in tests.
+pub fn router(ingest: Ingest, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/traces", post(export))
+        .with_state(HttpState {
+            ingest,
+            max_body_bytes,
+        })
+}
+
+/// Serves OTLP/HTTP on `listener` until `shutdown` resolves; in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    ingest: Ingest,
+    max_body_bytes: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(ingest, max_body_bytes))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => PROTOBUF,
+            Encoding::Json => JSON,
+        }
+    }
+}
+
+/// A failed request: the status, the google.rpc.Status to send, and the retry delay.
+struct Failure {
+    http: StatusCode,
+    status: RpcStatus,
+    retry_after_secs: Option<u64>,
+}
+
+impl Failure {
+    fn bad(message: String) -> Self {
+        Failure {
+            http: StatusCode::BAD_REQUEST,
+            status: RpcStatus::new(Code::InvalidArgument, message),
+            retry_after_secs: None,
+        }
+    }
+}
+
+async fn export(State(state): State<HttpState>, headers: HeaderMap, body: Body) -> Response {
+    // Until the content type is known, errors are written in JSON, the readable one.
+    let encoding = match content_type(&headers) {
+        Ok(e) => e,
+        Err(message) => {
+            tracing::warn!(reason = %message, "OTLP/HTTP request refused");
+            let failure = Failure {
+                http: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                status: RpcStatus::new(Code::InvalidArgument, message),
+                retry_after_secs: None,
+            };
+            return failure_response(Encoding::Json, failure);
+        }
+    };
+    match handle(&state, &headers, body, encoding).await {
+        Ok(resp) => ok_response(encoding, &resp),
+        Err(f) => {
+            if f.http.is_client_error() && f.http != StatusCode::TOO_MANY_REQUESTS {
+                tracing::warn!(status = %f.http, reason = %f.status.message, "OTLP/HTTP request refused");
+            }
+            failure_response(encoding, f)
+        }
+    }
+}
+
+async fn handle(
+    state: &HttpState,
+    headers: &HeaderMap,
+    body: Body,
+    encoding: Encoding,
+) -> Result<ExportTraceServiceResponse, Failure> {
+    let max = state.max_body_bytes;
+    let gzip = match headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("" | "identity") => false,
+        Some("gzip") => true,
+        Some(other) => {
+            return Err(Failure {
+                http: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                status: RpcStatus::new(
+                    Code::InvalidArgument,
+                    format!("Content-Encoding {other:?} is not supported (gzip is)"),
+                ),
+                retry_after_secs: None,
+            })
+        }
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large(max));
+    }
+    let raw = axum::body::to_bytes(body, max)
+        .await
+        .map_err(|e| Failure::bad(format!("cannot read the body (limit {max} bytes): {e}")))?;
+    let bytes = if gzip {
+        bytes::Bytes::from(gunzip(&raw, max)?)
+    } else {
+        raw
+    };
+
+    let mut rejections = Rejections::default();
+    let request = match encoding {
+        Encoding::Protobuf => ExportTraceServiceRequest::decode(bytes.as_ref())
+            .map_err(|e| Failure::bad(format!("invalid protobuf: {e}")))?,
+        Encoding::Json => crate::json::parse(&bytes, &mut rejections).map_err(Failure::bad)?,
+    };
+    drop(bytes);
+    let records = map_request(request, &mut rejections);
+    if !rejections.is_empty() {
+        tracing::warn!(rejected = rejections.count(), accepted = records.len(), reason = %rejections.message(), "OTLP/HTTP spans rejected");
+    }
+    state
+        .ingest
+        .submit(records)
+        .await
+        .map_err(|e| ingest_failure(&e))?;
+    Ok(crate::grpc::response(&rejections))
+}
+
+fn too_large(max: usize) -> Failure {
+    Failure::bad(format!("request body larger than the limit of {max} bytes"))
+}
+
+/// Decompresses at most `max` bytes: a small body that inflates past the limit (a gzip
+/// bomb) is refused after `max` bytes of work, not after filling memory.
+fn gunzip(compressed: &[u8], max: usize) -> Result<Vec<u8>, Failure> {
+    let mut out = Vec::with_capacity((compressed.len() * 4).min(max));
+    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+    flate2::read::MultiGzDecoder::new(compressed)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| Failure::bad(format!("invalid gzip body: {e}")))?;
+    if out.len() > max {
+        return Err(Failure::bad(format!(
+            "request body larger than the limit of {max} bytes once decompressed"
+        )));
+    }
+    Ok(out)
+}
+
+fn content_type(headers: &HeaderMap) -> Result<Encoding, String> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = ct.split(';').next().unwrap_or("").trim();
+    if media.eq_ignore_ascii_case(PROTOBUF) {
+        Ok(Encoding::Protobuf)
+    } else if media.eq_ignore_ascii_case(JSON) {
+        Ok(Encoding::Json)
+    } else {
+        Err(format!(
+            "Content-Type {ct:?} is not supported: send {PROTOBUF} or {JSON}"
+        ))
+    }
+}
+
+fn ingest_failure(e: &IngestError) -> Failure {
+    match e {
+        IngestError::Busy { retry_after } => Failure {
+            http: StatusCode::TOO_MANY_REQUESTS,
+            status: RpcStatus::new(Code::ResourceExhausted, e.to_string())
+                .with_retry_after(*retry_after),
+            retry_after_secs: Some(whole_seconds(*retry_after)),
+        },
+        IngestError::ShuttingDown | IngestError::Unavailable(_) => Failure {
+            http: StatusCode::SERVICE_UNAVAILABLE,
+            status: RpcStatus::new(Code::Unavailable, e.to_string()),
+            retry_after_secs: Some(1),
+        },
+        IngestError::Refused(_) => Failure::bad(e.to_string()),
+    }
+}
+
+/// Retry-After counts whole seconds; never 0, which would invite an instant retry.
+fn whole_seconds(d: std::time::Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
+}
+
+fn ok_response(encoding: Encoding, resp: &ExportTraceServiceResponse) -> Response {
+    let body = match encoding {
+        Encoding::Protobuf => resp.encode_to_vec(),
+        Encoding::Json => {
+            let v = match &resp.partial_success {
+                Some(p) => serde_json::json!({
+                    "partialSuccess": {
+                        // int64 is a string in the protobuf JSON mapping.
+                        "rejectedSpans": p.rejected_spans.to_string(),
+                        "errorMessage": p.error_message,
+                    }
+                }),
+                None => serde_json::json!({}),
+            };
+            v.to_string().into_bytes()
+        }
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, encoding.content_type())],
+        body,
+    )
+        .into_response()
+}
+
+fn failure_response(encoding: Encoding, f: Failure) -> Response {
+    let body = match encoding {
+        Encoding::Protobuf => f.status.encode_to_vec(),
+        Encoding::Json => f.status.to_json().to_string().into_bytes(),
+    };
+    let mut resp = (
+        f.http,
+        [(header::CONTENT_TYPE, encoding.content_type())],
+        body,
+    )
+        .into_response();
+    if let Some(secs) = f.retry_after_secs {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
+}
