@@ -204,10 +204,12 @@ async fn healthz(State(state): State<AppState>) -> Response {
         let catalog = store::summaries::catalog(&client, 0, 0).await?;
         let (last_ok, last) = store::summaries::last_runs(&client).await?;
         let scheduler = store::summaries::get_setting(&client, store::summaries::keys::REFRESH_SCHEDULER).await?;
+        let freshness = store::summaries::freshness(&client).await?;
         Ok::<_, store::DbError>(json!({
             "status": "ok",
             "database": "ok",
             "summaries": summaries_json(&catalog.summaries),
+            "freshness": freshness,
             "refresh": {
                 "scheduler": scheduler,
                 "last_success": last_ok,
@@ -229,11 +231,17 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     // The counters are always available; refresh facts only while the database answers.
-    let facts = match state.pool.get().await {
-        Ok(client) => refresh_facts(&client).await.ok(),
-        Err(_) => None,
+    let (facts, freshness) = match state.pool.get().await {
+        Ok(client) => (
+            refresh_facts(&client).await.ok(),
+            store::summaries::freshness(&client).await.ok(),
+        ),
+        Err(_) => (None, None),
     };
-    let body = crate::metrics::render(&state.metrics, facts.as_ref(), Utc::now());
+    let mut body = crate::metrics::render(&state.metrics, facts.as_ref(), Utc::now());
+    if let Some(f) = freshness.filter(|f| f.mode == store::summaries::SummaryMode::Incremental) {
+        crate::metrics::render_freshness(&mut body, &f);
+    }
     ([("content-type", "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -135,6 +135,48 @@ pub fn render(
     out
 }
 
+/// Incremental-mode freshness, appended to [`render`]'s output: the arrival-to-summary
+/// lag the last drain measured, and what still waits in the log.
+pub fn render_freshness(out: &mut String, f: &store::summaries::Freshness) {
+    if let Some(lag) = &f.last_lag {
+        family(
+            out,
+            "srql_summary_lag_seconds",
+            "summary",
+            "Span arrival to its trace's summary row committed, over the last drain that applied any (incremental mode).",
+        );
+        for (q, v) in [
+            ("0.5", lag.p50_seconds),
+            ("0.99", lag.p99_seconds),
+            ("1", lag.max_seconds),
+        ] {
+            out.push_str(&format!(
+                "srql_summary_lag_seconds{{quantile=\"{q}\"}} {v}\n"
+            ));
+        }
+    }
+    family(
+        out,
+        "srql_summary_pending_entries",
+        "gauge",
+        "Touched traces waiting in the log for the next drain (incremental mode).",
+    );
+    out.push_str(&format!(
+        "srql_summary_pending_entries {}\n",
+        f.pending_entries
+    ));
+    family(
+        out,
+        "srql_summary_pending_oldest_seconds",
+        "gauge",
+        "How long the oldest waiting arrival has waited; 0 when none (incremental mode).",
+    );
+    out.push_str(&format!(
+        "srql_summary_pending_oldest_seconds {}\n",
+        f.oldest_pending_seconds.unwrap_or(0.0)
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +198,7 @@ mod tests {
             outcome: "ok".into(),
             rows: Some(1234),
             error: None,
+            ..Default::default()
         };
         let facts = RefreshFacts {
             last_ok: Some(run),
@@ -179,5 +222,40 @@ mod tests {
         let bare = render(&m, None, now);
         assert!(bare.contains("srql_queries_total"));
         assert!(!bare.contains("srql_summary_age_seconds"));
+    }
+}
+
+#[cfg(test)]
+mod freshness_tests {
+    use super::*;
+
+    #[test]
+    fn renders_drain_lag_and_backlog() {
+        let f = store::summaries::Freshness {
+            mode: store::summaries::SummaryMode::Incremental,
+            age_seconds: Some(1.5),
+            pending_entries: 42,
+            oldest_pending_seconds: Some(0.75),
+            last_lag: Some(store::summaries::DrainLag {
+                p50_seconds: 0.5,
+                p99_seconds: 1.25,
+                max_seconds: 2.0,
+                measured_at: None,
+            }),
+        };
+        let mut text = String::new();
+        render_freshness(&mut text, &f);
+        for line in [
+            "srql_summary_lag_seconds{quantile=\"0.5\"} 0.5",
+            "srql_summary_lag_seconds{quantile=\"0.99\"} 1.25",
+            "srql_summary_lag_seconds{quantile=\"1\"} 2",
+            "srql_summary_pending_entries 42",
+            "srql_summary_pending_oldest_seconds 0.75",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
     }
 }

@@ -1,39 +1,77 @@
-//! The service's own background work: summary refresh where pg_cron does not run it,
+//! The service's own background work: summary maintenance where pg_cron does not run it,
 //! keeping the pg_cron job in step with the settings row, and partition upkeep.
 //!
+//! In view mode a round refreshes the view (unless pg_cron owns that) every
+//! `refresh_interval`. In incremental mode a round drains the log of touched traces every
+//! `drain_interval` (a second by default): pg_cron 1.4 counts whole minutes, so in that
+//! mode the service always drains and there is no pg_cron job.
+//!
 //! `tick` does one round and returns what it did, so tests drive it directly; `run`
-//! only adds timing and shutdown.
+//! only adds timing, a reused connection and shutdown.
 
-use std::time::Duration as StdDuration;
+use std::time::{Duration as StdDuration, Instant};
 
 use chrono::Duration;
 use tokio::sync::watch;
+use tokio_postgres::Client;
 
-use store::summaries::{self, keys, RefreshMethod, RefreshRun};
+use store::summaries::{self, keys, RefreshMethod, RefreshRun, SummaryMode};
 
 /// What one round did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TickReport {
-    /// The refresh this instance ran (its outcome says if another instance held the lock).
+    /// The refresh or drain this instance ran (its outcome says if another instance held
+    /// the lock).
     pub refresh: Option<RefreshRun>,
-    /// The interval the settings row asks for, used to sleep until the next round.
+    /// How long to wait before the next round: the refresh interval, or in incremental
+    /// mode the drain interval.
     pub interval: Duration,
+    pub mode: SummaryMode,
 }
 
-/// One round: refresh now unless pg_cron owns refreshing; re-sync the pg_cron job's
-/// schedule with the settings row.
+/// One round on a fresh connection: refresh or drain now unless pg_cron owns
+/// refreshing; re-sync the pg_cron job's schedule with the settings row.
 pub async fn tick(url: &str) -> Result<TickReport, store::DbError> {
-    // A dedicated session per round: the refresh lock is session-scoped and must die with
-    // it if this task is cancelled mid-refresh.
+    // A dedicated session: the refresh lock is session-scoped and must die with it if
+    // this task is cancelled mid-refresh.
     let client = store::db::connect(url).await?;
-    let cfg = summaries::stored_config(&client).await?;
-    let scheduler = summaries::get_setting(&client, keys::REFRESH_SCHEDULER).await?;
+    tick_on(&client, url).await
+}
+
+/// One round on `client`, which must be a dedicated session (see [`tick`]).
+pub async fn tick_on(client: &Client, url: &str) -> Result<TickReport, store::DbError> {
+    let cfg = summaries::stored_config(client).await?;
+    let maintenance = summaries::stored_maintenance(client).await?;
+    if maintenance.mode == SummaryMode::Incremental {
+        let run = summaries::refresh(client, RefreshMethod::Concurrently).await?;
+        // Every second: only drains that did something, or went wrong, are worth a line.
+        if run.outcome != "ok" || run.rows.unwrap_or(0) > 0 {
+            tracing::debug!(
+                outcome = %run.outcome,
+                traces = ?run.rows,
+                pending = ?run.pending,
+                lag_max_secs = ?run.lag_max_secs,
+                seconds = ?run.duration().map(|d| d.num_milliseconds() as f64 / 1000.0),
+                error = ?run.error,
+                "summary drain"
+            );
+        }
+        if run.outcome == "failed" {
+            tracing::warn!(error = ?run.error, "summary drain failed");
+        }
+        return Ok(TickReport {
+            refresh: Some(run),
+            interval: maintenance.drain_interval,
+            mode: maintenance.mode,
+        });
+    }
+    let scheduler = summaries::get_setting(client, keys::REFRESH_SCHEDULER).await?;
     let refresh = if scheduler.as_deref() == Some("pg_cron") {
         // Applying a changed interval is cheap and idempotent.
-        store::cron::schedule(&client, url, cfg.refresh_interval).await?;
+        store::cron::schedule(client, url, cfg.refresh_interval).await?;
         None
     } else {
-        let run = summaries::refresh(&client, RefreshMethod::Concurrently).await?;
+        let run = summaries::refresh(client, RefreshMethod::Concurrently).await?;
         tracing::info!(
             outcome = %run.outcome,
             rows = ?run.rows,
@@ -46,25 +84,51 @@ pub async fn tick(url: &str) -> Result<TickReport, store::DbError> {
     Ok(TickReport {
         refresh,
         interval: cfg.refresh_interval,
+        mode: maintenance.mode,
     })
 }
 
 /// Runs rounds until `shutdown` flips; partition upkeep every `upkeep_every`.
+///
+/// Rounds start an interval apart (not an interval after the previous one ended), on one
+/// connection reused while it works, so a drain every second does not also pay for a
+/// new session and cold plan caches every second.
 pub async fn run(url: String, mut shutdown: watch::Receiver<bool>, upkeep_every: StdDuration) {
-    let mut last_upkeep: Option<std::time::Instant> = None;
+    let mut last_upkeep: Option<Instant> = None;
+    let mut client: Option<Client> = None;
     loop {
-        let sleep = match tick(&url).await {
-            Ok(r) => r.interval.to_std().unwrap_or(StdDuration::from_secs(120)),
-            Err(e) => {
-                tracing::warn!(error = %e, "summary scheduler round failed; retrying");
-                StdDuration::from_secs(10)
-            }
+        let started = Instant::now();
+        if client.as_ref().is_none_or(|c| c.is_closed()) {
+            client = match store::db::connect(&url).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %e, "summary scheduler cannot connect; retrying");
+                    None
+                }
+            };
+        }
+        let sleep = match &client {
+            None => StdDuration::from_secs(10),
+            Some(c) => match tick_on(c, &url).await {
+                Ok(r) => r
+                    .interval
+                    .to_std()
+                    .unwrap_or(StdDuration::from_secs(120))
+                    .saturating_sub(started.elapsed()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "summary scheduler round failed; retrying");
+                    // A session that failed mid-procedure may still hold the refresh
+                    // lock: start the next round on a new one.
+                    client = None;
+                    StdDuration::from_secs(10)
+                }
+            },
         };
         if last_upkeep.is_none_or(|t| t.elapsed() >= upkeep_every) {
             if let Err(e) = upkeep(&url).await {
                 tracing::warn!(error = %e, "partition upkeep failed");
             }
-            last_upkeep = Some(std::time::Instant::now());
+            last_upkeep = Some(Instant::now());
         }
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
@@ -79,6 +143,8 @@ pub async fn run(url: String, mut shutdown: watch::Receiver<bool>, upkeep_every:
 async fn upkeep(url: &str) -> Result<(), store::DbError> {
     let client = store::db::connect(url).await?;
     let cfg = summaries::stored_config(&client).await?;
-    store::partitions::upkeep(&client, cfg.retention).await?;
+    // Plain partition upkeep unless capture is on; then traces in the partitions being
+    // dropped are queued for a recompute first.
+    store::incremental::upkeep(&client, cfg.retention).await?;
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! The pg_cron job that refreshes the summaries.
 //!
 //! pg_cron lives in one database per cluster (`cron.database_name`), often not ours, so
-//! the job is created from there with `cron.schedule_in_database`.
+//! the job is created from there with `cron.schedule_in_database`. In incremental mode
+//! there is no job: pg_cron counts whole minutes and the summaries should be seconds
+//! fresh, so the service scheduler drains instead.
 
 use chrono::Duration;
 use tokio_postgres::Client;
@@ -41,12 +43,11 @@ pub fn schedule_for(interval: Duration) -> String {
     }
 }
 
-/// Creates or updates the refresh job for the database `client` is connected to.
-pub async fn schedule(
+/// A connection to pg_cron's database, with our database's name, when pg_cron is loaded.
+async fn cron_session(
     client: &Client,
     url: &str,
-    interval: Duration,
-) -> Result<CronStatus, DbError> {
+) -> Result<Option<(Client, String, String)>, DbError> {
     let row = client
         .query_one(
             "SELECT current_database()::text, current_setting('cron.database_name', true),
@@ -59,9 +60,7 @@ pub async fn schedule(
     let preload: Option<String> = row.get(2);
     let loaded = preload.is_some_and(|p| p.split(',').any(|l| l.trim() == "pg_cron"));
     let Some(cron_db) = cron_db.filter(|_| loaded) else {
-        return Ok(CronStatus::Unavailable {
-            reason: "pg_cron is not in shared_preload_libraries".into(),
-        });
+        return Ok(None);
     };
     let config = db::url_for_database(url, &cron_db)?;
     let (cron, conn) = config
@@ -69,6 +68,20 @@ pub async fn schedule(
         .await
         .map_err(DbError::Connect)?;
     tokio::spawn(conn);
+    Ok(Some((cron, database, cron_db)))
+}
+
+/// Creates or updates the refresh job for the database `client` is connected to.
+pub async fn schedule(
+    client: &Client,
+    url: &str,
+    interval: Duration,
+) -> Result<CronStatus, DbError> {
+    let Some((cron, database, cron_db)) = cron_session(client, url).await? else {
+        return Ok(CronStatus::Unavailable {
+            reason: "pg_cron is not in shared_preload_libraries".into(),
+        });
+    };
     cron.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
         .await?;
     let job = job_name(&database);
@@ -105,4 +118,30 @@ pub async fn current_schedule(
         )
         .await?
         .map(|r| r.get(0)))
+}
+
+/// Removes this database's refresh job if pg_cron is loaded and the job exists. In
+/// incremental mode the service scheduler drains every second or so, and pg_cron (1.4)
+/// counts whole minutes. Returns whether a job was removed.
+pub async fn unschedule(client: &Client, url: &str) -> Result<bool, DbError> {
+    let Some((cron, database, _)) = cron_session(client, url).await? else {
+        return Ok(false);
+    };
+    let installed: bool = cron
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !installed {
+        return Ok(false);
+    }
+    let removed = cron
+        .query(
+            "SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = $1",
+            &[&job_name(&database)],
+        )
+        .await?;
+    Ok(!removed.is_empty())
 }

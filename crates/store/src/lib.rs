@@ -11,6 +11,8 @@ pub mod testing;
 pub use db::DbError;
 pub mod cron;
 pub mod exec;
+pub mod incremental;
+pub mod ingest;
 pub mod load;
 pub mod setup;
 pub mod spans;

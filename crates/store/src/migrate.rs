@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "refresh_procedure",
         sql: include_str!("../migrations/0003_refresh_procedure.sql"),
     },
+    Migration {
+        version: 4,
+        name: "incremental_summaries",
+        sql: include_str!("../migrations/0004_incremental_summaries.sql"),
+    },
 ];
 
 /// Advisory lock key (two-int form) shared by every schema change of this service.

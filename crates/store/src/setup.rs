@@ -4,34 +4,61 @@ use chrono::{Duration, Utc};
 
 use crate::cron::{self, CronStatus};
 use crate::db::{self, DbError};
-use crate::summaries::{self, keys, SummaryConfig};
+use crate::summaries::{self, keys, BackfillProgress, Maintenance, SummaryConfig, SummaryMode};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SetupReport {
     pub migrations_applied: Vec<i32>,
+    /// The summary relation (view or table) was built or rebuilt.
     pub view_built: bool,
+    pub mode: SummaryMode,
     pub cron: CronStatus,
 }
 
-/// Migrations, partitions for the retention period, the summary view, and its refresh
-/// schedule (pg_cron when `use_pg_cron` and available, else the service scheduler).
+/// [`run_with`] in materialized-view mode, without progress display.
 pub async fn run(
     url: &str,
     cfg: &SummaryConfig,
     use_pg_cron: bool,
 ) -> Result<SetupReport, DbError> {
+    run_with(url, cfg, &Maintenance::default(), use_pg_cron, &mut |_| {}).await
+}
+
+/// Migrations, partitions for the retention period, the summary relation `maintenance`
+/// asks for (a backfill reports to `progress`), and who maintains it: in view mode
+/// pg_cron when `use_pg_cron` and available, else the service scheduler; in incremental
+/// mode always the service scheduler (any pg_cron job is removed).
+pub async fn run_with(
+    url: &str,
+    cfg: &SummaryConfig,
+    maintenance: &Maintenance,
+    use_pg_cron: bool,
+    progress: &mut (dyn FnMut(BackfillProgress) + Send),
+) -> Result<SetupReport, DbError> {
     let mut client = db::connect(url).await?;
     let migrations_applied = crate::migrate::run(&mut client).await?;
     let now = Utc::now();
     crate::partitions::ensure(&client, now - cfg.retention, now).await?;
-    crate::partitions::upkeep(&client, cfg.retention).await?;
-    let view_built = summaries::ensure_view(&mut client, cfg).await?;
-    let cron = if use_pg_cron {
-        cron::schedule(&client, url, cfg.refresh_interval).await?
-    } else {
-        CronStatus::Unavailable {
-            reason: "pg_cron disabled by configuration".into(),
+    crate::incremental::upkeep(&client, cfg.retention).await?;
+    let view_built = summaries::ensure(&mut client, cfg, maintenance, progress).await?;
+    let cron = match maintenance.mode {
+        SummaryMode::Incremental => {
+            if cron::unschedule(&client, url).await? {
+                tracing::info!("pg_cron refresh job removed: the service scheduler drains");
+            }
+            CronStatus::Unavailable {
+                reason: format!(
+                    "incremental mode: the service scheduler drains every {} ms (pg_cron counts whole minutes)",
+                    maintenance.drain_interval.num_milliseconds()
+                ),
+            }
         }
+        SummaryMode::MaterializedView if use_pg_cron => {
+            cron::schedule(&client, url, cfg.refresh_interval).await?
+        }
+        SummaryMode::MaterializedView => CronStatus::Unavailable {
+            reason: "pg_cron disabled by configuration".into(),
+        },
     };
     let scheduler = match &cron {
         CronStatus::Scheduled {
@@ -47,6 +74,10 @@ pub async fn run(
             );
             "pg_cron"
         }
+        CronStatus::Unavailable { reason } if maintenance.mode == SummaryMode::Incremental => {
+            tracing::info!(reason, "summary drains run in the service scheduler");
+            "service"
+        }
         CronStatus::Unavailable { reason } => {
             tracing::warn!(
                 reason,
@@ -60,23 +91,29 @@ pub async fn run(
     Ok(SetupReport {
         migrations_applied,
         view_built,
+        mode: maintenance.mode,
         cron,
     })
 }
 
-/// Parses `30s`, `2m`, `7d`, `12h` (and a bare number of seconds).
+/// Parses `500ms`, `30s`, `2m`, `7d`, `12h` (and a bare number of seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: i64 = num
         .parse()
-        .map_err(|_| format!("invalid duration `{s}`: expected e.g. 30s, 2m, 12h, 7d"))?;
+        .map_err(|_| format!("invalid duration `{s}`: expected e.g. 500ms, 30s, 2m, 12h, 7d"))?;
     let d = match unit {
+        "ms" => Duration::milliseconds(n),
         "" | "s" => Duration::seconds(n),
         "m" => Duration::minutes(n),
         "h" => Duration::hours(n),
         "d" => Duration::days(n),
-        _ => return Err(format!("invalid duration `{s}`: unit must be s, m, h or d")),
+        _ => {
+            return Err(format!(
+                "invalid duration `{s}`: unit must be ms, s, m, h or d"
+            ))
+        }
     };
     if n == 0 {
         return Err(format!("invalid duration `{s}`: must be positive"));
