@@ -46,6 +46,20 @@ pub struct SummaryArgs {
     /// How long spans are kept; whole days past it are dropped.
     #[arg(long, env = "SRQL_RETENTION", default_value = "7d", global = true)]
     pub retention: String,
+    /// How the summaries are maintained: `materialized_view` (refreshed as a whole every
+    /// --refresh-interval) or `incremental` (a table; the service drains the traces
+    /// touched since the last drain every --drain-interval). Switching backfills.
+    #[arg(
+        long,
+        env = "SRQL_SUMMARY_MODE",
+        default_value = "materialized_view",
+        value_parser = ["materialized_view", "incremental"],
+        global = true
+    )]
+    pub summary_mode: String,
+    /// Incremental mode: how often the service drains the log (e.g. 1s, 500ms).
+    #[arg(long, env = "SRQL_DRAIN_INTERVAL", default_value = "1s", global = true)]
+    pub drain_interval: String,
 }
 
 impl SummaryArgs {
@@ -59,13 +73,24 @@ impl SummaryArgs {
             retention: parse_duration(&self.retention).map_err(|e| format!("--retention: {e}"))?,
         })
     }
+
+    pub fn maintenance(&self) -> Result<store::summaries::Maintenance, String> {
+        Ok(store::summaries::Maintenance {
+            mode: self
+                .summary_mode
+                .parse()
+                .map_err(|e| format!("--summary-mode: {e}"))?,
+            drain_interval: store::setup::parse_duration(&self.drain_interval)
+                .map_err(|e| format!("--drain-interval: {e}"))?,
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the HTTP API (and refresh summaries where pg_cron does not).
     Serve(ServeArgs),
-    /// Create or update the schema, the summary view and its refresh job.
+    /// Create or update the schema, the summaries (view or table) and their upkeep.
     Migrate,
     /// Load the synthetic workload (design/workload.md), or keep inserting with --rate.
     Generate(GenerateArgs),
@@ -79,6 +104,14 @@ pub enum Command {
     Query(QueryArgs),
     /// Embedded database, ~1M generated spans, then serve: the quickest look.
     Demo(DemoArgs),
+    /// OTLP ingest throughput: the workload over OTLP/gRPC (512-span requests, several
+    /// clients) into a scratch database.
+    BenchOtlp(BenchOtlpArgs),
+    /// Measure what the summaries buy and cost at scale points S, M and L.
+    Bench(crate::bench::BenchArgs),
+    /// Incremental maintenance: drain cost against new and total spans beside a full
+    /// refresh, freshness lag under sustained ingest, trigger overhead on bulk loads.
+    BenchIncremental(crate::bench_incremental::BenchIncrementalArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -91,6 +124,29 @@ pub struct ServeArgs {
     pub default_limit: u32,
     #[arg(long, env = "SRQL_MAX_LIMIT", default_value_t = 500)]
     pub max_limit: u32,
+    #[command(flatten)]
+    pub otlp: OtlpArgs,
+}
+
+/// Where the OTLP trace receivers listen (beside the query API); `off` turns one off.
+#[derive(Debug, Clone, Args)]
+pub struct OtlpArgs {
+    /// OTLP/gRPC receiver (TraceService/Export), or `off`.
+    #[arg(long, env = "SRQL_OTLP_GRPC_LISTEN", default_value = "127.0.0.1:4317")]
+    pub otlp_grpc_listen: String,
+    /// OTLP/HTTP receiver (POST /v1/traces), or `off`.
+    #[arg(long, env = "SRQL_OTLP_HTTP_LISTEN", default_value = "127.0.0.1:4318")]
+    pub otlp_http_listen: String,
+}
+
+impl OtlpArgs {
+    pub fn options(&self) -> otlp::Options {
+        otlp::Options {
+            grpc_listen: otlp::listen_address(&self.otlp_grpc_listen),
+            http_listen: otlp::listen_address(&self.otlp_http_listen),
+            ..otlp::Options::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -109,6 +165,25 @@ pub struct GenerateArgs {
     /// Parallel COPY connections.
     #[arg(long, default_value_t = 2)]
     pub writers: usize,
+    /// Send the spans to this OTLP/gRPC endpoint (e.g. 127.0.0.1:4317, a running
+    /// `srql serve`) in requests of 512 spans instead of writing them with COPY.
+    #[arg(long, value_name = "ENDPOINT", conflicts_with = "rate")]
+    pub via_otlp: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchOtlpArgs {
+    /// Spans to send.
+    #[arg(long, default_value_t = 500_000)]
+    pub spans: u64,
+    /// Concurrent gRPC clients, each on its own connection.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// The receiver's COPY writers.
+    #[arg(long, default_value_t = 2)]
+    pub writers: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -133,4 +208,9 @@ pub struct DemoArgs {
     /// Load, refresh, run a few queries and exit instead of serving.
     #[arg(long)]
     pub no_serve: bool,
+    /// Load the spans through the service's own OTLP/gRPC receiver instead of COPY.
+    #[arg(long)]
+    pub via_otlp: bool,
+    #[command(flatten)]
+    pub otlp: OtlpArgs,
 }

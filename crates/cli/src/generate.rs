@@ -1,11 +1,12 @@
-//! `srql generate`: the synthetic workload, with a progress bar.
+//! `srql generate`: the synthetic workload, with a progress bar, by COPY or over OTLP;
+//! and `srql bench-otlp`.
 
 use chrono::{Duration, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 use workload::WorkloadConfig;
 
-use crate::args::{DbArgs, GenerateArgs, SummaryArgs};
+use crate::args::{BenchOtlpArgs, DbArgs, GenerateArgs, SummaryArgs};
 use crate::database;
 
 pub async fn generate(
@@ -13,6 +14,18 @@ pub async fn generate(
     summaries: &SummaryArgs,
     args: &GenerateArgs,
 ) -> Result<(), String> {
+    if let Some(endpoint) = &args.via_otlp {
+        // The receiver at the endpoint owns the database: nothing to open here.
+        let report = via_otlp(endpoint, args.spans, args.days, args.seed).await?;
+        println!(
+            "sent {} spans in {} OTLP requests in {:.1} s: {:.0} spans/s",
+            report.spans,
+            report.requests,
+            report.elapsed.as_secs_f64(),
+            report.spans_per_sec()
+        );
+        return Ok(());
+    }
     let db = database::open(db).await?;
     db.migrate(summaries).await?;
     if args.spans > 0 {
@@ -54,6 +67,63 @@ pub async fn load(
         .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
     Ok(report)
+}
+
+/// Sends the workload to an OTLP/gRPC endpoint in requests of 512 spans; returns once
+/// every request is acknowledged (stored).
+pub async fn via_otlp(
+    endpoint: &str,
+    spans: u64,
+    days: i64,
+    seed: u64,
+) -> Result<otlp::client::SendReport, String> {
+    let end = Utc::now();
+    let config = WorkloadConfig::for_spans(seed, spans, end - Duration::days(days), end);
+    let bar = ProgressBar::new(spans);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} sending spans over OTLP [{bar:40}] {human_pos}/{human_len} ({per_sec}, eta {eta})",
+        )
+        .map_err(|e| e.to_string())?
+        .progress_chars("=> "),
+    );
+    let b = bar.clone();
+    let report = otlp::client::send_workload(endpoint, config, 4, move |n| b.set_position(n))
+        .await
+        .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+/// `srql bench-otlp`: ingest throughput into a scratch database beside the service's.
+pub async fn bench_otlp(db: &DbArgs, args: &BenchOtlpArgs) -> Result<(), String> {
+    let db = database::open(db).await?;
+    println!(
+        "sending {} spans over OTLP/gRPC in requests of {} spans, {} clients, {} writers...",
+        args.spans,
+        otlp::client::BATCH_SPANS,
+        args.clients,
+        args.writers
+    );
+    let report = otlp::bench::run(
+        &db.url,
+        &otlp::bench::BenchOptions {
+            spans: args.spans,
+            clients: args.clients,
+            writers: args.writers,
+            seed: args.seed,
+        },
+    )
+    .await?;
+    println!(
+        "{} spans in {} requests stored in {:.2} s: {:.0} spans/s ({} COPY statements)",
+        report.spans,
+        report.requests,
+        report.elapsed.as_secs_f64(),
+        report.spans_per_sec(),
+        report.stats.batches
+    );
+    Ok(())
 }
 
 async fn follow(url: &str, seed: u64, rate: u64) -> Result<(), String> {

@@ -1,9 +1,12 @@
 //! `srql`: trace summaries over OpenTelemetry spans in PostgreSQL, queried with SRQL.
 
 mod args;
+mod bench;
+mod bench_incremental;
 mod database;
 mod demo;
 mod generate;
+mod migrate;
 mod query;
 mod serve;
 mod table;
@@ -46,8 +49,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             let db = database::open(&cli.db).await?;
             let report = db.migrate(&cli.summaries).await?;
             println!(
-                "migrations applied: {:?}; summary view {}; refresh by {}",
+                "migrations applied: {:?}; summaries ({}) {}; maintained by {}",
                 report.migrations_applied,
+                report.mode.as_str(),
                 if report.view_built {
                     "built"
                 } else {
@@ -56,8 +60,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 match report.cron {
                     store::cron::CronStatus::Scheduled { schedule, .. } =>
                         format!("pg_cron ({schedule})"),
-                    store::cron::CronStatus::Unavailable { .. } =>
-                        "the service scheduler (pg_cron unavailable)".into(),
+                    store::cron::CronStatus::Unavailable { reason } =>
+                        format!("the service scheduler ({reason})"),
                 }
             );
             Ok(())
@@ -94,5 +98,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Query(args) => query::query(&cli.db, &args).await,
         Command::Demo(args) => demo::demo(&cli.db, &cli.summaries, &args).await,
+        Command::BenchOtlp(args) => generate::bench_otlp(&cli.db, &args).await,
+        Command::Bench(args) => bench::bench(&cli.db, &cli.summaries, &args).await,
+        Command::BenchIncremental(args) => bench_incremental::run(&cli.db, &args).await,
     }
 }

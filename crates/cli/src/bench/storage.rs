@@ -1,0 +1,64 @@
+//! Phase 3: bytes on disk for spans and for their summaries.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Storage {
+    pub spans: i64,
+    /// Summary rows: traces whose latest span is inside the summary window.
+    pub traces: i64,
+    /// Day partitions of `otel_traces` holding data or not (the default one included).
+    pub partitions: i64,
+    /// Heap (and TOAST) of every partition.
+    pub spans_table_bytes: i64,
+    /// The three span indexes, summed over partitions.
+    pub spans_index_bytes: i64,
+    pub summaries_table_bytes: i64,
+    pub summaries_index_bytes: i64,
+}
+
+impl Storage {
+    pub fn spans_bytes(&self) -> i64 {
+        self.spans_table_bytes + self.spans_index_bytes
+    }
+
+    pub fn summaries_bytes(&self) -> i64 {
+        self.summaries_table_bytes + self.summaries_index_bytes
+    }
+}
+
+/// Bytes per million of `count`: what a million spans (or traces) cost.
+pub fn per_million(bytes: i64, count: i64) -> f64 {
+    if count <= 0 {
+        return 0.0;
+    }
+    bytes as f64 * 1e6 / count as f64
+}
+
+pub async fn measure(url: &str) -> Result<Storage, String> {
+    let client = store::db::connect(url).await.map_err(|e| e.to_string())?;
+    // otel_traces itself is only a partitioned parent with no storage: sum its partitions.
+    let row = client
+        .query_one(
+            "SELECT count(*),
+                    coalesce(sum(pg_table_size(i.inhrelid)), 0)::bigint,
+                    coalesce(sum(pg_indexes_size(i.inhrelid)), 0)::bigint,
+                    (SELECT count(*) FROM otel_traces),
+                    (SELECT count(*) FROM otel_trace_summaries),
+                    pg_table_size('otel_trace_summaries'),
+                    pg_indexes_size('otel_trace_summaries')
+             FROM pg_inherits i WHERE i.inhparent = 'otel_traces'::regclass",
+            &[],
+        )
+        .await
+        .map_err(|e| format!("measuring storage: {e}"))?;
+    Ok(Storage {
+        partitions: row.get(0),
+        spans_table_bytes: row.get(1),
+        spans_index_bytes: row.get(2),
+        spans: row.get(3),
+        traces: row.get(4),
+        summaries_table_bytes: row.get(5),
+        summaries_index_bytes: row.get(6),
+    })
+}

@@ -1,0 +1,160 @@
+//! The project's targets at scale L (issue 5), checked against the measurements.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::api::Path;
+use super::queries::LAST_24H;
+use super::report::{fmt_ms, fmt_secs};
+use super::results::ScaleResult;
+
+const MAX_SUMMARY_P50_MS: f64 = 10.0;
+const MIN_SPEEDUP_24H: f64 = 100.0;
+const MAX_P99_DURING_REFRESH_MS: f64 = 20.0;
+const MIN_LOAD_SPANS_PER_SEC: f64 = 100_000.0;
+const MAX_RUN_TIME: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetCheck {
+    pub target: String,
+    pub measured: String,
+    /// `None` when the run did not measure it (no L, or the measurement was skipped).
+    pub met: Option<bool>,
+}
+
+/// Checks each target on the `L` results when present; `total` is the whole run's time.
+pub fn check(scales: &[ScaleResult], total: Duration) -> Vec<TargetCheck> {
+    let l = scales.iter().find(|s| s.scale == "L");
+    let unmeasured = |target: String| TargetCheck {
+        target,
+        measured: "not measured: this run did not include L".into(),
+        met: None,
+    };
+    let Some(l) = l else {
+        return vec![
+            unmeasured(summary_p50_target()),
+            unmeasured(speedup_target()),
+            unmeasured(refresh_target()),
+            unmeasured(load_target()),
+            unmeasured(run_time_target()),
+        ];
+    };
+    vec![
+        summary_p50(l),
+        speedup_24h(l),
+        reads_during_refresh(l),
+        TargetCheck {
+            target: load_target(),
+            measured: format!(
+                "{:.0} spans/s ({} writers)",
+                l.load.spans_per_sec, l.load.writers
+            ),
+            met: Some(l.load.spans_per_sec >= MIN_LOAD_SPANS_PER_SEC),
+        },
+        TargetCheck {
+            target: run_time_target(),
+            measured: format!("{} for this run's scales", fmt_secs(total.as_secs_f64())),
+            met: Some(total <= MAX_RUN_TIME),
+        },
+    ]
+}
+
+fn summary_p50_target() -> String {
+    format!("every first-page query on the summary path: p50 ≤ {MAX_SUMMARY_P50_MS} ms")
+}
+
+fn speedup_target() -> String {
+    format!("last 24 h: summaries ≥ {MIN_SPEEDUP_24H}× faster than on the fly (p50)")
+}
+
+fn refresh_target() -> String {
+    format!("reads during a concurrent refresh: p99 ≤ {MAX_P99_DURING_REFRESH_MS} ms")
+}
+
+fn load_target() -> String {
+    format!("load rate ≥ {MIN_LOAD_SPANS_PER_SEC} spans/s")
+}
+
+fn run_time_target() -> String {
+    format!(
+        "the benchmark with L fits in {} min",
+        MAX_RUN_TIME.as_secs() / 60
+    )
+}
+
+fn summary_p50(l: &ScaleResult) -> TargetCheck {
+    let first_pages = || l.queries.iter().filter(|q| q.page == 1);
+    let worst = first_pages()
+        .filter_map(|q| {
+            q.path(Path::Summaries)
+                .latency()
+                .map(|lat| (lat.p50_ms, q.title))
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let missing: Vec<&str> = first_pages()
+        .filter(|q| q.path(Path::Summaries).latency().is_none())
+        .map(|q| q.title)
+        .collect();
+    let (met, measured) = match worst {
+        None => (None, "not measured".to_string()),
+        Some((p50, title)) => (
+            Some(p50 <= MAX_SUMMARY_P50_MS && missing.is_empty()),
+            format!("slowest p50 {} ms ({title})", fmt_ms(p50)),
+        ),
+    };
+    let measured = if missing.is_empty() {
+        measured
+    } else {
+        format!("{measured}; not measured: {}", missing.join(", "))
+    };
+    TargetCheck {
+        target: summary_p50_target(),
+        measured,
+        met,
+    }
+}
+
+fn speedup_24h(l: &ScaleResult) -> TargetCheck {
+    let q = l.queries.iter().find(|q| q.name == LAST_24H);
+    let (measured, met) = match (q, q.and_then(|q| q.speedup_p50)) {
+        (Some(q), Some(x)) => (
+            format!(
+                "{x:.0}× (p50 {} ms against {} ms)",
+                q.summaries
+                    .latency()
+                    .map_or_else(String::new, |l| fmt_ms(l.p50_ms)),
+                q.on_the_fly
+                    .latency()
+                    .map_or_else(String::new, |l| fmt_ms(l.p50_ms)),
+            ),
+            Some(x >= MIN_SPEEDUP_24H),
+        ),
+        _ => ("not measured".to_string(), None),
+    };
+    TargetCheck {
+        target: speedup_target(),
+        measured,
+        met,
+    }
+}
+
+fn reads_during_refresh(l: &ScaleResult) -> TargetCheck {
+    let (measured, met) = match (&l.refresh.reads_during_concurrent, &l.refresh.idle_reads) {
+        (Some(during), idle) => (
+            format!(
+                "p99 {} ms over {} reads (idle: {} ms)",
+                fmt_ms(during.p99_ms),
+                during.runs,
+                idle.map_or_else(|| "-".into(), |i| fmt_ms(i.p99_ms))
+            ),
+            Some(during.p99_ms <= MAX_P99_DURING_REFRESH_MS),
+        ),
+        (None, _) => ("no read completed during the refresh".to_string(), None),
+    };
+    TargetCheck {
+        target: refresh_target(),
+        measured,
+        met,
+    }
+}
