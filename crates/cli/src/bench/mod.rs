@@ -106,6 +106,7 @@ pub async fn bench(db: &DbArgs, summaries: &SummaryArgs, args: &BenchArgs) -> Re
     let started = Instant::now();
     let started_at = Utc::now();
     let cfg = summaries.config()?;
+    let policies = policies(args);
     let db = database::open(db).await?;
     let mut scales = args.scales.clone();
     scales.sort_by_key(|s| s.spans());
@@ -120,7 +121,7 @@ pub async fn bench(db: &DbArgs, summaries: &SummaryArgs, args: &BenchArgs) -> Re
             seed: args.seed,
             writers: args.writers,
             timeout_secs: args.timeout,
-            policies: policies(args),
+            policies,
             idle_reads: args.summary_runs,
         },
         scales: Vec::new(),
@@ -137,7 +138,7 @@ pub async fn bench(db: &DbArgs, summaries: &SummaryArgs, args: &BenchArgs) -> Re
             scale.spans(),
             workload::DEFAULT_RANGE.num_days()
         );
-        let r = run_scale(&db, &cfg, args, scale, postmaster).await?;
+        let r = run_scale(&db, &cfg, args, policies, scale, postmaster).await?;
         print_scale(&r);
         results.scales.push(r);
         results.complete = i + 1 == scales.len();
@@ -187,13 +188,14 @@ async fn run_scale(
     db: &Database,
     cfg: &store::summaries::SummaryConfig,
     args: &BenchArgs,
+    policies: Policies,
     scale: Scale,
     postmaster: Option<u32>,
 ) -> Result<ScaleResult, String> {
     let name = format!("srql_bench_{}", scale_name(scale).to_ascii_lowercase());
     let url = database::recreate_database(db, &name).await?;
     let before = machine::CpuSample::take(postmaster);
-    let result = measure_scale(&url, cfg, args, scale).await;
+    let result = measure_scale(&url, cfg, args, policies, scale).await;
     let after = machine::CpuSample::take(postmaster);
     // Dropped whatever happened: a rerun starts clean and L's gigabytes are freed.
     let dropped = database::drop_database(db, &name).await;
@@ -209,6 +211,7 @@ async fn measure_scale(
     url: &str,
     cfg: &store::summaries::SummaryConfig,
     args: &BenchArgs,
+    policies: Policies,
     scale: Scale,
 ) -> Result<ScaleResult, String> {
     let started = Instant::now();
@@ -231,7 +234,7 @@ async fn measure_scale(
     let timeout = Duration::from_secs(args.timeout);
     let service = Service::start(url).await?;
     let measured = async {
-        let queries = first_page::run(service.addr, timeout, policies(args)).await?;
+        let queries = first_page::run(service.addr, timeout, policies).await?;
         let refresh =
             refresh::run(url, service.addr, timeout, args.summary_runs, plain_refresh).await?;
         Ok::<_, String>((queries, refresh))
