@@ -30,6 +30,25 @@ impl Scale {
             Scale::L => 10_000_000,
         }
     }
+
+    /// `S`, `M` or `L`, as benchmarks label their scale points.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scale::S => "S",
+            Scale::M => "M",
+            Scale::L => "L",
+        }
+    }
+
+    /// The inverse of [`Scale::name`], case-insensitive (a command-line value parser).
+    pub fn parse(s: &str) -> Result<Scale, String> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "S" => Ok(Scale::S),
+            "M" => Ok(Scale::M),
+            "L" => Ok(Scale::L),
+            other => Err(format!("unknown scale `{other}`: expected S, M or L")),
+        }
+    }
 }
 
 /// A workload: `traces` traces spread uniformly over `[start, end)`, fully determined by
@@ -68,6 +87,16 @@ impl WorkloadConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn scales_parse_in_either_case_and_name_round_trips() {
+        assert_eq!(Scale::parse("s"), Ok(Scale::S));
+        assert_eq!(Scale::parse(" L "), Ok(Scale::L));
+        assert!(Scale::parse("XL").is_err());
+        for s in [Scale::S, Scale::M, Scale::L] {
+            assert_eq!(Scale::parse(s.name()), Ok(s));
+        }
+    }
+
     use super::*;
 
     #[test]

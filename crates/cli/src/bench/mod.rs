@@ -47,7 +47,7 @@ const POOL_SIZE: usize = 8;
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// Scale points, comma-separated: S (100k spans), M (1M), L (10M; about 1.34M traces).
-    #[arg(long, value_delimiter = ',', default_value = "S,M,L", value_parser = parse_scale)]
+    #[arg(long, value_delimiter = ',', default_value = "S,M,L", value_parser = Scale::parse)]
     pub scales: Vec<Scale>,
     /// Timed runs of each query on the summary path (after 20 warm-up runs); also the
     /// number of idle reads the refresh phase compares against.
@@ -85,23 +85,6 @@ pub struct BenchArgs {
     pub markdown: PathBuf,
 }
 
-fn parse_scale(s: &str) -> Result<Scale, String> {
-    match s.trim().to_ascii_uppercase().as_str() {
-        "S" => Ok(Scale::S),
-        "M" => Ok(Scale::M),
-        "L" => Ok(Scale::L),
-        other => Err(format!("unknown scale `{other}`: expected S, M or L")),
-    }
-}
-
-fn scale_name(s: Scale) -> &'static str {
-    match s {
-        Scale::S => "S",
-        Scale::M => "M",
-        Scale::L => "L",
-    }
-}
-
 pub async fn bench(db: &DbArgs, summaries: &SummaryArgs, args: &BenchArgs) -> Result<(), String> {
     let started = Instant::now();
     let started_at = Utc::now();
@@ -134,7 +117,7 @@ pub async fn bench(db: &DbArgs, summaries: &SummaryArgs, args: &BenchArgs) -> Re
     for (i, &scale) in scales.iter().enumerate() {
         println!(
             "== scale {}: {} spans over {} days",
-            scale_name(scale),
+            scale.name(),
             scale.spans(),
             workload::DEFAULT_RANGE.num_days()
         );
@@ -192,7 +175,7 @@ async fn run_scale(
     scale: Scale,
     postmaster: Option<u32>,
 ) -> Result<ScaleResult, String> {
-    let name = format!("srql_bench_{}", scale_name(scale).to_ascii_lowercase());
+    let name = format!("srql_bench_{}", scale.name().to_ascii_lowercase());
     let url = database::recreate_database(db, &name).await?;
     let before = machine::CpuSample::take(postmaster);
     let result = measure_scale(&url, cfg, args, policies, scale).await;
@@ -244,7 +227,7 @@ async fn measure_scale(
     let (queries, refresh) = measured?;
 
     Ok(ScaleResult {
-        scale: scale_name(scale),
+        scale: scale.name(),
         target_spans: scale.spans(),
         load: LoadResult {
             spans: loaded.spans,
@@ -389,17 +372,5 @@ fn link_from(markdown: &FsPath, target: &FsPath) -> String {
             .strip_prefix(&base)
             .map_or_else(|_| full.display().to_string(), |p| p.display().to_string()),
         _ => target.display().to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scales_parse_in_either_case() {
-        assert_eq!(parse_scale("s"), Ok(Scale::S));
-        assert_eq!(parse_scale(" L "), Ok(Scale::L));
-        assert!(parse_scale("XL").is_err());
     }
 }

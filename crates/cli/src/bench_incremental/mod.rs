@@ -42,7 +42,7 @@ const CYCLE_BASE_INDEX: u64 = 1 << 41;
 pub struct BenchIncrementalArgs {
     /// Scale points, comma-separated: S (100k spans), M (1M), L (10M). Each replaces its
     /// own entry in the results file, so L can be run on its own.
-    #[arg(long, value_delimiter = ',', default_value = "S,M", value_parser = parse_scale)]
+    #[arg(long, value_delimiter = ',', default_value = "S,M", value_parser = Scale::parse)]
     pub scales: Vec<Scale>,
     /// New spans per drain cycle, comma-separated (120000 = 2 minutes at 1k spans/s).
     #[arg(long, value_delimiter = ',', default_value = "1000,10000,120000")]
@@ -61,7 +61,7 @@ pub struct BenchIncrementalArgs {
     pub delay_scale: f64,
     /// Scale points at which the capture triggers' bulk-load overhead is measured (costs a
     /// second load of the scale point).
-    #[arg(long, value_delimiter = ',', default_value = "S,M", value_parser = parse_scale)]
+    #[arg(long, value_delimiter = ',', default_value = "S,M", value_parser = Scale::parse)]
     pub overhead_scales: Vec<Scale>,
     /// Bulk loads per setting (capture off, on) when measuring that overhead, alternated
     /// so drifting load on the machine hits both alike.
@@ -80,23 +80,6 @@ pub struct BenchIncrementalArgs {
     /// The Markdown file whose `<!-- incremental:start -->` section is rewritten.
     #[arg(long, default_value = "BENCHMARKS.md")]
     pub markdown: PathBuf,
-}
-
-fn parse_scale(s: &str) -> Result<Scale, String> {
-    match s.trim().to_ascii_uppercase().as_str() {
-        "S" => Ok(Scale::S),
-        "M" => Ok(Scale::M),
-        "L" => Ok(Scale::L),
-        other => Err(format!("unknown scale `{other}`: expected S, M or L")),
-    }
-}
-
-fn scale_name(s: Scale) -> &'static str {
-    match s {
-        Scale::S => "S",
-        Scale::M => "M",
-        Scale::L => "L",
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,14 +150,10 @@ pub async fn run(db: &DbArgs, args: &BenchIncrementalArgs) -> Result<(), String>
     scales.dedup();
     if args.overhead_only {
         for scale in scales {
-            let Some(i) = results
-                .scales
-                .iter()
-                .position(|s| s.scale == scale_name(scale))
-            else {
+            let Some(i) = results.scales.iter().position(|s| s.scale == scale.name()) else {
                 println!(
                     "no results for {} yet: run it without --overhead-only",
-                    scale_name(scale)
+                    scale.name()
                 );
                 continue;
             };
@@ -186,7 +165,7 @@ pub async fn run(db: &DbArgs, args: &BenchIncrementalArgs) -> Result<(), String>
     for scale in scales {
         println!(
             "== scale {}: {} spans over {} days",
-            scale_name(scale),
+            scale.name(),
             scale.spans(),
             workload::DEFAULT_RANGE.num_days()
         );
@@ -249,7 +228,7 @@ async fn run_scale(
     args: &BenchIncrementalArgs,
     scale: Scale,
 ) -> Result<ScaleResult, String> {
-    let name = format!("srql_bench_incr_{}", scale_name(scale).to_ascii_lowercase());
+    let name = format!("srql_bench_incr_{}", scale.name().to_ascii_lowercase());
     let url = database::recreate_database(db, &name).await?;
     let result = measure_scale(db, &url, args, scale).await;
     // Dropped whatever happened: L's gigabytes are freed and a rerun starts clean.
@@ -396,7 +375,7 @@ async fn measure_scale(
     };
 
     Ok(ScaleResult {
-        scale: scale_name(scale).into(),
+        scale: scale.name().into(),
         measured_at: Utc::now(),
         spans: loaded.spans,
         traces: config.traces,
@@ -471,7 +450,7 @@ async fn overhead(
         for capture in [false, true] {
             let name = format!(
                 "srql_bench_incr_capture_{}",
-                scale_name(scale).to_ascii_lowercase()
+                scale.name().to_ascii_lowercase()
             );
             let url = database::recreate_database(db, &name).await?;
             let result = async {
