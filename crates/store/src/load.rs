@@ -1,18 +1,19 @@
 //! Loading the synthetic workload: a bulk historical load and a live "follow" mode.
 
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use tokio::sync::{mpsc, watch};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 use workload::{Generator, Span, WorkloadConfig};
 
 use crate::db::{self, DbError};
-use crate::spans::{copy_spans, copy_spans_into, Arrival};
+use crate::spans::{copy_spans, copy_spans_frozen, copy_spans_into, Arrival};
 
 /// Spans per COPY statement: large enough to amortise the round trip, small enough that
 /// progress moves steadily.
@@ -21,11 +22,20 @@ const BATCH_SPANS: usize = 20_000;
 /// Parallel COPY connections when the caller has no better idea.
 pub const DEFAULT_WRITERS: usize = 2;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// How long one attempt to attach a loaded day waits for a lock (queries running on
+/// `otel_traces` hold them), and how many such attempts come before the last, which waits
+/// as long as it takes. Meanwhile the queries queued behind the attach's lock request wait
+/// too, so each attempt is kept short.
+const ATTACH_LOCK_TIMEOUT: &str = "2s";
+const ATTACH_ATTEMPTS: u32 = 30;
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoadReport {
     pub traces: u64,
     pub spans: u64,
     pub elapsed: StdDuration,
+    /// How each day with traces went in.
+    pub days: BTreeMap<NaiveDate, DayOutcome>,
 }
 
 impl LoadReport {
@@ -34,14 +44,14 @@ impl LoadReport {
     }
 }
 
-/// Generates `config` and writes it with `writers` parallel COPY connections.
-/// `progress` is called with the running span count.
+/// Generates `config` and writes it with `writers` parallel connections, one UTC day at
+/// a time per writer, newest day first. `progress` is called with the running span count.
 ///
-/// Each writer loads its own stretch of time (a contiguous range of trace indices, which
-/// the generator lays out in time order), generated on a thread of its own, and copies
-/// each batch straight into that day's partition. So the writers fill different
-/// partitions instead of contending for the same hot index pages and extension lock, and
-/// PostgreSQL routes no rows.
+/// A day whose partition holds no spans yet is built offline (migration 0005): copied
+/// into a table of its own, indexed in one pass, and attached as the partition, in one
+/// transaction. A day that already has spans is copied into its partition batch by
+/// batch. The few spans of a trace that cross midnight into another day are written last,
+/// through `otel_traces`. A load of a single day uses a single writer.
 pub async fn bulk(
     url: &str,
     config: WorkloadConfig,
@@ -50,34 +60,46 @@ pub async fn bulk(
 ) -> Result<LoadReport, DbError> {
     let started = Instant::now();
     let setup = db::connect(url).await?;
-    crate::partitions::ensure(&setup, config.start, config.end + Duration::days(1)).await?;
-    let tables = Arc::new(DayTables::read(&setup).await?);
-
+    let days = day_jobs(&config);
+    let jobs = Arc::new(Mutex::new(days.clone()));
+    let spill = Arc::new(Mutex::new(Vec::new()));
+    let outcomes = Arc::new(Mutex::new(BTreeMap::new()));
     let written = Arc::new(AtomicU64::new(0));
     let progress = Arc::new(progress);
     // Dropping the set aborts the other writers when one fails; their generators then
     // find their queue closed and stop.
     let mut tasks = tokio::task::JoinSet::new();
-    for share in shares(config.traces, writers.max(1)) {
+    for _ in 0..writers.clamp(1, days.len().max(1)) {
         let client = db::connect(url).await?;
-        // Every COPY commits; waiting for each commit's WAL flush would idle the writer
-        // for nothing a regenerable bulk load needs. A crash can lose the last batches,
-        // never corrupt anything. This session only: other clients keep their setting.
+        // Waiting for each commit's WAL flush would idle the writer for nothing a
+        // regenerable bulk load needs. A crash can lose the last days, never corrupt
+        // anything. This session only: other clients keep their setting.
         client.batch_execute("SET synchronous_commit = off").await?;
-        // A small queue: generation is several times faster than PostgreSQL, so more
-        // buffering would only hold memory.
-        let (tx, rx) = mpsc::channel::<DayBatch>(2);
-        std::thread::spawn(move || generate(config, share, &tx));
-        tasks.spawn(write_batches(
+        tasks.spawn(write_days(
             client,
-            rx,
-            tables.clone(),
+            config,
+            jobs.clone(),
+            spill.clone(),
+            outcomes.clone(),
             written.clone(),
             progress.clone(),
         ));
     }
     while let Some(done) = tasks.join_next().await {
         done.map_err(|e| DbError::Pool(format!("writer task: {e}")))??;
+    }
+    tracing::debug!(elapsed = ?started.elapsed(), "days loaded");
+    // Days without traces, and the day after the last, which late-night traces reach.
+    crate::partitions::ensure(&setup, config.start, config.end + Duration::days(1)).await?;
+    // In incremental mode, new partitions capture writes addressed to them (a later load
+    // copies into a partition directly). A catalog lookup when capture is off.
+    setup
+        .execute("SELECT srql_summary_capture_partitions()", &[])
+        .await?;
+    let spill = std::mem::take(&mut *spill.lock().expect("spill lock"));
+    if !spill.is_empty() {
+        let n = copy_spans(&setup, &spill, Arrival::Simulated).await?;
+        progress(written.fetch_add(n, Ordering::Relaxed) + n);
     }
     // Statistics for the columns queries filter, group and sort on. The JSON columns are
     // left to autovacuum: sorting 30 000 sampled jsonb values per partition took more
@@ -89,129 +111,201 @@ pub async fn bulk(
              service_instance, scope_name, scope_version, status_code, status_message, created_at)",
         )
         .await?;
+    tracing::debug!(elapsed = ?started.elapsed(), "analyzed");
+    let days = std::mem::take(&mut *outcomes.lock().expect("outcome lock"));
     Ok(LoadReport {
         traces: config.traces,
         spans: written.load(Ordering::Relaxed),
         elapsed: started.elapsed(),
+        days,
     })
 }
 
-/// `traces` split into `n` contiguous ranges of nearly equal size.
-fn shares(traces: u64, n: usize) -> Vec<Range<u64>> {
-    let n = n as u64;
-    (0..n)
-        .map(|i| (traces * i / n)..(traces * (i + 1) / n))
-        .filter(|r| !r.is_empty())
-        .collect()
-}
-
-/// Spans whose timestamps fall on one UTC day.
-struct DayBatch {
+/// The traces starting on one UTC day.
+#[derive(Debug, Clone, PartialEq)]
+struct DayJob {
     day: NaiveDate,
-    spans: Vec<Span>,
+    traces: Range<u64>,
 }
 
 fn utc_day(t: DateTime<Utc>) -> NaiveDate {
     t.date_naive()
 }
 
-/// Generates the traces `indices` of `config`, newest first, and sends their spans in
-/// batches of one day each. Returns early when the writer is gone.
-///
-/// Newest first because two of the three span indexes are on `timestamp DESC`: spans in
-/// descending time land at the right edge of the index, where PostgreSQL appends without
-/// a descent and splits full pages unevenly, instead of at the left edge, where each split
-/// leaves two half-empty pages. The indexes end up smaller and the load writes less WAL.
-fn generate(config: WorkloadConfig, indices: Range<u64>, tx: &mpsc::Sender<DayBatch>) {
-    let generator = Generator::new(config);
-    let reach = Duration::nanoseconds(workload::MAX_START_OFFSET_NANOS);
-    // Days still receiving spans: one, or two while traces straddle midnight.
-    let mut open: Vec<DayBatch> = Vec::new();
-    for index in indices.rev() {
-        // No trace yet to come has a span later than this one's start plus the reach,
-        // so the days after that are complete.
-        let last_open_day = utc_day(generator.trace_start(index) + reach);
-        while let Some(i) = open.iter().position(|b| b.day > last_open_day) {
-            if tx.blocking_send(open.swap_remove(i)).is_err() {
-                return;
-            }
-        }
-        let mut spans = generator.trace(index).spans;
-        spans.sort_unstable_by_key(|s| std::cmp::Reverse(s.timestamp));
-        for span in spans {
-            let day = utc_day(span.timestamp);
-            let i = match open.iter().position(|b| b.day == day) {
-                Some(i) => i,
-                None => {
-                    open.push(DayBatch {
-                        day,
-                        spans: Vec::with_capacity(BATCH_SPANS),
-                    });
-                    open.len() - 1
-                }
-            };
-            open[i].spans.push(span);
-            if open[i].spans.len() >= BATCH_SPANS && tx.blocking_send(open.swap_remove(i)).is_err()
-            {
-                return;
-            }
-        }
-    }
-    for batch in open {
-        if tx.blocking_send(batch).is_err() {
-            return;
-        }
-    }
+fn day_start(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(chrono::NaiveTime::MIN).and_utc()
 }
 
-async fn write_batches(
-    client: Client,
-    mut rx: mpsc::Receiver<DayBatch>,
-    tables: Arc<DayTables>,
+/// One job per UTC day of `config` that has traces starting on it, oldest first (writers
+/// pop from the end, so the newest day goes first).
+fn day_jobs(config: &WorkloadConfig) -> Vec<DayJob> {
+    let generator = Generator::new(*config);
+    // Trace starts grow with the index, so each day's first trace is found by bisection.
+    let first_at_or_after = |t: DateTime<Utc>| {
+        let (mut lo, mut hi) = (0u64, config.traces);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if generator.trace_start(mid) < t {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    };
+    let mut jobs = Vec::new();
+    let mut day = utc_day(config.start);
+    while day <= utc_day(config.end) {
+        let next = day.succ_opt().expect("a day before the end of time");
+        let traces = first_at_or_after(day_start(day))..first_at_or_after(day_start(next));
+        if !traces.is_empty() {
+            jobs.push(DayJob { day, traces });
+        }
+        day = next;
+    }
+    jobs
+}
+
+/// Generates the traces of `job`, newest first, and sends the spans on its day in
+/// batches; returns the spans that fall on a later day. Returns early when the writer is
+/// gone.
+///
+/// Newest first because two of the three span indexes are on `timestamp DESC`: when a
+/// day is copied into a partition that already has its indexes, spans in descending time
+/// land at the right edge of those indexes, where PostgreSQL appends without a descent.
+fn generate_day(config: WorkloadConfig, job: &DayJob, tx: &mpsc::Sender<Vec<Span>>) -> Vec<Span> {
+    let generator = Generator::new(config);
+    let mut batch = Vec::with_capacity(BATCH_SPANS);
+    let mut spill = Vec::new();
+    for index in job.traces.clone().rev() {
+        for span in generator.trace(index).spans {
+            if utc_day(span.timestamp) != job.day {
+                spill.push(span);
+                continue;
+            }
+            batch.push(span);
+            if batch.len() >= BATCH_SPANS {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_SPANS));
+                if tx.blocking_send(full).is_err() {
+                    return spill;
+                }
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(batch);
+    }
+    spill
+}
+
+async fn write_days(
+    mut client: Client,
+    config: WorkloadConfig,
+    jobs: Arc<Mutex<Vec<DayJob>>>,
+    spill: Arc<Mutex<Vec<Span>>>,
+    outcomes: Arc<Mutex<BTreeMap<NaiveDate, DayOutcome>>>,
     written: Arc<AtomicU64>,
     progress: Arc<impl Fn(u64) + Send + Sync + 'static>,
 ) -> Result<(), DbError> {
+    loop {
+        let Some(job) = jobs.lock().expect("job lock").pop() else {
+            return Ok(());
+        };
+        // A small queue: generation is several times faster than PostgreSQL, so more
+        // buffering would only hold memory.
+        let (tx, rx) = mpsc::channel::<Vec<Span>>(2);
+        let day = job.day;
+        let generator = tokio::task::spawn_blocking(move || generate_day(config, &job, &tx));
+        let count = |n: u64| progress(written.fetch_add(n, Ordering::Relaxed) + n);
+        let outcome = load_day(&mut client, day, rx, count).await?;
+        outcomes.lock().expect("outcome lock").insert(day, outcome);
+        let rest = generator
+            .await
+            .map_err(|e| DbError::Pool(format!("generator task: {e}")))?;
+        spill.lock().expect("spill lock").extend(rest);
+    }
+}
+
+/// How a day's spans went in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayOutcome {
+    /// Built offline and attached as a new partition.
+    Attached,
+    /// Built offline and swapped for the day's empty partition.
+    Replaced,
+    /// Built offline, then inserted into a partition that gained spans meanwhile.
+    Merged,
+    /// Copied batch by batch into the day's partition, which already had spans.
+    Copied,
+}
+
+async fn load_day(
+    client: &mut Client,
+    day: NaiveDate,
+    mut rx: mpsc::Receiver<Vec<Span>>,
+    count: impl Fn(u64),
+) -> Result<DayOutcome, DbError> {
+    let start = day_start(day);
+    let stage: Option<String> = client
+        .query_one("SELECT srql_load_stage_create($1)", &[&start])
+        .await?
+        .get(0);
+    let Some(stage) = stage else {
+        let partition = format!("otel_traces_p{}", day.format("%Y%m%d"));
+        while let Some(batch) = rx.recv().await {
+            count(copy_spans_into(client, &partition, &batch, Arrival::Simulated).await?);
+        }
+        return Ok(DayOutcome::Copied);
+    };
+    let began = Instant::now();
+    let mut tx = client.transaction().await?;
+    // The name comes from srql_load_stage_create, never from input.
+    tx.batch_execute(&format!("TRUNCATE \"{stage}\"")).await?;
     while let Some(batch) = rx.recv().await {
-        let n = copy_spans_into(
-            &client,
-            tables.for_day(batch.day),
-            &batch.spans,
-            Arrival::Simulated,
-        )
+        count(copy_spans_frozen(tx.client(), &stage, &batch, Arrival::Simulated).await?);
+    }
+    let copied = Instant::now();
+    tx.execute("SELECT srql_load_stage_index($1)", &[&stage])
         .await?;
-        let total = written.fetch_add(n, Ordering::Relaxed) + n;
-        progress(total);
-    }
-    Ok(())
-}
-
-/// The day partition of `otel_traces` for each UTC day, by the names
-/// `srql_ensure_partition` gives them (`otel_traces_pYYYYMMDD`). A row copied into a
-/// partition is still checked against its bounds, so a misnamed partition fails the load
-/// rather than misplacing rows.
-struct DayTables {
-    by_day: HashMap<NaiveDate, String>,
-}
-
-impl DayTables {
-    async fn read(client: &Client) -> Result<Self, DbError> {
-        let by_day = crate::partitions::list(client)
-            .await?
-            .into_iter()
-            .filter_map(|name| {
-                let day = NaiveDate::parse_from_str(name.strip_prefix("otel_traces_p")?, "%Y%m%d")
-                    .ok()?;
-                Some((day, name))
-            })
-            .collect();
-        Ok(Self { by_day })
-    }
-
-    /// The table to copy `day`'s spans into: its partition, or the parent (which routes
-    /// each row) for a day without one.
-    fn for_day(&self, day: NaiveDate) -> &str {
-        self.by_day.get(&day).map_or("otel_traces", String::as_str)
-    }
+    let indexed = Instant::now();
+    let mut attempt = 1;
+    let outcome = loop {
+        let last = attempt > ATTACH_ATTEMPTS;
+        let savepoint = tx.savepoint("attach").await?;
+        let timeout = if last { "0" } else { ATTACH_LOCK_TIMEOUT };
+        savepoint
+            .batch_execute(&format!("SET LOCAL lock_timeout = '{timeout}'"))
+            .await?;
+        let finished = savepoint
+            .query_one(
+                "SELECT srql_load_stage_finish($1, $2, $3)",
+                &[&stage, &start, &!last],
+            )
+            .await;
+        match finished {
+            Ok(row) => {
+                let outcome: String = row.get(0);
+                savepoint.commit().await?;
+                break outcome;
+            }
+            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) && !last => {
+                savepoint.rollback().await?;
+                if attempt == 1 {
+                    tracing::info!(%day, "loaded day waits for queries on otel_traces to attach");
+                }
+                attempt += 1;
+                tokio::time::sleep(StdDuration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    tx.commit().await?;
+    tracing::debug!(%day, %outcome, copy = ?copied - began, index = ?indexed - copied, attach = ?indexed.elapsed(), "day loaded");
+    Ok(match outcome.as_str() {
+        "replaced" => DayOutcome::Replaced,
+        "merged" => DayOutcome::Merged,
+        _ => DayOutcome::Attached,
+    })
 }
 
 /// A span held back to simulate late delivery.
@@ -309,45 +403,85 @@ mod tests {
     use super::*;
 
     #[test]
-    fn shares_cover_every_trace_once() {
-        assert_eq!(shares(10, 3), vec![0..3, 3..6, 6..10]);
-        assert_eq!(shares(1, 4), vec![0..1]);
-        assert!(shares(0, 2).is_empty());
-    }
-
-    #[test]
-    fn batches_hold_one_day_each_and_lose_no_span() {
+    fn each_trace_belongs_to_the_job_of_its_start_day() {
         let start = DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
         let config = WorkloadConfig::for_spans(7, 60_000, start, start + Duration::days(3));
-        let expected: Vec<String> = Generator::new(config)
+        let generator = Generator::new(config);
+        let jobs = day_jobs(&config);
+        assert_eq!(jobs.len(), 4, "three days from noon touch four dates");
+        assert_eq!(jobs[0].traces.start, 0);
+        assert_eq!(jobs[3].traces.end, config.traces);
+        for pair in jobs.windows(2) {
+            assert_eq!(
+                pair[0].traces.end, pair[1].traces.start,
+                "no gap, no overlap"
+            );
+            assert!(pair[0].day < pair[1].day, "oldest first");
+        }
+        for job in &jobs {
+            for i in [job.traces.start, job.traces.end - 1] {
+                assert_eq!(utc_day(generator.trace_start(i)), job.day);
+            }
+        }
+    }
+
+    #[test]
+    fn days_batch_their_own_spans_and_spill_the_rest_losing_none() {
+        let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+        let start = at("2026-01-01T12:00:00Z");
+        let days = WorkloadConfig::for_spans(7, 60_000, start, start + Duration::days(3));
+        let spilled = spans_by_day(days);
+        assert!(
+            spilled < 100,
+            "only traces starting just before midnight: {spilled}"
+        );
+        // Traces packed around midnight, so many cross it.
+        let midnight = at("2026-01-02T00:00:00Z");
+        let around = WorkloadConfig::for_spans(
+            7,
+            5_000,
+            midnight - Duration::seconds(10),
+            midnight + Duration::seconds(10),
+        );
+        let crossing = spans_by_day(around);
+        assert!(crossing > 0, "{crossing}");
+    }
+
+    /// Checks that the day jobs of `config` yield every span once, each batch on its
+    /// job's day and each spilled span on a later one; returns the number spilled.
+    fn spans_by_day(config: WorkloadConfig) -> usize {
+        let mut expected: Vec<String> = Generator::new(config)
             .flat_map(|t| t.spans)
             .map(|s| format!("{}/{}", s.trace_id, s.span_id))
             .collect();
-        let (tx, mut rx) = mpsc::channel(1_000);
-        generate(config, 0..config.traces, &tx);
-        drop(tx);
         let mut seen = Vec::new();
-        let mut days = std::collections::BTreeSet::new();
-        while let Ok(batch) = rx.try_recv() {
-            assert!(batch.spans.len() <= BATCH_SPANS);
-            assert!(batch
-                .spans
-                .iter()
-                .all(|s| utc_day(s.timestamp) == batch.day));
-            days.insert(batch.day);
+        let mut spilled = 0;
+        for job in day_jobs(&config) {
+            let (tx, mut rx) = mpsc::channel(1_000);
+            let spill = generate_day(config, &job, &tx);
+            drop(tx);
+            while let Ok(batch) = rx.try_recv() {
+                assert!(batch.len() <= BATCH_SPANS);
+                assert!(batch.iter().all(|s| utc_day(s.timestamp) == job.day));
+                seen.extend(
+                    batch
+                        .iter()
+                        .map(|s| format!("{}/{}", s.trace_id, s.span_id)),
+                );
+            }
+            assert!(spill.iter().all(|s| utc_day(s.timestamp) > job.day));
+            spilled += spill.len();
             seen.extend(
-                batch
-                    .spans
+                spill
                     .iter()
                     .map(|s| format!("{}/{}", s.trace_id, s.span_id)),
             );
         }
-        assert_eq!(days.len(), 4, "three days from noon touch four dates");
         seen.sort();
-        let mut expected = expected;
         expected.sort();
         assert_eq!(seen, expected);
+        spilled
     }
 }

@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "incremental_summaries",
         sql: include_str!("../migrations/0004_incremental_summaries.sql"),
     },
+    Migration {
+        version: 5,
+        name: "bulk_load_stages",
+        sql: include_str!("../migrations/0005_bulk_load_stages.sql"),
+    },
 ];
 
 /// Advisory lock key (two-int form) shared by every schema change of this service.

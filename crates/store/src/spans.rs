@@ -52,8 +52,31 @@ pub async fn copy_spans_into<'a>(
     spans: impl IntoIterator<Item = &'a Span>,
     arrival: Arrival,
 ) -> Result<u64, DbError> {
+    copy(client, table, "FORMAT binary", spans, arrival).await
+}
+
+/// [`copy_spans_into`] a table created in the client's open transaction, with the rows
+/// written already frozen: nobody else can see the table before it commits, and frozen
+/// rows spare the first readers setting hint bits on every page (writing each page out
+/// again) and vacuum a later pass to freeze them.
+pub async fn copy_spans_frozen<'a>(
+    client: &Client,
+    table: &str,
+    spans: impl IntoIterator<Item = &'a Span>,
+    arrival: Arrival,
+) -> Result<u64, DbError> {
+    copy(client, table, "FORMAT binary, FREEZE", spans, arrival).await
+}
+
+async fn copy<'a>(
+    client: &Client,
+    table: &str,
+    options: &str,
+    spans: impl IntoIterator<Item = &'a Span>,
+    arrival: Arrival,
+) -> Result<u64, DbError> {
     let sql = format!(
-        "COPY \"{}\" ({COLUMNS}) FROM STDIN (FORMAT binary)",
+        "COPY \"{}\" ({COLUMNS}) FROM STDIN ({options})",
         table.replace('"', "\"\"")
     );
     let sink = client.copy_in::<_, Bytes>(sql.as_str()).await?;

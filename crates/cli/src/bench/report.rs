@@ -219,7 +219,8 @@ pub fn render(r: &BenchResults, links: &Links) -> String {
 
     md.push_str(
         "\n### Load and storage\n\n\
-         Load: `store::load::bulk` (generation, binary COPY, ANALYZE), then a \
+         Load: `store::load::bulk` (generation; per day binary COPY into a stage table, \
+         its indexes built, attached as the partition; ANALYZE), then a \
          `VACUUM (ANALYZE)` that is not counted. Sizes after the \
          first refresh: spans summed over the day partitions of `otel_traces` (heap and \
          TOAST, then its three indexes); summaries are the materialized view and its \
