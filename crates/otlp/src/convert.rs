@@ -236,14 +236,25 @@ fn to_json<T: Serialize>(value: &T) -> String {
     })
 }
 
-/// Attributes as a JSON object, key -> value (duplicate keys are written as received;
-/// jsonb keeps the last).
+/// Attributes as a JSON object, key -> value, keys in the order jsonb stores them
+/// (shorter first, then bytewise): PostgreSQL sorts the keys of every object it reads,
+/// which is cheap when they come sorted. The sort is stable, so duplicate keys keep their
+/// order and jsonb keeps the last, as received.
 struct Attrs<'a>(&'a [KeyValue]);
+
+fn jsonb_key_order(a: &KeyValue, b: &KeyValue) -> std::cmp::Ordering {
+    a.key
+        .len()
+        .cmp(&b.key.len())
+        .then_with(|| a.key.as_bytes().cmp(b.key.as_bytes()))
+}
 
 impl Serialize for Attrs<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for kv in self.0 {
+        let mut sorted: Vec<&KeyValue> = self.0.iter().collect();
+        sorted.sort_by(|a, b| jsonb_key_order(a, b));
+        let mut map = s.serialize_map(Some(sorted.len()))?;
+        for kv in sorted {
             map.serialize_entry(&clean(&kv.key), &kv.value.as_ref().map(Any))?;
         }
         map.end()
@@ -355,6 +366,28 @@ mod tests {
         assert_eq!(
             r.message(),
             "5 spans rejected: reason 0; reason 1; reason 2; ..."
+        );
+    }
+
+    #[test]
+    fn attribute_keys_come_in_jsonb_order_and_duplicates_keep_theirs() {
+        let kv = |k: &str, v: i64| KeyValue {
+            key: k.into(),
+            value: Some(AnyValue {
+                value: Some(Value::IntValue(v)),
+            }),
+            ..Default::default()
+        };
+        let attrs = [
+            kv("service.name", 1),
+            kv("b", 2),
+            kv("host.name", 3),
+            kv("a", 4),
+            kv("b", 5),
+        ];
+        assert_eq!(
+            attributes_json(&attrs),
+            r#"{"a":4,"b":2,"b":5,"host.name":3,"service.name":1}"#
         );
     }
 

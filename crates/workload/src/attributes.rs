@@ -20,39 +20,44 @@ pub(crate) struct SpanContext {
 }
 
 /// Appends the attributes object of one span to `out`.
+///
+/// Keys are written in the order jsonb stores them (shorter first, then bytewise), so
+/// PostgreSQL's key sort on input finds them sorted: that sort was about 5% of a bulk
+/// load's CPU. Stored values do not depend on it; a test checks the order.
 pub(crate) fn write(out: &mut String, op: Operation, ctx: &SpanContext, rng: &mut Rng) {
     let mut w = ObjectWriter::new(out);
     let failed = ctx.status == status::ERROR;
     match op {
         Operation::HttpServer => {
             let (method, route) = ROUTES[ctx.route].split_once(' ').unwrap_or(("GET", "/"));
-            w.str("http.method", method).str("http.route", route);
+            w.str("http.route", route)
+                .str("http.method", method)
+                .str("http.scheme", "http");
             push_target(w.begin_raw_str("http.target"), route, rng);
             w.end_raw_str()
-                .str("http.scheme", "http")
-                .int("http.status_code", server_status(method, failed, rng))
-                .int("net.host.port", 8080);
+                .int("net.host.port", 8080)
+                .int("http.status_code", server_status(method, failed, rng));
         }
         Operation::RpcServer => {
             let domain = DOMAINS[ctx.service % DOMAINS.len()];
-            w.str("rpc.system", "grpc");
+            w.str("rpc.method", GRPC_METHODS[rng.index(GRPC_METHODS.len())])
+                .str("rpc.system", "grpc");
             let service = w.begin_raw_str("rpc.service");
             service.push_str("shop.");
             service.push_str(domain);
             service.push_str(".v1");
             w.end_raw_str()
-                .str("rpc.method", GRPC_METHODS[rng.index(GRPC_METHODS.len())])
-                .int("rpc.grpc.status_code", if failed { 14 } else { 0 })
-                .str("net.peer.name", SERVICES[ctx.parent_service]);
+                .str("net.peer.name", SERVICES[ctx.parent_service])
+                .int("rpc.grpc.status_code", if failed { 14 } else { 0 });
         }
         Operation::DbQuery => {
             let system = DB_SYSTEMS[ctx.service % DB_SYSTEMS.len()];
             let db_name = DOMAINS[ctx.service % DOMAINS.len()];
             let table = DOMAINS[rng.index(DOMAINS.len())];
-            w.str("db.system", system).str("db.name", db_name);
-            let port = if system == "mongodb" {
-                w.str("db.operation", "find")
-                    .str("db.mongodb.collection", table);
+            w.str("db.name", db_name).str("db.system", system);
+            let mongo = system == "mongodb";
+            let port = if mongo {
+                w.str("db.operation", "find");
                 27017
             } else {
                 w.str(
@@ -70,6 +75,9 @@ pub(crate) fn write(out: &mut String, op: Operation, ctx: &SpanContext, rng: &mu
             peer.push_str(db_name);
             peer.push_str("-db");
             w.end_raw_str().int("net.peer.port", port);
+            if mongo {
+                w.str("db.mongodb.collection", table);
+            }
         }
         Operation::CacheGet | Operation::CacheSet => {
             let operation = if op == Operation::CacheGet {
@@ -85,38 +93,39 @@ pub(crate) fn write(out: &mut String, op: Operation, ctx: &SpanContext, rng: &mu
         }
         Operation::HttpClient => {
             let (host, method, path) = EXTERNAL_HOSTS[rng.index(EXTERNAL_HOSTS.len())];
-            w.str("http.method", method);
             let url = w.begin_raw_str("http.url");
             url.push_str("https://");
             url.push_str(host);
             url.push_str(path);
-            w.end_raw_str();
+            w.end_raw_str()
+                .str("http.method", method)
+                .str("net.peer.name", host);
             if !failed || rng.chance(0.5) {
                 let code = if failed { 503 } else { 200 };
                 w.int("http.status_code", code);
             }
-            w.str("net.peer.name", host);
         }
         Operation::Internal => {
+            w.int("thread.id", 1 + rng.below(64) as i64);
             let namespace = w.begin_raw_str("code.namespace");
             namespace.push_str("shop::");
             namespace.push_str(DOMAINS[ctx.service % DOMAINS.len()]);
-            w.end_raw_str().int("thread.id", 1 + rng.below(64) as i64);
+            w.end_raw_str();
         }
         Operation::Publish | Operation::Consume => {
-            let topic = w
-                .str("messaging.system", "kafka")
-                .begin_raw_str("messaging.destination.name");
-            topic.push_str(DOMAINS[ctx.service % DOMAINS.len()]);
-            topic.push_str(".events");
             let operation = if op == Operation::Publish {
                 "publish"
             } else {
                 "process"
             };
-            w.end_raw_str()
+            let topic = w
+                .str("messaging.system", "kafka")
                 .str("messaging.operation", operation)
-                .int("messaging.kafka.partition", rng.below(12) as i64);
+                .int("messaging.kafka.partition", rng.below(12) as i64)
+                .begin_raw_str("messaging.destination.name");
+            topic.push_str(DOMAINS[ctx.service % DOMAINS.len()]);
+            topic.push_str(".events");
+            w.end_raw_str();
         }
     }
     w.finish();

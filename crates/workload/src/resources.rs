@@ -52,13 +52,13 @@ fn build_all() -> Vec<Replica> {
             let sdk = &SDKS[service % SDKS.len()];
             let mut attrs = String::with_capacity(256);
             let mut w = ObjectWriter::new(&mut attrs);
-            w.str("service.name", name)
-                .str("service.namespace", NAMESPACE)
-                .str("service.version", SERVICE_VERSIONS[service])
-                .str("host.name", &host)
+            w.str("host.name", &host)
                 .str("k8s.pod.name", &pod_name)
-                .str("telemetry.sdk.language", sdk.language)
+                .str("service.name", name)
+                .str("service.version", SERVICE_VERSIONS[service])
+                .str("service.namespace", NAMESPACE)
                 .str("telemetry.sdk.version", sdk.version)
+                .str("telemetry.sdk.language", sdk.language)
                 .finish();
             all.push(Replica {
                 instance: pod_name,

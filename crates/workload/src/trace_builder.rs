@@ -192,13 +192,13 @@ fn exception_event(at_ns: i64, exception_type: &str, message: &str) -> String {
     let mut out = String::with_capacity(160);
     out.push('[');
     let mut event = ObjectWriter::new(&mut out);
-    event.str("name", "exception").int("time_unix_nano", at_ns);
+    event.str("name", "exception");
     event
         .object("attributes")
         .str("exception.type", exception_type)
         .str("exception.message", message)
         .finish();
-    event.finish();
+    event.int("time_unix_nano", at_ns).finish();
     out.push(']');
     out
 }
@@ -218,11 +218,11 @@ fn producer_link(producer: TraceIds) -> String {
     let mut out = String::with_capacity(128);
     out.push('[');
     let mut link = ObjectWriter::new(&mut out);
-    let trace_id = link.begin_raw_str("trace_id");
+    let span_id = link.begin_raw_str("span_id");
+    push_hex_u64(span_id, producer.span_id(0));
+    let trace_id = link.end_raw_str().begin_raw_str("trace_id");
     push_hex_u64(trace_id, producer.high);
     push_hex_u64(trace_id, producer.low);
-    let span_id = link.end_raw_str().begin_raw_str("span_id");
-    push_hex_u64(span_id, producer.span_id(0));
     link.end_raw_str();
     link.object("attributes")
         .str("messaging.operation", "receive")
