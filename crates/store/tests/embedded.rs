@@ -146,3 +146,64 @@ fn watchdog_stops_the_cluster_when_the_owner_is_killed() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The embedded cluster runs at `wal_level = minimal`, so a bulk load's days, built and
+/// indexed in the transaction that filled their stage tables, write next to no WAL: the
+/// disk writes each span once instead of twice.
+#[tokio::test]
+async fn bulk_loaded_days_skip_the_wal() {
+    let dir = temp_dir("wal");
+    let mut opts = EmbeddedOptions::new(&dir);
+    opts.durable = false;
+    opts.remove_on_stop = true;
+    let cluster = EmbeddedCluster::start(&opts).expect("start");
+    let admin = store::db::connect(&cluster.url("postgres"))
+        .await
+        .expect("connect");
+    admin
+        .batch_execute("CREATE DATABASE walcheck")
+        .await
+        .unwrap();
+    let url = cluster.url("walcheck");
+    let mut client = store::db::connect(&url).await.expect("connect");
+    store::migrate::run(&mut client).await.expect("migrate");
+
+    let now = chrono::Utc::now();
+    let config = workload::WorkloadConfig::for_spans(
+        3,
+        50_000,
+        now - chrono::Duration::days(2),
+        now - chrono::Duration::days(1),
+    );
+    let before: i64 = client
+        .query_one("SELECT (pg_current_wal_lsn() - '0/0')::bigint", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let report = store::load::bulk(&url, config, 2, |_| {})
+        .await
+        .expect("bulk load");
+    let row = client
+        .query_one(
+            "SELECT (pg_current_wal_lsn() - '0/0')::bigint,
+                    (SELECT sum(pg_total_relation_size(inhrelid))::bigint
+                     FROM pg_inherits WHERE inhparent = 'otel_traces'::regclass)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (after, stored): (i64, i64) = (row.get(0), row.get(1));
+    let wal = after - before;
+    assert!(
+        report
+            .days
+            .values()
+            .all(|o| *o != store::load::DayOutcome::Copied),
+        "{:?}",
+        report.days
+    );
+    assert!(
+        wal * 5 < stored,
+        "{wal} bytes of WAL for {stored} bytes of spans and indexes"
+    );
+}
