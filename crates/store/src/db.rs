@@ -13,6 +13,12 @@ pub enum DbError {
     Pg(#[from] tokio_postgres::Error),
     #[error("connection pool: {0}")]
     Pool(String),
+    /// A value refused before it was sent (a row too large for PostgreSQL).
+    #[error("cannot encode: {0}")]
+    Encode(String),
+    /// A task of ours (a load's writer or generator) panicked or was cancelled.
+    #[error("{0}")]
+    Task(String),
 }
 
 impl From<deadpool_postgres::PoolError> for DbError {

@@ -86,7 +86,7 @@ pub async fn bulk(
         ));
     }
     while let Some(done) = tasks.join_next().await {
-        done.map_err(|e| DbError::Pool(format!("writer task: {e}")))??;
+        done.map_err(|e| DbError::Task(format!("writer task: {e}")))??;
     }
     tracing::debug!(elapsed = ?started.elapsed(), "days loaded");
     // Days without traces, and the day after the last, which late-night traces reach.
@@ -221,7 +221,7 @@ async fn write_days(
         outcomes.lock().expect("outcome lock").insert(day, outcome);
         let rest = generator
             .await
-            .map_err(|e| DbError::Pool(format!("generator task: {e}")))?;
+            .map_err(|e| DbError::Task(format!("generator task: {e}")))?;
         spill.lock().expect("spill lock").extend(rest);
     }
 }

@@ -144,9 +144,7 @@ impl CopyRows {
         // Bounding the whole row bounds every length written below, and the message
         // that carries the row.
         if text_bytes >= MAX_ROW_BYTES {
-            // DbError has no variant for a value refused before it is sent; Pool is the
-            // loader's catch-all for failures outside PostgreSQL.
-            return Err(DbError::Pool(format!(
+            return Err(DbError::Encode(format!(
                 "span {}/{} holds {text_bytes} bytes of text, more than one row may",
                 s.trace_id, s.span_id
             )));
