@@ -29,13 +29,26 @@ pub async fn serve_on(
         max_limit: args.max_limit,
         ..ServiceConfig::default()
     };
-    let state = AppState::new(pool, config);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let otlp = start_otlp(&db.url, &args.otlp, stop_rx.clone()).await?;
+    let mut state = AppState::new(pool, config);
+    if let Some(r) = &otlp {
+        let ingest = r.ingest().clone();
+        state = state.with_ingest(std::sync::Arc::new(move || {
+            let s = ingest.stats();
+            server::IngestCounters {
+                requests: s.requests,
+                spans: s.spans,
+                batches: s.batches,
+                refused_busy: s.refused_busy,
+                queued_requests: s.queued_requests as u64,
+            }
+        }));
+    }
     let scheduler = tokio::spawn(server::scheduler::run(
         db.url.clone(),
         stop_rx.clone(),

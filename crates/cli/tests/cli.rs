@@ -85,17 +85,35 @@ fn http_get(port: u16, path: &str) -> String {
     out
 }
 
+fn http_post_json(port: u16, path: &str, body: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
 #[test]
 fn serve_answers_and_ctrl_c_stops_it_and_its_database() {
     let dir = data_dir("serve");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
+    let otlp_port = free_port();
     let mut child = srql(&dir)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        // Default OTLP ports may be taken by another test or service on this machine.
-        .args(["--otlp-grpc-listen", "off", "--otlp-http-listen", "off"])
+        // Free ports: the default OTLP ports may be taken by another test or service.
+        .args(["--otlp-grpc-listen", "off"])
+        .args(["--otlp-http-listen", &format!("127.0.0.1:{otlp_port}")])
         .env("SRQL_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
@@ -116,6 +134,24 @@ fn serve_answers_and_ctrl_c_stops_it_and_its_database() {
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(health.contains("\"database\":\"ok\""), "{health}");
     assert!(dir.join("postmaster.pid").exists());
+
+    // A span over OTLP/HTTP shows in the ingest counters on /metrics.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let export = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"cli-test"}}}}]}},
+            "scopeSpans":[{{"spans":[{{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708",
+            "name":"GET /","startTimeUnixNano":"{now}","endTimeUnixNano":"{}"}}]}}]}}]}}"#,
+        now + 1_000_000
+    );
+    let accepted = http_post_json(otlp_port, "/v1/traces", &export);
+    assert!(accepted.starts_with("HTTP/1.1 200"), "{accepted}");
+    let metrics = http_get(port, "/metrics");
+    for line in ["srql_ingest_spans_total 1", "srql_ingest_requests_total 1"] {
+        assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
+    }
 
     // Ctrl-C is SIGINT.
     let killed = Command::new("kill")

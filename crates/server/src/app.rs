@@ -242,6 +242,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(f) = freshness.filter(|f| f.mode == store::summaries::SummaryMode::Incremental) {
         crate::metrics::render_freshness(&mut body, &f);
     }
+    if let Some(probe) = &state.ingest {
+        crate::metrics::render_ingest(&mut body, &probe());
+    }
     ([("content-type", "text/plain; version=0.0.4")], body).into_response()
 }
 

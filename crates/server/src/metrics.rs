@@ -42,6 +42,64 @@ impl Metrics {
     }
 }
 
+/// The OTLP write path's counters, for `/metrics`. The receivers live in another crate;
+/// the service only sees this probe, which the binary wires to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IngestCounters {
+    /// Requests whose spans were committed.
+    pub requests: u64,
+    /// Spans committed.
+    pub spans: u64,
+    /// COPY statements that committed.
+    pub batches: u64,
+    /// Requests refused with back-pressure (the queue was full).
+    pub refused_busy: u64,
+    /// Requests waiting for a writer now.
+    pub queued_requests: u64,
+}
+
+/// Reads the ingest counters when `/metrics` is scraped.
+pub type IngestProbe = std::sync::Arc<dyn Fn() -> IngestCounters + Send + Sync>;
+
+/// Ingest counters, appended to [`render`]'s output when the receivers run.
+pub fn render_ingest(out: &mut String, c: &IngestCounters) {
+    for (name, kind, help, value) in [
+        (
+            "srql_ingest_requests_total",
+            "counter",
+            "OTLP export requests whose spans were committed.",
+            c.requests,
+        ),
+        (
+            "srql_ingest_spans_total",
+            "counter",
+            "Spans received over OTLP and committed.",
+            c.spans,
+        ),
+        (
+            "srql_ingest_copy_batches_total",
+            "counter",
+            "COPY statements that committed received spans.",
+            c.batches,
+        ),
+        (
+            "srql_ingest_refused_busy_total",
+            "counter",
+            "OTLP export requests refused with back-pressure because the queue was full.",
+            c.refused_busy,
+        ),
+        (
+            "srql_ingest_queued_requests",
+            "gauge",
+            "OTLP export requests waiting for a writer.",
+            c.queued_requests,
+        ),
+    ] {
+        family(out, name, kind, help);
+        out.push_str(&format!("{name} {value}\n"));
+    }
+}
+
 /// What the refresh log says, for `/metrics`.
 #[derive(Debug, Clone, Default)]
 pub struct RefreshFacts {
@@ -181,6 +239,32 @@ pub fn render_freshness(out: &mut String, f: &store::summaries::Freshness) {
 mod tests {
     use super::*;
     use chrono::{Duration, TimeZone, Utc};
+
+    #[test]
+    fn renders_ingest_counters() {
+        let mut out = String::new();
+        render_ingest(
+            &mut out,
+            &IngestCounters {
+                requests: 3,
+                spans: 1536,
+                batches: 2,
+                refused_busy: 1,
+                queued_requests: 4,
+            },
+        );
+        for line in [
+            "# TYPE srql_ingest_spans_total counter",
+            "srql_ingest_requests_total 3",
+            "srql_ingest_spans_total 1536",
+            "srql_ingest_copy_batches_total 2",
+            "srql_ingest_refused_busy_total 1",
+            "# TYPE srql_ingest_queued_requests gauge",
+            "srql_ingest_queued_requests 4",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing from\n{out}");
+        }
+    }
 
     #[test]
     fn renders_counters_and_freshness() {

@@ -37,6 +37,8 @@ pub struct AppState {
     pub pool: Pool,
     pub config: Arc<ServiceConfig>,
     pub metrics: Arc<Metrics>,
+    /// The OTLP receivers' counters, when they run beside the API.
+    pub ingest: Option<crate::metrics::IngestProbe>,
     catalog: Arc<RwLock<Option<(Instant, Catalog)>>>,
 }
 
@@ -46,8 +48,15 @@ impl AppState {
             pool,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
+            ingest: None,
             catalog: Arc::new(RwLock::new(None)),
         }
+    }
+
+    /// Reports `probe`'s ingest counters on `/metrics`.
+    pub fn with_ingest(mut self, probe: crate::metrics::IngestProbe) -> Self {
+        self.ingest = Some(probe);
+        self
     }
 
     /// The planner's catalog, re-read from the database at most once per TTL.
