@@ -6,6 +6,7 @@ mod bench_incremental;
 mod database;
 mod demo;
 mod generate;
+mod markdown_section;
 mod migrate;
 mod query;
 mod serve;

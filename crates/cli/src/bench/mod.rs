@@ -347,14 +347,7 @@ fn write_outputs(results: &BenchResults, args: &BenchArgs) -> Result<(), String>
             notes: notes.as_deref(),
         },
     );
-    let existing = match std::fs::read_to_string(&args.markdown) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(format!("cannot read {}: {e}", args.markdown.display())),
-    };
-    let text = report::splice(existing.as_deref(), &section)
-        .map_err(|e| format!("{}: {e}", args.markdown.display()))?;
-    write_file(&args.markdown, &text)
+    crate::markdown_section::rewrite(&args.markdown, report::SECTION, &section)
 }
 
 fn write_file(path: &FsPath, text: &str) -> Result<(), String> {

@@ -8,14 +8,10 @@ use super::latency::{LatencySummary, Measurement};
 use super::results::BenchResults;
 use super::storage::per_million;
 
-pub const START: &str = "<!-- bench:start -->";
-pub const END: &str = "<!-- bench:end -->";
+/// The BENCHMARKS.md section (`<!-- bench:start -->` ... `<!-- bench:end -->`) this writes.
+pub const SECTION: &str = "bench";
 
 /// What a new BENCHMARKS.md starts with.
-const NEW_FILE_INTRO: &str = "# Benchmarks\n\n\
-    Measured figures for this repository. Each section is written by the tool named in it;\n\
-    rerun that tool rather than editing its section by hand.\n";
-
 /// Where the generated section links to.
 pub struct Links<'a> {
     pub json: &'a str,
@@ -273,79 +269,9 @@ fn others_line(r: &BenchResults) -> String {
     )
 }
 
-/// `existing` (the current file, if any) with `section` between the markers. Text
-/// outside the markers is kept; without markers the section is appended. Markers that
-/// are out of order or repeated are an error rather than a guess.
-pub fn splice(existing: Option<&str>, section: &str) -> Result<String, String> {
-    let block = format!("{START}\n{}\n{END}", section.trim_end());
-    let Some(text) = existing else {
-        return Ok(format!("{NEW_FILE_INTRO}\n{block}\n"));
-    };
-    let starts = text.matches(START).count();
-    let ends = text.matches(END).count();
-    match (starts, ends) {
-        (0, 0) => {
-            let sep = if text.is_empty() || text.ends_with("\n\n") {
-                ""
-            } else if text.ends_with('\n') {
-                "\n"
-            } else {
-                "\n\n"
-            };
-            Ok(format!("{text}{sep}{block}\n"))
-        }
-        (1, 1) => {
-            let (Some(s), Some(e)) = (text.find(START), text.find(END)) else {
-                return Err("markers vanished".into());
-            };
-            if e < s {
-                return Err(format!("`{END}` comes before `{START}`"));
-            }
-            Ok(format!("{}{block}{}", &text[..s], &text[e + END.len()..]))
-        }
-        _ => Err(format!(
-            "expected one `{START}` and one `{END}` line, found {starts} and {ends}"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splice_keeps_everything_outside_the_markers() {
-        let before = "# Benchmarks\n\nother work\n\n<!-- bench:start -->\nold\n<!-- bench:end -->\n\ntrailing\n";
-        let out = splice(Some(before), "new table\n").unwrap();
-        assert_eq!(
-            out,
-            "# Benchmarks\n\nother work\n\n<!-- bench:start -->\nnew table\n<!-- bench:end -->\n\ntrailing\n"
-        );
-        // Splicing twice is stable.
-        assert_eq!(splice(Some(&out), "new table").unwrap(), out);
-    }
-
-    #[test]
-    fn splice_creates_or_appends() {
-        let fresh = splice(None, "t").unwrap();
-        assert!(fresh.starts_with("# Benchmarks\n"));
-        assert!(fresh.ends_with("<!-- bench:start -->\nt\n<!-- bench:end -->\n"));
-        assert_eq!(
-            splice(Some("# B\n"), "t").unwrap(),
-            "# B\n\n<!-- bench:start -->\nt\n<!-- bench:end -->\n"
-        );
-    }
-
-    #[test]
-    fn splice_refuses_broken_markers() {
-        assert!(splice(Some("<!-- bench:end -->\n<!-- bench:start -->\n"), "t").is_err());
-        assert!(splice(Some("<!-- bench:start -->\n"), "t").is_err());
-        assert!(splice(
-            Some("<!-- bench:start -->\n<!-- bench:end -->\n<!-- bench:start -->\n<!-- bench:end -->"),
-            "t"
-        )
-        .is_err());
-    }
 
     #[test]
     fn number_formats() {

@@ -7,8 +7,8 @@ use std::path::Path;
 use super::lag::LagResult;
 use super::{Results, ScaleResult};
 
-const START: &str = "<!-- incremental:start -->";
-const END: &str = "<!-- incremental:end -->";
+/// The BENCHMARKS.md section this writes.
+const SECTION: &str = "incremental";
 
 /// Targets from the issue: a drain covering 2 minutes of 1k spans/s at L under 1 s; lag
 /// p99 under 5 s at 10k spans/s.
@@ -28,36 +28,7 @@ pub fn write(results: &Results, json: &Path, markdown: &Path) -> Result<(), Stri
     }
     let text = serde_json::to_string_pretty(results).map_err(|e| e.to_string())?;
     std::fs::write(json, text + "\n").map_err(|e| format!("{}: {e}", json.display()))?;
-    let existing = match std::fs::read_to_string(markdown) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("{}: {e}", markdown.display())),
-    };
-    let updated = splice(&existing, &section(results));
-    std::fs::write(markdown, updated).map_err(|e| format!("{}: {e}", markdown.display()))
-}
-
-/// `doc` with the text between the markers replaced by `body`; the markers are appended at
-/// the end when missing. Nothing outside them changes.
-fn splice(doc: &str, body: &str) -> String {
-    let block = format!("{START}\n{body}{END}");
-    match (doc.find(START), doc.find(END)) {
-        (Some(s), Some(e)) if s < e => {
-            format!("{}{block}{}", &doc[..s], &doc[e + END.len()..])
-        }
-        _ => {
-            let mut out = doc.to_string();
-            if !out.is_empty() && !out.ends_with('\n') {
-                out.push('\n');
-            }
-            if !out.is_empty() {
-                out.push('\n');
-            }
-            out.push_str(&block);
-            out.push('\n');
-            out
-        }
-    }
+    crate::markdown_section::rewrite(markdown, SECTION, &section(results))
 }
 
 pub fn median(v: &[f64]) -> f64 {
@@ -288,31 +259,4 @@ pub fn print_lag(l: &LagResult) {
         fmt_secs(l.drain_max_secs),
         l.exact
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::splice;
-
-    #[test]
-    fn splice_replaces_only_between_the_markers() {
-        let doc = "# B\n\n<!-- bench:start -->\nx\n<!-- bench:end -->\n\n<!-- incremental:start -->\nold\n<!-- incremental:end -->\ntail\n";
-        let out = splice(doc, "new\n");
-        assert_eq!(
-            out,
-            "# B\n\n<!-- bench:start -->\nx\n<!-- bench:end -->\n\n<!-- incremental:start -->\nnew\n<!-- incremental:end -->\ntail\n"
-        );
-    }
-
-    #[test]
-    fn splice_appends_the_markers_when_missing() {
-        assert_eq!(
-            splice("# B\nbody", "new\n"),
-            "# B\nbody\n\n<!-- incremental:start -->\nnew\n<!-- incremental:end -->\n"
-        );
-        assert_eq!(
-            splice("", "new\n"),
-            "<!-- incremental:start -->\nnew\n<!-- incremental:end -->\n"
-        );
-    }
 }
