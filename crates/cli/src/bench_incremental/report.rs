@@ -162,13 +162,14 @@ fn section(r: &Results) -> String {
         .filter(|s| s.capture_overhead.is_some())
         .collect();
     if !overheads.is_empty() {
-        out.push_str("\n### Capture triggers on a bulk COPY load\n\n");
+        out.push_str("\n### Capture on a bulk load\n\n");
         out.push_str(
-            "The same scale point bulk-loaded (binary COPY, 20 000 spans per statement, two \
-             writers) into fresh databases, alternately in view mode (no triggers) and in \
-             incremental mode (statement-level triggers with transition tables logging one \
-             entry per trace and statement); medians of the runs, all runs in the JSON. The \
-             machine is shared: single loads vary by tens of percent.\n\n\
+            "The same scale point bulk-loaded by `store::load::bulk` (two writers, a day at a \
+             time: binary COPY into a stage table, indexes built, attached as the partition) \
+             into fresh databases, alternately in view mode (capture off) and in incremental \
+             mode (capture on: each attached day logs one entry per trace in one statement, \
+             and gets the statement-level triggers that catch later writes); medians of the \
+             runs, all runs in the JSON. Single loads vary by several percent.\n\n\
              | scale | spans | capture off | capture on | overhead | log entries | draining them |\n\
              |---|---|---|---|---|---|---|\n",
         );
