@@ -38,16 +38,7 @@ pub async fn serve_on(
     let mut state = AppState::new(pool, config);
     if let Some(r) = &otlp {
         let ingest = r.ingest().clone();
-        state = state.with_ingest(std::sync::Arc::new(move || {
-            let s = ingest.stats();
-            server::IngestCounters {
-                requests: s.requests,
-                spans: s.spans,
-                batches: s.batches,
-                refused_busy: s.refused_busy,
-                queued_requests: s.queued_requests as u64,
-            }
-        }));
+        state = state.with_ingest(std::sync::Arc::new(move || ingest.stats()));
     }
     let scheduler = tokio::spawn(server::scheduler::run(
         db.url.clone(),

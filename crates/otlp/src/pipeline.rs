@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
+pub use store::ingest::IngestStats;
 use store::ingest::SpanRecord;
 use store::DbError;
 use tokio::sync::{mpsc, oneshot, watch, Mutex, OwnedSemaphorePermit, Semaphore};
@@ -72,20 +73,6 @@ struct Counters {
     spans: AtomicU64,
     batches: AtomicU64,
     refused_busy: AtomicU64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct IngestStats {
-    /// Requests whose spans were committed.
-    pub requests: u64,
-    /// Spans committed.
-    pub spans: u64,
-    /// COPY statements that committed.
-    pub batches: u64,
-    /// Requests refused because the queue was full.
-    pub refused_busy: u64,
-    /// Requests waiting for a writer now.
-    pub queued_requests: usize,
 }
 
 struct Pending {

@@ -10,7 +10,7 @@ mod state;
 
 pub use app::app;
 pub use error::ApiError;
-pub use metrics::{IngestCounters, IngestProbe};
+pub use metrics::IngestProbe;
 pub use state::{AppState, ServiceConfig};
 
 use tokio::net::TcpListener;

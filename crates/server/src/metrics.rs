@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use store::ingest::IngestStats;
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub queries_materialized_view: AtomicU64,
@@ -42,27 +44,12 @@ impl Metrics {
     }
 }
 
-/// The OTLP write path's counters, for `/metrics`. The receivers live in another crate;
-/// the service only sees this probe, which the binary wires to them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct IngestCounters {
-    /// Requests whose spans were committed.
-    pub requests: u64,
-    /// Spans committed.
-    pub spans: u64,
-    /// COPY statements that committed.
-    pub batches: u64,
-    /// Requests refused with back-pressure (the queue was full).
-    pub refused_busy: u64,
-    /// Requests waiting for a writer now.
-    pub queued_requests: u64,
-}
-
-/// Reads the ingest counters when `/metrics` is scraped.
-pub type IngestProbe = std::sync::Arc<dyn Fn() -> IngestCounters + Send + Sync>;
+/// Reads the OTLP write path's counters when `/metrics` is scraped. The receivers live in
+/// another crate; the service only sees this probe, which the binary wires to them.
+pub type IngestProbe = std::sync::Arc<dyn Fn() -> IngestStats + Send + Sync>;
 
 /// Ingest counters, appended to [`render`]'s output when the receivers run.
-pub fn render_ingest(out: &mut String, c: &IngestCounters) {
+pub fn render_ingest(out: &mut String, c: &IngestStats) {
     for (name, kind, help, value) in [
         (
             "srql_ingest_requests_total",
@@ -92,7 +79,7 @@ pub fn render_ingest(out: &mut String, c: &IngestCounters) {
             "srql_ingest_queued_requests",
             "gauge",
             "OTLP export requests waiting for a writer.",
-            c.queued_requests,
+            c.queued_requests as u64,
         ),
     ] {
         family(out, name, kind, help);
@@ -245,7 +232,7 @@ mod tests {
         let mut out = String::new();
         render_ingest(
             &mut out,
-            &IngestCounters {
+            &IngestStats {
                 requests: 3,
                 spans: 1536,
                 batches: 2,

@@ -17,6 +17,23 @@ use tokio_postgres::Client;
 
 use crate::db::DbError;
 
+/// What the OTLP write path has done, as `/metrics` reports it. Defined here, below both
+/// the receivers (which count) and the server (which renders), so neither depends on the
+/// other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IngestStats {
+    /// Requests whose spans were committed.
+    pub requests: u64,
+    /// Spans committed.
+    pub spans: u64,
+    /// COPY statements that committed.
+    pub batches: u64,
+    /// Requests refused because the queue was full.
+    pub refused_busy: u64,
+    /// Requests waiting for a writer now.
+    pub queued_requests: usize,
+}
+
 const COPY_SQL: &str =
     "COPY otel_traces (timestamp, trace_id, span_id, parent_span_id, name, kind, \
     start_time_unix_nano, end_time_unix_nano, service_name, service_version, service_instance, \
