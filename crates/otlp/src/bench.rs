@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes};
 use chrono::Utc;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
 use tokio::sync::watch;
@@ -109,7 +108,9 @@ async fn run_in(url: &str, opts: &BenchOptions) -> Result<BenchReport, String> {
     drop(tx);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
 
-    let pool = pool(config, opts.writers + 1)?;
+    let mut config = config;
+    config.application_name("srql-bench-otlp");
+    let pool = store::db::pool_for(config, opts.writers + 1).map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let receivers = crate::start(
         pool,
@@ -237,22 +238,6 @@ fn build_requests(
         out.push((buf.len() as u64, req.encode_to_vec().into()));
     }
     Ok(out)
-}
-
-fn pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, String> {
-    let mut config = config;
-    config.application_name("srql-bench-otlp");
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    Pool::builder(manager)
-        .max_size(size)
-        .build()
-        .map_err(|e| e.to_string())
 }
 
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";

@@ -59,6 +59,11 @@ pub fn parse_url(url: &str) -> Result<tokio_postgres::Config, DbError> {
 pub fn pool(url: &str, size: usize) -> Result<Pool, DbError> {
     let mut config = parse_url(url)?;
     config.application_name("srql");
+    pool_for(config, size)
+}
+
+/// A pool of `size` connections made with `config` as it is.
+pub fn pool_for(config: tokio_postgres::Config, size: usize) -> Result<Pool, DbError> {
     let manager = Manager::from_config(
         config,
         NoTls,

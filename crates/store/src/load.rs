@@ -61,7 +61,8 @@ pub async fn bulk(
     let started = Instant::now();
     let setup = db::connect(url).await?;
     let days = day_jobs(&config);
-    let jobs = Arc::new(Mutex::new(days.clone()));
+    let writers = writers.clamp(1, days.len().max(1));
+    let jobs = Arc::new(Mutex::new(days));
     let spill = Arc::new(Mutex::new(Vec::new()));
     let outcomes = Arc::new(Mutex::new(BTreeMap::new()));
     let written = Arc::new(AtomicU64::new(0));
@@ -69,7 +70,7 @@ pub async fn bulk(
     // Dropping the set aborts the other writers when one fails; their generators then
     // find their queue closed and stop.
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..writers.clamp(1, days.len().max(1)) {
+    for _ in 0..writers {
         let client = db::connect(url).await?;
         // Waiting for each commit's WAL flush would idle the writer for nothing a
         // regenerable bulk load needs. A crash can lose the last days, never corrupt
