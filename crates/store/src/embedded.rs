@@ -68,6 +68,7 @@ pub struct EmbeddedCluster {
     port: u16,
     run_as: Option<(u32, u32)>,
     pg_cron: bool,
+    durable: bool,
     remove_on_stop: bool,
     stopped: bool,
     watchdog: Option<std::process::Child>,
@@ -98,11 +99,12 @@ impl EmbeddedCluster {
             port,
             run_as,
             pg_cron,
+            durable: opts.durable,
             remove_on_stop: opts.remove_on_stop,
             stopped: false,
             watchdog: None,
         };
-        cluster.pg_ctl_start(opts.durable)?;
+        cluster.pg_ctl_start()?;
         cluster.watchdog = cluster.spawn_watchdog();
         tracing::info!(
             data_dir = %cluster.data_dir.display(),
@@ -145,21 +147,86 @@ impl EmbeddedCluster {
             let _ = w.kill();
             let _ = w.wait();
         }
-        let out = self
-            .command("pg_ctl")
-            .arg("stop")
-            .arg("-D")
-            .arg(&self.data_dir)
-            .args(["-m", "fast", "-w", "-t", "60"])
-            .output()
-            .map_err(|e| cmd_err("pg_ctl stop", e.to_string()))?;
-        if !out.status.success() {
-            return Err(cmd_err("pg_ctl stop", String::from_utf8_lossy(&out.stderr)));
+        // A server crashed on purpose (tests) has nothing left to stop.
+        if running_pid(&self.data_dir).is_some() {
+            let out = self
+                .command("pg_ctl")
+                .arg("stop")
+                .arg("-D")
+                .arg(&self.data_dir)
+                .args(["-m", "fast", "-w", "-t", "60"])
+                .output()
+                .map_err(|e| cmd_err("pg_ctl stop", e.to_string()))?;
+            if !out.status.success() {
+                return Err(cmd_err("pg_ctl stop", String::from_utf8_lossy(&out.stderr)));
+            }
         }
         if self.remove_on_stop {
             let _ = fs::remove_dir_all(&self.data_dir);
         }
         tracing::info!(data_dir = %self.data_dir.display(), "embedded PostgreSQL stopped");
+        Ok(())
+    }
+
+    /// The postmaster's pid, while it runs.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        running_pid(&self.data_dir)
+    }
+
+    /// Fault injection for tests: stops (SIGSTOP) the postmaster and every backend, as a
+    /// hung host would. Connections stay open and answer nothing until [`Self::thaw`].
+    pub fn freeze(&self) -> Result<()> {
+        self.signal_all("STOP")
+    }
+
+    /// Resumes what [`Self::freeze`] stopped.
+    pub fn thaw(&self) -> Result<()> {
+        self.signal_all("CONT")
+    }
+
+    /// Fault injection for tests: kills the server as a crash would (immediate mode,
+    /// recovery at the next start). The cluster keeps its port for [`Self::start_again`].
+    pub fn crash(&mut self) -> Result<()> {
+        let out = self
+            .command("pg_ctl")
+            .arg("stop")
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "immediate", "-w", "-t", "60"])
+            .output()
+            .map_err(|e| cmd_err("pg_ctl stop", e.to_string()))?;
+        if !out.status.success() {
+            return Err(cmd_err("pg_ctl stop", String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(())
+    }
+
+    /// Starts the server again after [`Self::crash`], on the same port and settings.
+    pub fn start_again(&mut self) -> Result<()> {
+        if running_pid(&self.data_dir).is_some() {
+            return Ok(());
+        }
+        self.pg_ctl_start()
+    }
+
+    /// Sends `signal` to the postmaster and its children (the backends and workers).
+    fn signal_all(&self, signal: &str) -> Result<()> {
+        let Some(postmaster) = running_pid(&self.data_dir) else {
+            return Err(cmd_err(
+                "signalling the cluster",
+                "the server is not running",
+            ));
+        };
+        let mut pids = vec![postmaster];
+        pids.extend(children_of(postmaster));
+        let out = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .args(pids.iter().map(|p| p.to_string()))
+            .output()
+            .map_err(|e| cmd_err("kill", e.to_string()))?;
+        if !out.status.success() {
+            return Err(cmd_err("kill", String::from_utf8_lossy(&out.stderr)));
+        }
         Ok(())
     }
 
@@ -172,7 +239,8 @@ impl EmbeddedCluster {
         cmd
     }
 
-    fn pg_ctl_start(&self, durable: bool) -> Result<()> {
+    fn pg_ctl_start(&self) -> Result<()> {
+        let durable = self.durable;
         let log = self.data_dir.join("server.log");
         let mut settings = vec![
             "-c listen_addresses=127.0.0.1".to_string(),
@@ -383,6 +451,26 @@ fn prepare_dir(dir: &Path, run_as: Option<(u32, u32)>) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
     Ok(())
+}
+
+/// Processes whose parent is `pid`, from /proc.
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // `pid (comm) state ppid ...`; comm may hold spaces, so split after `)`.
+                    let rest = &stat[stat.rfind(')')? + 1..];
+                    rest.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
 }
 
 fn running_pid(dir: &Path) -> Option<u32> {

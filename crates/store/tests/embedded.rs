@@ -207,3 +207,45 @@ async fn bulk_loaded_days_skip_the_wal() {
         "{wal} bytes of WAL for {stored} bytes of spans and indexes"
     );
 }
+
+#[tokio::test]
+async fn fault_hooks_freeze_and_crash_the_server_and_bring_it_back() {
+    let dir = temp_dir("faults");
+    let mut opts = EmbeddedOptions::new(&dir);
+    opts.durable = false;
+    opts.remove_on_stop = true;
+    opts.pg_cron = false;
+    let mut cluster = EmbeddedCluster::start(&opts).expect("start");
+    let url = cluster.url("postgres");
+    let client = store::db::connect(&url).await.expect("connect");
+
+    cluster.freeze().expect("freeze");
+    let frozen = tokio::time::timeout(
+        Duration::from_millis(500),
+        client.query_one("SELECT 1", &[]),
+    )
+    .await;
+    assert!(frozen.is_err(), "a frozen server answers nothing");
+    cluster.thaw().expect("thaw");
+    let one: i32 = tokio::time::timeout(Duration::from_secs(10), client.query_one("SELECT 1", &[]))
+        .await
+        .expect("answers once thawed")
+        .expect("query")
+        .get(0);
+    assert_eq!(one, 1);
+
+    let port = cluster.port();
+    cluster.crash().expect("crash");
+    assert!(
+        cluster.postmaster_pid().is_none(),
+        "no postmaster after a crash"
+    );
+    assert!(store::db::connect(&url).await.is_err(), "nothing listens");
+    cluster.start_again().expect("start again");
+    assert_eq!(cluster.port(), port, "same port after a restart");
+    let client = store::db::connect(&url).await.expect("reconnect");
+    client
+        .query_one("SELECT 1", &[])
+        .await
+        .expect("query after restart");
+}
