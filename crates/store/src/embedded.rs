@@ -1,18 +1,27 @@
 //! A private PostgreSQL cluster started from the system's binaries.
 //!
 //! Used when no `DATABASE_URL` is given (the demo, tests). The cluster lives in a data
-//! directory we own, listens on loopback only, trusts local connections, and is stopped
+//! directory we own (mode 0700), has no TCP listener, accepts only password (SCRAM)
+//! connections on the Unix socket inside that directory, with passwords generated at
+//! the first start and kept in a 0600 file beside the data ([`crate::credentials`]). So
+//! only the directory's owner (and root) can reach it at all. It is stopped
 //! when the [`EmbeddedCluster`] is dropped. A small watchdog process also stops it if our
 //! process dies without running destructors (SIGKILL, a panicking test binary), so no
 //! orphaned postmaster outlives us.
 
 use std::fs;
-use std::net::TcpListener;
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use crate::credentials::{self, Credentials};
+
+/// Names the socket file (`.s.PGSQL.<port>`); nothing listens on TCP, and the socket
+/// directory is private to each cluster, so every cluster may use the same number.
+const SOCKET_PORT: u16 = 5432;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
@@ -66,6 +75,7 @@ pub struct EmbeddedCluster {
     bin_dir: PathBuf,
     data_dir: PathBuf,
     port: u16,
+    credentials: Credentials,
     run_as: Option<(u32, u32)>,
     pg_cron: bool,
     durable: bool,
@@ -91,12 +101,14 @@ impl EmbeddedCluster {
         if !data_dir.join("PG_VERSION").exists() {
             initdb(&bin_dir, &data_dir, run_as)?;
         }
+        let credentials = secure(&bin_dir, &data_dir, run_as)?;
         let pg_cron = opts.pg_cron && pg_cron_installed(&bin_dir);
-        let port = free_port()?;
+        let port = SOCKET_PORT;
         let mut cluster = Self {
             bin_dir,
             data_dir,
             port,
+            credentials,
             run_as,
             pg_cron,
             durable: opts.durable,
@@ -115,6 +127,7 @@ impl EmbeddedCluster {
         Ok(cluster)
     }
 
+    /// The number in the socket's name (there is no TCP listener).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -128,12 +141,29 @@ impl EmbeddedCluster {
         self.pg_cron
     }
 
-    /// A libpq-style URL for `database` as the `postgres` superuser.
+    /// A URL for `database` as the `postgres` superuser, over the private socket with
+    /// its password.
     pub fn url(&self, database: &str) -> String {
-        format!(
-            "postgres://postgres@127.0.0.1:{}/{database}?connect_timeout=10",
-            self.port
-        )
+        self.url_as(credentials::SUPERUSER, database)
+            .expect("the superuser always has a password")
+    }
+
+    /// A URL for `database` as `user`, one of the logins in [`crate::credentials`]; `None`
+    /// for a user without a password of ours.
+    pub fn url_as(&self, user: &str, database: &str) -> Option<String> {
+        let password = self.credentials.password(user)?;
+        Some(credentials::socket_url(
+            &self.data_dir,
+            self.port,
+            user,
+            password,
+            database,
+        ))
+    }
+
+    /// The generated password of `user`, if it is one of ours.
+    pub fn password(&self, user: &str) -> Option<&str> {
+        self.credentials.password(user)
     }
 
     /// Fast shutdown: active sessions are disconnected, the checkpoint is written.
@@ -243,10 +273,14 @@ impl EmbeddedCluster {
         let durable = self.durable;
         let log = self.data_dir.join("server.log");
         let mut settings = vec![
-            "-c listen_addresses=127.0.0.1".to_string(),
+            // No TCP at all: the only way in is the socket in the 0700 data directory.
+            "-c listen_addresses=''".to_string(),
             format!("-p {}", self.port),
-            // The socket lives in the data directory so clusters never collide in /tmp.
+            // The socket lives in the data directory so clusters never collide in /tmp,
+            // and only the directory's owner can reach it.
             format!("-c unix_socket_directories='{}'", self.data_dir.display()),
+            "-c unix_socket_permissions=0700".into(),
+            "-c password_encryption=scram-sha-256".into(),
             "-c max_connections=300".into(),
             "-c shared_buffers=1GB".into(),
             "-c work_mem=64MB".into(),
@@ -496,7 +530,9 @@ fn initdb(bin_dir: &Path, dir: &Path, run_as: Option<(u32, u32)>) -> Result<()> 
         .args([
             "-U",
             "postgres",
-            "--auth=trust",
+            // Replaced by `secure` before the first start; never `trust`.
+            "--auth-local=peer",
+            "--auth-host=reject",
             "--encoding=UTF8",
             "--locale=C",
             "--no-sync",
@@ -511,24 +547,78 @@ fn initdb(bin_dir: &Path, dir: &Path, run_as: Option<(u32, u32)>) -> Result<()> 
     Ok(())
 }
 
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(io_err(Path::new("127.0.0.1:0")))?;
-    let port = listener
-        .local_addr()
-        .map_err(io_err(Path::new("127.0.0.1:0")))?
-        .port();
-    Ok(port)
+/// Run before every start: the data directory's access rules are ours, whatever version
+/// of srql (or whoever) initialised it. pg_hba.conf allows password logins on the socket
+/// and nothing else; users without a password in our file get one. A cluster from an
+/// older version (`trust`, no credentials file) is converted here.
+fn secure(bin_dir: &Path, dir: &Path, run_as: Option<(u32, u32)>) -> Result<Credentials> {
+    let file = Credentials::path(dir);
+    let mut creds = Credentials::load(dir).map_err(io_err(&file))?;
+    let added = creds.fill_missing().map_err(io_err(&file))?;
+    if added.contains(&credentials::SUPERUSER) {
+        let password = creds
+            .password(credentials::SUPERUSER)
+            .expect("just generated");
+        // Hex, generated by us: safe inside a literal.
+        single_user(
+            bin_dir,
+            dir,
+            run_as,
+            &format!("ALTER ROLE postgres PASSWORD '{password}'"),
+        )?;
+    }
+    // The other logins are created (or their passwords set) once their roles exist, by
+    // whoever migrates (`srql`'s database setup, the test harness).
+    creds.save(dir).map_err(io_err(&file))?;
+    let hba = dir.join("pg_hba.conf");
+    fs::write(
+        &hba,
+        "# Written by srql at every start: password (SCRAM) logins on the private socket only.\n\
+         local all all scram-sha-256\n",
+    )
+    .map_err(io_err(&hba))?;
+    if let Some((uid, gid)) = run_as {
+        std::os::unix::fs::chown(&hba, Some(uid), Some(gid)).map_err(io_err(&hba))?;
+    }
+    Ok(creds)
 }
 
-/// Waits until `pg_isready`-style TCP connect succeeds; `pg_ctl -w` already waits, this
-/// only guards the window where the socket is up but not yet accepting.
-pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+/// Runs one statement in single-user mode (no server, no connection, no authentication):
+/// how the superuser gets its password before the server ever accepts a connection.
+fn single_user(
+    bin_dir: &Path,
+    dir: &Path,
+    run_as: Option<(u32, u32)>,
+    statement: &str,
+) -> Result<()> {
+    let mut cmd = Command::new(bin_dir.join("postgres"));
+    if let Some((uid, gid)) = run_as {
+        cmd.uid(uid).gid(gid);
     }
-    false
+    let mut child = cmd
+        .arg("--single")
+        .arg("-D")
+        .arg(dir)
+        .args(["-c", "exit_on_error=on", "-c", "log_min_messages=warning"])
+        .arg("postgres")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| cmd_err("postgres --single", e.to_string()))?;
+    // Written then closed: the backend exits at end of input, so the wait is bounded by
+    // the statement itself.
+    if let Some(mut stdin) = child.stdin.take() {
+        writeln!(stdin, "{statement}").map_err(|e| cmd_err("postgres --single", e.to_string()))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| cmd_err("postgres --single", e.to_string()))?;
+    if !out.status.success() {
+        return Err(cmd_err(
+            "postgres --single",
+            String::from_utf8_lossy(&out.stderr),
+        ));
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Everything that talks to PostgreSQL: the embedded cluster, connections, migrations,
 //! partition upkeep, span writes, summary maintenance and query execution.
 
+pub mod credentials;
 pub mod db;
 pub mod embedded;
 pub mod migrate;

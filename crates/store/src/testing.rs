@@ -56,19 +56,21 @@ fn server() -> &'static Server {
 }
 
 fn url_of(config: &tokio_postgres::Config) -> String {
+    use crate::credentials::encode;
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        // A socket directory is a path: one URL host only once percent-encoded.
+        Some(tokio_postgres::config::Host::Unix(p)) => encode(&p.display().to_string()),
         None => "localhost".into(),
     };
     let port = config.get_ports().first().copied().unwrap_or(5432);
-    let user = config.get_user().unwrap_or("postgres");
+    let user = encode(config.get_user().unwrap_or("postgres"));
     let password = config
         .get_password()
-        .map(|p| format!(":{}", String::from_utf8_lossy(p)))
+        .map(|p| format!(":{}", encode(&String::from_utf8_lossy(p))))
         .unwrap_or_default();
     let db = config.get_dbname().unwrap_or("postgres");
-    format!("postgres://{user}{password}@{host}:{port}/{db}")
+    format!("postgres://{user}{password}@{host}:{port}/{db}?connect_timeout=10")
 }
 
 /// A fresh, empty database for one test. Dropped when the value is dropped is not

@@ -31,16 +31,12 @@ async fn starts_serves_and_stops() {
     assert_eq!(user, "postgres");
     drop(client);
 
-    let port = cluster.port();
     cluster.stop().expect("stop");
     assert!(
         !dir.join("postmaster.pid").exists(),
         "postmaster gone after stop"
     );
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
-        "port closed after stop"
-    );
+    assert!(!socket(&cluster).exists(), "socket closed after stop");
 
     // A second start reuses the initialised directory.
     let cluster = EmbeddedCluster::start(&opts).expect("restart");
@@ -55,6 +51,133 @@ async fn starts_serves_and_stops() {
         "drop stops the cluster"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+fn socket(cluster: &EmbeddedCluster) -> std::path::PathBuf {
+    cluster
+        .data_dir()
+        .join(format!(".s.PGSQL.{}", cluster.port()))
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().mode() & 0o777
+}
+
+/// Issue 11: the cluster used to trust every local TCP connection, as superuser.
+#[tokio::test]
+async fn only_the_service_can_connect() {
+    let dir = temp_dir("private");
+    let mut opts = EmbeddedOptions::new(&dir);
+    opts.durable = false;
+    opts.remove_on_stop = true;
+    opts.pg_cron = false;
+    let cluster = EmbeddedCluster::start(&opts).expect("start");
+    let creds = store::credentials::Credentials::path(&dir);
+    assert_eq!(mode(&creds), 0o600, "credentials file is private");
+    assert_eq!(mode(&dir), 0o700, "data (and socket) directory is private");
+
+    let client = store::db::connect(&cluster.url("postgres"))
+        .await
+        .expect("the service connects");
+    let listen: String = client
+        .query_one("SHOW listen_addresses", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(listen, "", "no TCP listener");
+    let rules: Vec<(String, String)> = client
+        .query("SELECT type, auth_method FROM pg_hba_file_rules", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        rules,
+        vec![("local".to_string(), "scram-sha-256".to_string())],
+        "password logins on the socket only"
+    );
+
+    let mut no_password = store::db::parse_url(&cluster.url("postgres")).unwrap();
+    no_password.password("");
+    let err = no_password
+        .connect(tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("no password, no connection");
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD),
+        "{err:?}"
+    );
+    let mut wrong = store::db::parse_url(&cluster.url("postgres")).unwrap();
+    wrong.password("not-the-password");
+    let err = wrong
+        .connect(tokio_postgres::NoTls)
+        .await
+        .err()
+        .expect("wrong password, no connection");
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD),
+        "{err:?}"
+    );
+
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").unwrap().uid() == 0 {
+        // Another local user, even one that knows the password, cannot reach the socket.
+        let psql = store::embedded::find_bin_dir().unwrap().join("psql");
+        let out = std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(psql)
+            .arg(format!(
+                "host={} port={} user=postgres dbname=postgres connect_timeout=5",
+                dir.display(),
+                cluster.port()
+            ))
+            .args(["-c", "SELECT 1"])
+            .env(
+                "PGPASSWORD",
+                cluster.password("postgres").expect("superuser password"),
+            )
+            .output()
+            .expect("run psql as nobody");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "nobody connected: {stderr}");
+        assert!(stderr.contains("Permission denied"), "{stderr}");
+    }
+}
+
+/// A data directory initialised by an older version (`trust`, no credentials file) is
+/// converted at start.
+#[tokio::test]
+async fn a_trusting_cluster_is_converted_at_start() {
+    let dir = temp_dir("convert");
+    let mut opts = EmbeddedOptions::new(&dir);
+    opts.durable = false;
+    opts.remove_on_stop = false;
+    opts.pg_cron = false;
+    let mut cluster = EmbeddedCluster::start(&opts).expect("start");
+    let old_password = cluster.password("postgres").unwrap().to_string();
+    cluster.stop().expect("stop");
+    drop(cluster);
+    std::fs::remove_file(store::credentials::Credentials::path(&dir)).unwrap();
+    let hba = dir.join("pg_hba.conf");
+    std::fs::write(
+        &hba,
+        "local all all trust\nhost all all 127.0.0.1/32 trust\n",
+    )
+    .unwrap();
+
+    opts.remove_on_stop = true;
+    let cluster = EmbeddedCluster::start(&opts).expect("start the old directory");
+    assert!(!std::fs::read_to_string(&hba).unwrap().contains("trust"));
+    assert_ne!(cluster.password("postgres").unwrap(), old_password);
+    let client = store::db::connect(&cluster.url("postgres"))
+        .await
+        .expect("connect with the new password");
+    client.query_one("SELECT 1", &[]).await.unwrap();
 }
 
 #[tokio::test]
@@ -86,10 +209,10 @@ async fn runs_the_server_as_postgres_when_root() {
     } else {
         assert_eq!(owner, me);
     }
-    assert!(store::embedded::wait_for_port(
-        cluster.port(),
-        Duration::from_secs(5)
-    ));
+    let client = store::db::connect(&cluster.url("postgres"))
+        .await
+        .expect("connect");
+    client.query_one("SELECT 1", &[]).await.unwrap();
 }
 
 /// A child process (this test binary, re-run in a special mode) starts a cluster, reports
@@ -101,8 +224,8 @@ fn watchdog_stops_the_cluster_when_the_owner_is_killed() {
         let mut opts = EmbeddedOptions::new(dir);
         opts.durable = false;
         opts.remove_on_stop = true;
-        let cluster = EmbeddedCluster::start(&opts).expect("child start");
-        println!("PORT {}", cluster.port());
+        let _cluster = EmbeddedCluster::start(&opts).expect("child start");
+        println!("READY");
         std::thread::sleep(Duration::from_secs(600));
         return;
     }
@@ -119,19 +242,19 @@ fn watchdog_stops_the_cluster_when_the_owner_is_killed() {
         .spawn()
         .expect("spawn child");
     let stdout = child.stdout.take().unwrap();
-    let port: u16 = std::io::BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("PORT ").map(|p| p.trim().parse().unwrap()))
-        .expect("child reports its port");
     assert!(
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-        "cluster up"
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.trim() == "READY"),
+        "child reports its cluster started"
     );
+    let socket = dir.join(".s.PGSQL.5432");
+    assert!(socket.exists(), "cluster up");
     child.kill().expect("kill child");
     child.wait().ok();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+    while socket.exists() {
         assert!(
             std::time::Instant::now() < deadline,
             "cluster still up 30 s after its owner died"
