@@ -88,7 +88,7 @@ impl Credentials {
 }
 
 /// 32 random bytes from the kernel as hex: safe inside SQL literals, URLs and our file.
-fn generate_password() -> std::io::Result<String> {
+pub fn generate_password() -> std::io::Result<String> {
     let mut bytes = [0u8; 32];
     fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())

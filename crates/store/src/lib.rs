@@ -6,6 +6,7 @@ pub mod db;
 pub mod embedded;
 pub mod migrate;
 pub mod partitions;
+pub mod roles;
 /// The test harness lives here (not behind a feature) so every crate's tests share it.
 pub mod testing;
 

@@ -40,7 +40,15 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "bulk_load_stages",
         sql: include_str!("../migrations/0005_bulk_load_stages.sql"),
     },
+    Migration {
+        version: 6,
+        name: "roles",
+        sql: include_str!("../migrations/0006_roles.sql"),
+    },
 ];
+
+/// The migration that creates the roles (crate::roles).
+const ROLES_VERSION: i32 = 6;
 
 /// Advisory lock key (two-int form) shared by every schema change of this service.
 pub(crate) const LOCK_CLASS: i32 = 7_355_608;
@@ -83,6 +91,10 @@ async fn apply_pending(client: &mut Client) -> Result<Vec<i32>, DbError> {
     let mut done = Vec::new();
     for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         let tx = client.transaction().await?;
+        if m.version > ROLES_VERSION {
+            // What later migrations create belongs to the owner role like the rest.
+            tx.batch_execute("SET LOCAL ROLE srql_owner").await?;
+        }
         tx.batch_execute(m.sql).await?;
         tx.execute(
             "INSERT INTO srql_schema_migrations (version, name) VALUES ($1, $2)",

@@ -14,12 +14,23 @@ struct Server {
     /// URL of the maintenance database (`postgres`) on the test server.
     admin_url: String,
     has_pg_cron: bool,
+    reader: Login,
+    writer: Login,
     _cluster: Option<EmbeddedCluster>,
+}
+
+/// A login user in one of the least-privilege roles (crate::roles).
+#[derive(Clone)]
+struct Login {
+    user: String,
+    password: String,
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 static START_LOCK: Mutex<()> = Mutex::new(());
+/// Set once the roles and the reader and writer logins exist on the server.
+static LOGINS: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
 fn server() -> &'static Server {
     let _guard = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -28,9 +39,17 @@ fn server() -> &'static Server {
             let mut config = crate::db::parse_url(&url)
                 .unwrap_or_else(|e| panic!("DATABASE_URL for tests: {e}"));
             config.dbname("postgres");
+            // Per process: test binaries share an external server and run at once.
+            let login = |group: &str| Login {
+                user: format!("srql_test_{group}_{}", std::process::id()),
+                password: crate::credentials::generate_password()
+                    .expect("random password for a test login"),
+            };
             return Server {
                 admin_url: url_of(&config),
                 has_pg_cron: true,
+                reader: login("reader"),
+                writer: login("writer"),
                 _cluster: None,
             };
         }
@@ -47,12 +66,65 @@ fn server() -> &'static Server {
         opts.remove_on_stop = true;
         let cluster = EmbeddedCluster::start(&opts)
             .unwrap_or_else(|e| panic!("tests need PostgreSQL and none was configured: {e}"));
+        let login = |user: &str| Login {
+            user: user.to_string(),
+            password: cluster
+                .password(user)
+                .expect("the cluster has a password for each of our logins")
+                .to_string(),
+        };
         Server {
             admin_url: cluster.url("postgres"),
             has_pg_cron: cluster.has_pg_cron(),
+            reader: login(crate::credentials::READER_LOGIN),
+            writer: login(crate::credentials::WRITER_LOGIN),
             _cluster: Some(cluster),
         }
     })
+}
+
+/// The roles come from migration 0006: migrating a scratch database creates them the
+/// way `srql migrate` does. Then the logins in them.
+async fn create_logins(server: &Server) {
+    let admin = crate::db::connect(&server.admin_url)
+        .await
+        .expect("connect to the test server");
+    let name = format!("t_{}_roles", std::process::id());
+    // The name is ours, built from integers: not user input.
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        admin
+            .batch_execute(&sql)
+            .await
+            .expect("create the roles database");
+    }
+    let mut config = crate::db::parse_url(&server.admin_url).expect("admin url");
+    config.dbname(&name);
+    let mut client = crate::db::connect(&url_of(&config))
+        .await
+        .expect("connect to the roles database");
+    crate::migrate::run(&mut client)
+        .await
+        .expect("migrate the roles database");
+    use crate::roles::{ensure_login, Group};
+    ensure_login(
+        &admin,
+        &server.reader.user,
+        Group::Reader,
+        &server.reader.password,
+    )
+    .await
+    .expect("reader login");
+    ensure_login(
+        &admin,
+        &server.writer.user,
+        Group::Writer,
+        &server.writer.password,
+    )
+    .await
+    .expect("writer login");
 }
 
 fn url_of(config: &tokio_postgres::Config) -> String {
@@ -84,6 +156,7 @@ impl TestDb {
     /// A new empty database (no migrations applied).
     pub async fn empty() -> TestDb {
         let server = server();
+        LOGINS.get_or_init(|| create_logins(server)).await;
         let name = format!(
             "t_{}_{}",
             std::process::id(),
@@ -117,6 +190,22 @@ impl TestDb {
         crate::db::connect(&self.url)
             .await
             .expect("connect to test database")
+    }
+
+    /// This database as a login in `srql_reader` (SELECT only, read-only transactions).
+    pub fn reader_url(&self) -> String {
+        self.url_as(&server().reader)
+    }
+
+    /// This database as a login in `srql_writer` (ingest and maintenance, no superuser).
+    pub fn writer_url(&self) -> String {
+        self.url_as(&server().writer)
+    }
+
+    fn url_as(&self, login: &Login) -> String {
+        let mut config = crate::db::parse_url(&self.url).expect("test url");
+        config.user(&login.user).password(&login.password);
+        url_of(&config)
     }
 
     /// URL of the maintenance database on the same server.
