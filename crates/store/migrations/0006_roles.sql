@@ -21,7 +21,9 @@
 DO $$
 BEGIN
     BEGIN
-        CREATE ROLE srql_owner NOLOGIN;
+        -- The scheduler (a writer, acting as the owner) reads cron.database_name to
+        -- keep the pg_cron job in step.
+        CREATE ROLE srql_owner NOLOGIN IN ROLE pg_read_all_settings;
     EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
     END;
     BEGIN
@@ -39,39 +41,59 @@ BEGIN
     END IF;
 END $$;
 
--- Everything migrations 1-5 (and a summary view built before this one) created belongs
--- to whoever migrated; hand it to srql_owner. Indexes and owned sequences follow their
--- tables.
-DO $$
+-- Hands every relation and routine of ours in this schema to srql_owner. Run here for
+-- what migrations 1-5 (and a summary view built before this one) created, and again by
+-- `srql migrate` and loads, for what a superuser or the migrating user made since
+-- (partitions, the summary relation, load stages): the writer maintains only what the
+-- owner owns. Invoker's rights: it moves only what the caller may alter. Indexes and
+-- owned sequences follow their tables. A relation busy elsewhere (a load's stage) is
+-- left for the next run rather than waited for.
+CREATE FUNCTION srql_adopt_objects() RETURNS integer
+LANGUAGE plpgsql SET lock_timeout = '2s' AS $$
 DECLARE
     r record;
+    n integer := 0;
 BEGIN
     FOR r IN
         SELECT c.oid::regclass AS rel, c.relkind
         FROM pg_class c
         WHERE c.relnamespace = current_schema()::regnamespace
-          AND c.relowner = current_user::regrole
+          AND c.relowner <> 'srql_owner'::regrole
           AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+          AND pg_has_role(current_user, c.relowner, 'MEMBER')
     LOOP
-        IF r.relkind = 'v' THEN
-            EXECUTE format('ALTER VIEW %s OWNER TO srql_owner', r.rel);
-        ELSIF r.relkind = 'm' THEN
-            EXECUTE format('ALTER MATERIALIZED VIEW %s OWNER TO srql_owner', r.rel);
-        ELSE
-            EXECUTE format('ALTER TABLE %s OWNER TO srql_owner', r.rel);
-        END IF;
+        BEGIN
+            IF r.relkind = 'v' THEN
+                EXECUTE format('ALTER VIEW %s OWNER TO srql_owner', r.rel);
+            ELSIF r.relkind = 'm' THEN
+                EXECUTE format('ALTER MATERIALIZED VIEW %s OWNER TO srql_owner', r.rel);
+            ELSE
+                EXECUTE format('ALTER TABLE %s OWNER TO srql_owner', r.rel);
+            END IF;
+            n := n + 1;
+        EXCEPTION WHEN lock_not_available OR undefined_table THEN NULL;
+        END;
     END LOOP;
     FOR r IN
         SELECT p.oid::regprocedure AS routine
         FROM pg_proc p
         WHERE p.pronamespace = current_schema()::regnamespace
-          AND p.proowner = current_user::regrole
+          AND p.proowner <> 'srql_owner'::regrole
           AND p.proname LIKE 'srql\_%'
+          AND pg_has_role(current_user, p.proowner, 'MEMBER')
     LOOP
         EXECUTE format('ALTER ROUTINE %s OWNER TO srql_owner', r.routine);
         -- Maintenance is for the owner and the writer only.
         EXECUTE format('REVOKE EXECUTE ON ROUTINE %s FROM PUBLIC', r.routine);
+        n := n + 1;
     END LOOP;
+    RETURN n;
+END $$;
+
+SELECT srql_adopt_objects();
+
+DO $$
+BEGIN
     -- The owner makes partitions, stages and summary relations here at run time.
     EXECUTE format('GRANT USAGE, CREATE ON SCHEMA %I TO srql_owner', current_schema());
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO srql_reader, srql_writer', current_schema());

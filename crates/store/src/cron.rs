@@ -82,6 +82,14 @@ pub async fn schedule(
             reason: "pg_cron is not in shared_preload_libraries".into(),
         });
     };
+    if !may_manage_jobs(&cron).await? {
+        return Ok(CronStatus::Unavailable {
+            reason: format!(
+                "{} may not manage pg_cron jobs (pg_cron lets superusers only); a superuser's `srql migrate` does",
+                current_user(&cron).await?
+            ),
+        });
+    }
     cron.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
         .await?;
     let job = job_name(&database);
@@ -134,7 +142,7 @@ pub async fn unschedule(client: &Client, url: &str) -> Result<bool, DbError> {
         )
         .await?
         .get(0);
-    if !installed {
+    if !installed || !may_manage_jobs(&cron).await? {
         return Ok(false);
     }
     let removed = cron
@@ -144,4 +152,31 @@ pub async fn unschedule(client: &Client, url: &str) -> Result<bool, DbError> {
         )
         .await?;
     Ok(!removed.is_empty())
+}
+
+/// Whether this session may create, change and remove jobs: pg_cron (1.4) grants its
+/// functions to superusers only, so the service's writer role (no superuser) leaves the
+/// job to `srql migrate` run by a superuser.
+async fn may_manage_jobs(cron: &Client) -> Result<bool, DbError> {
+    Ok(cron
+        .query_one(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'cron')
+                 THEN has_schema_privilege('cron', 'USAGE')
+                      AND EXISTS (SELECT 1 FROM pg_proc p
+                                  JOIN pg_namespace n ON n.oid = p.pronamespace
+                                  WHERE n.nspname = 'cron' AND p.proname = 'schedule_in_database'
+                                    AND has_function_privilege(p.oid, 'EXECUTE'))
+                 ELSE (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+             END",
+            &[],
+        )
+        .await?
+        .get(0))
+}
+
+async fn current_user(client: &Client) -> Result<String, DbError> {
+    Ok(client
+        .query_one("SELECT current_user::text", &[])
+        .await?
+        .get(0))
 }

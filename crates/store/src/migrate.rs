@@ -47,9 +47,6 @@ pub const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// The migration that creates the roles (crate::roles).
-const ROLES_VERSION: i32 = 6;
-
 /// Advisory lock key (two-int form) shared by every schema change of this service.
 pub(crate) const LOCK_CLASS: i32 = 7_355_608;
 pub(crate) const LOCK_MIGRATE: i32 = 2;
@@ -91,10 +88,6 @@ async fn apply_pending(client: &mut Client) -> Result<Vec<i32>, DbError> {
     let mut done = Vec::new();
     for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
         let tx = client.transaction().await?;
-        if m.version > ROLES_VERSION {
-            // What later migrations create belongs to the owner role like the rest.
-            tx.batch_execute("SET LOCAL ROLE srql_owner").await?;
-        }
         tx.batch_execute(m.sql).await?;
         tx.execute(
             "INSERT INTO srql_schema_migrations (version, name) VALUES ($1, $2)",

@@ -65,3 +65,13 @@ pub async fn ensure_login(
         .await?;
     Ok(())
 }
+
+/// Hands what the caller may alter in the schema to [`OWNER`] (`srql_adopt_objects`,
+/// migration 0006); returns how many objects moved. For whoever made relations outside
+/// the writer's sessions: `srql migrate`, loads run as the superuser.
+pub async fn adopt_objects(client: &Client) -> Result<i32, DbError> {
+    Ok(client
+        .query_one("SELECT srql_adopt_objects()", &[])
+        .await?
+        .get(0))
+}

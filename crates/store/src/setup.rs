@@ -37,18 +37,13 @@ pub async fn run_with(
 ) -> Result<SetupReport, DbError> {
     let mut client = db::connect(url).await?;
     let migrations_applied = crate::migrate::run(&mut client).await?;
-    // Partitions, the summary view or table and the functions setup creates belong to
-    // the owner role, so the writer (its member) can maintain them.
-    client
-        .batch_execute(&format!("SET ROLE {}", crate::roles::OWNER))
-        .await?;
     let now = Utc::now();
     crate::partitions::ensure(&client, now - cfg.retention, now).await?;
     crate::incremental::upkeep(&client, cfg.retention).await?;
     let view_built = summaries::ensure(&mut client, cfg, maintenance, progress).await?;
-    // pg_cron is the migrating user's business (its settings and schema are not the
-    // owner role's).
-    client.batch_execute("RESET ROLE").await?;
+    // Partitions, the summary view or table and the functions made above (or by a
+    // superuser since the last run) go to the owner role, so the writer can maintain them.
+    crate::roles::adopt_objects(&client).await?;
     let cron = match maintenance.mode {
         SummaryMode::Incremental => {
             if cron::unschedule(&client, url).await? {

@@ -136,6 +136,15 @@ async fn the_writer_ingests_and_maintains_but_is_no_superuser() {
         .unwrap()
         .get(0);
     assert!(!superuser);
+    let acting_as: String = writer
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        acting_as, "srql_owner",
+        "what the writer creates is the owner's"
+    );
     refused(&writer, "COPY (SELECT 1) TO PROGRAM 'id'").await;
     refused(&writer, "CREATE ROLE sneaky SUPERUSER").await;
 

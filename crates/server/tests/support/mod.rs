@@ -21,9 +21,10 @@ use tower::ServiceExt;
 use workload::{Generator, Span, WorkloadConfig};
 
 /// The router over `db`, with the catalog re-read on every request so tests see refreshes
-/// at once.
+/// at once. Queries run as a login in `srql_reader`, as in `srql serve`, so every API
+/// test also proves the API needs nothing more.
 pub fn app(db: &TestDb, api_key: Option<&str>) -> Router {
-    let pool = store::db::pool(&db.url, 8).expect("pool");
+    let pool = store::db::pool(&db.reader_url(), 8).expect("pool");
     let config = ServiceConfig {
         api_key: api_key.map(str::to_string),
         catalog_ttl: std::time::Duration::ZERO,
