@@ -22,6 +22,14 @@ pub struct DbArgs {
     /// PostgreSQL to use. Absent: a private embedded cluster is started.
     #[arg(long, env = "DATABASE_URL", global = true)]
     pub database_url: Option<String>,
+    /// How `srql serve` runs SRQL queries: a login in `srql_reader` (see the README,
+    /// "Least privilege"). Absent: DATABASE_URL (with a warning).
+    #[arg(long, env = "SRQL_READER_DATABASE_URL", global = true)]
+    pub reader_database_url: Option<String>,
+    /// How `srql serve` ingests and maintains: a login in `srql_writer`. Absent:
+    /// DATABASE_URL (with a warning).
+    #[arg(long, env = "SRQL_WRITER_DATABASE_URL", global = true)]
+    pub writer_database_url: Option<String>,
     /// Data directory of the embedded cluster.
     #[arg(long, env = "SRQL_DATA_DIR", global = true)]
     pub data_dir: Option<std::path::PathBuf>,

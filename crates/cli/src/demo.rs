@@ -16,7 +16,7 @@ pub async fn demo(db: &DbArgs, summaries: &SummaryArgs, args: &DemoArgs) -> Resu
         .get(0);
     // Rerunning the demo reuses the data it loaded last time.
     if (have as u64) < args.spans / 2 && args.via_otlp {
-        let report = load_via_otlp(&db.url, args.spans).await?;
+        let report = load_via_otlp(&db.writer_url, args.spans).await?;
         println!(
             "loaded {} spans through OTLP/gRPC in {:.1} s ({:.0} spans/s)",
             report.spans,
@@ -24,7 +24,7 @@ pub async fn demo(db: &DbArgs, summaries: &SummaryArgs, args: &DemoArgs) -> Resu
             report.spans_per_sec()
         );
     } else if (have as u64) < args.spans / 2 {
-        let report = crate::generate::load(&db.url, args.spans, 7, 1, 2).await?;
+        let report = crate::generate::load(&db.writer_url, args.spans, 7, 1, 2).await?;
         println!(
             "loaded {} spans ({} traces) in {:.1} s ({:.0} spans/s)",
             report.spans,

@@ -7,7 +7,7 @@ use crate::database;
 
 pub async fn query(db: &DbArgs, args: &QueryArgs) -> Result<(), String> {
     let db = database::open(db).await?;
-    let client = store::db::connect(&db.url)
+    let client = store::db::connect(&db.reader_url)
         .await
         .map_err(|e| e.to_string())?;
     let catalog = store::summaries::catalog(&client, 100, 500)

@@ -22,7 +22,12 @@ pub async fn serve_on(
     args: &ServeArgs,
     banner: Option<String>,
 ) -> Result<(), String> {
-    let pool = store::db::pool(&db.url, 16).map_err(|e| e.to_string())?;
+    for variable in &db.fallbacks {
+        tracing::warn!(
+            "{variable} is not set: that part of the service uses DATABASE_URL's privileges (README, \"Least privilege\")"
+        );
+    }
+    let pool = store::db::pool(&db.reader_url, 16).map_err(|e| e.to_string())?;
     let config = ServiceConfig {
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
         default_limit: args.default_limit,
@@ -34,14 +39,14 @@ pub async fn serve_on(
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let otlp = start_otlp(&db.url, &args.otlp, stop_rx.clone()).await?;
+    let otlp = start_otlp(&db.writer_url, &args.otlp, stop_rx.clone()).await?;
     let mut state = AppState::new(pool, config);
     if let Some(r) = &otlp {
         let ingest = r.ingest().clone();
         state = state.with_ingest(std::sync::Arc::new(move || ingest.stats()));
     }
     let scheduler = tokio::spawn(server::scheduler::run(
-        db.url.clone(),
+        db.writer_url.clone(),
         stop_rx.clone(),
         Duration::from_secs(600),
     ));

@@ -99,6 +99,38 @@ fn http_post_json(port: u16, path: &str, body: &str) -> String {
     out
 }
 
+/// Who is connected to the `srql` database of the cluster in `dir`, asked as the
+/// superuser with the password from the cluster's credentials file.
+fn session_users(dir: &std::path::Path) -> Vec<String> {
+    let creds = store::credentials::Credentials::load(dir).expect("credentials file");
+    let url = store::credentials::socket_url(
+        dir,
+        5432,
+        "postgres",
+        creds.password("postgres").expect("superuser password"),
+        "srql",
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = store::db::connect(&url)
+            .await
+            .expect("connect as superuser");
+        client
+            .query(
+                "SELECT DISTINCT usename::text FROM pg_stat_activity WHERE datname = 'srql'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    })
+}
+
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
@@ -151,6 +183,19 @@ fn serve_answers_and_ctrl_c_stops_it_and_its_database() {
     let metrics = http_get(port, "/metrics");
     for line in ["srql_ingest_spans_total 1", "srql_ingest_requests_total 1"] {
         assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
+    }
+
+    // Least privilege: SRQL queries ran as the reader login, ingest and the scheduler
+    // as the writer login; neither is a superuser.
+    let query = http_post_json(
+        port,
+        "/api/query",
+        r#"{"query": "in:otel_trace_summaries limit:1"}"#,
+    );
+    assert!(query.starts_with("HTTP/1.1 200"), "{query}");
+    let users = session_users(&dir);
+    for login in ["srql_reader_login", "srql_writer_login"] {
+        assert!(users.iter().any(|u| u == login), "{login}: {users:?}");
     }
 
     // Ctrl-C is SIGINT.
