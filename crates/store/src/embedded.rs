@@ -96,7 +96,13 @@ impl EmbeddedCluster {
         let data_dir = absolute(&opts.data_dir)?;
         prepare_dir(&data_dir, run_as)?;
         if let Some(pid) = running_pid(&data_dir) {
-            return Err(EmbeddedError::AlreadyRunning { dir: data_dir, pid });
+            if owner_alive(&data_dir) != Some(false) {
+                return Err(EmbeddedError::AlreadyRunning { dir: data_dir, pid });
+            }
+            // Whoever started it is gone (SIGKILL, before its watchdog noticed): an
+            // orphan, not a cluster in use.
+            tracing::warn!(pid, data_dir = %data_dir.display(), "stopping a cluster left running by a dead srql");
+            stop_orphan(&bin_dir, &data_dir, run_as)?;
         }
         if !data_dir.join("PG_VERSION").exists() {
             initdb(&bin_dir, &data_dir, run_as)?;
@@ -116,6 +122,7 @@ impl EmbeddedCluster {
             stopped: false,
             watchdog: None,
         };
+        write_owner(&cluster.data_dir)?;
         cluster.pg_ctl_start()?;
         cluster.watchdog = cluster.spawn_watchdog();
         tracing::info!(
@@ -505,6 +512,61 @@ fn children_of(pid: u32) -> Vec<u32> {
                 == Some(pid)
         })
         .collect()
+}
+
+/// Records which process started the cluster (pid and start time, so a reused pid is
+/// not mistaken for us), for [`owner_alive`].
+fn write_owner(dir: &Path) -> Result<()> {
+    let pid = std::process::id();
+    let path = dir.join(OWNER_FILE);
+    let started = process_start_time(pid).unwrap_or_default();
+    fs::write(&path, format!("{pid} {started}\n")).map_err(io_err(&path))
+}
+
+const OWNER_FILE: &str = "srql-owner.pid";
+
+/// Whether the process that started the cluster in `dir` still runs; `None` when
+/// nobody recorded it (an older srql, or a server started by hand).
+fn owner_alive(dir: &Path) -> Option<bool> {
+    let text = fs::read_to_string(dir.join(OWNER_FILE)).ok()?;
+    let mut fields = text.split_whitespace();
+    let pid: u32 = fields.next()?.parse().ok()?;
+    let started = fields.next().unwrap_or_default();
+    Some(process_start_time(pid).is_some_and(|s| s == started))
+}
+
+/// Field 22 of /proc/<pid>/stat (start time in clock ticks since boot).
+fn process_start_time(pid: u32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ...`; comm may hold spaces, so count fields after `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// Stops a postmaster whose owner died: fast shutdown, then immediate if that does not
+/// finish, each bounded by pg_ctl's timeout. The old owner's watchdog may be stopping it
+/// at the same moment, so only the outcome counts.
+fn stop_orphan(bin_dir: &Path, dir: &Path, run_as: Option<(u32, u32)>) -> Result<()> {
+    for mode in ["fast", "immediate"] {
+        let mut cmd = Command::new(bin_dir.join("pg_ctl"));
+        if let Some((uid, gid)) = run_as {
+            cmd.uid(uid).gid(gid);
+        }
+        let _ = cmd
+            .arg("stop")
+            .arg("-D")
+            .arg(dir)
+            .args(["-m", mode, "-w", "-t", "30"])
+            .stdin(Stdio::null())
+            .output();
+        if running_pid(dir).is_none() {
+            return Ok(());
+        }
+    }
+    Err(cmd_err(
+        "stopping the orphaned cluster",
+        format!("the server in {} did not stop", dir.display()),
+    ))
 }
 
 fn running_pid(dir: &Path) -> Option<u32> {

@@ -372,3 +372,86 @@ async fn fault_hooks_freeze_and_crash_the_server_and_bring_it_back() {
         .await
         .expect("query after restart");
 }
+
+/// Issue 11: starting right after the previous owner was SIGKILLed failed once with
+/// "already running (pid N)". The child starts a cluster and hangs; we SIGKILL it and
+/// its watchdog (as an OOM kill or `kill -9` of everything of ours would; otherwise the
+/// watchdog races us and usually stops the server first), then start at once.
+#[tokio::test]
+async fn a_cluster_orphaned_by_sigkill_is_recovered_at_the_next_start() {
+    if let Ok(dir) = std::env::var("SRQL_ORPHAN_CHILD_DIR") {
+        let mut opts = EmbeddedOptions::new(dir);
+        opts.durable = false;
+        opts.pg_cron = false;
+        let _cluster = EmbeddedCluster::start(&opts).expect("child start");
+        println!("READY");
+        std::thread::sleep(Duration::from_secs(600));
+        return;
+    }
+    use std::io::BufRead;
+    let dir = temp_dir("orphan");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_cluster_orphaned_by_sigkill_is_recovered_at_the_next_start",
+            "--nocapture",
+        ])
+        .env("SRQL_ORPHAN_CHILD_DIR", &dir)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().unwrap();
+    assert!(
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.trim() == "READY"),
+        "child reports its cluster started"
+    );
+    let watchdogs = shell_children_of(child.id());
+    child.kill().expect("kill child");
+    child.wait().ok();
+    for pid in watchdogs {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    let orphan = std::fs::read_to_string(dir.join("postmaster.pid"))
+        .expect("the orphaned server still runs");
+    let orphan_pid = orphan.lines().next().unwrap().trim().to_string();
+    assert!(std::path::Path::new(&format!("/proc/{orphan_pid}")).exists());
+
+    let mut opts = EmbeddedOptions::new(&dir);
+    opts.durable = false;
+    opts.pg_cron = false;
+    opts.remove_on_stop = true;
+    let cluster = EmbeddedCluster::start(&opts).expect("the next start recovers");
+    assert_ne!(
+        cluster.postmaster_pid().map(|p| p.to_string()),
+        Some(orphan_pid),
+        "a new server"
+    );
+    let client = store::db::connect(&cluster.url("postgres"))
+        .await
+        .expect("connect");
+    client.query_one("SELECT 1", &[]).await.unwrap();
+}
+
+/// Processes running `sh` whose parent is `pid` (the cluster watchdog).
+fn shell_children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                return false;
+            };
+            let Some(close) = stat.rfind(')') else {
+                return false;
+            };
+            let comm = stat[..close].rsplit('(').next().unwrap_or("");
+            let ppid = stat[close + 1..].split_whitespace().nth(1);
+            comm == "sh" && ppid == Some(&pid.to_string())
+        })
+        .collect()
+}
