@@ -29,7 +29,14 @@ pub async fn generate(
     let db = database::open(db).await?;
     db.migrate(summaries).await?;
     if args.spans > 0 {
-        let report = load(&db.url, args.spans, args.days, args.seed, args.writers).await?;
+        let report = load(
+            &db.writer_url,
+            args.spans,
+            args.days,
+            args.seed,
+            args.writers,
+        )
+        .await?;
         println!(
             "loaded {} spans ({} traces) in {:.1} s: {:.0} spans/s",
             report.spans,
@@ -37,11 +44,38 @@ pub async fn generate(
             report.elapsed.as_secs_f64(),
             report.spans_per_sec()
         );
+        // Otherwise what was just loaded is missing from the summaries until the next
+        // scheduled refresh, and a query right after lists none of it.
+        refresh(&db.writer_url).await?;
     }
     if let Some(rate) = args.rate {
-        follow(&db.url, args.seed, rate).await?;
+        follow(&db.writer_url, args.seed, rate).await?;
+        refresh(&db.writer_url).await?;
     }
     Ok(())
+}
+
+/// One refresh (view mode) or drain (incremental mode) through the shared procedure.
+async fn refresh(url: &str) -> Result<(), String> {
+    let client = store::db::connect(url).await.map_err(|e| e.to_string())?;
+    let run = store::summaries::refresh(&client, store::summaries::RefreshMethod::Concurrently)
+        .await
+        .map_err(|e| e.to_string())?;
+    match run.outcome.as_str() {
+        "ok" => {
+            println!("summaries refreshed: {} traces", run.rows.unwrap_or(0));
+            Ok(())
+        }
+        // Another refresh (pg_cron, a running service) holds the lock and covers the load.
+        "skipped" => {
+            println!("summaries: a refresh already running covers the load");
+            Ok(())
+        }
+        other => Err(format!(
+            "refreshing the summaries after the load: {other}{}",
+            run.error.map(|e| format!(" ({e})")).unwrap_or_default()
+        )),
+    }
 }
 
 pub async fn load(

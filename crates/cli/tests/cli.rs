@@ -73,6 +73,28 @@ fn migrate_twice_generate_and_query_on_the_embedded_cluster() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Issue 11: `srql generate` left the summaries stale until the next refresh, so a
+/// query right after listed nothing of what it loaded. In both summary modes.
+#[test]
+fn a_query_right_after_generate_lists_the_new_data() {
+    for mode in ["materialized_view", "incremental"] {
+        let dir = data_dir(&format!("fresh-{mode}"));
+        let mut generate = srql(&dir);
+        generate
+            .env("SRQL_SUMMARY_MODE", mode)
+            .args(["generate", "--spans", "5000", "--days", "1"]);
+        let out = run_ok(&mut generate);
+        assert!(out.contains("summaries refreshed"), "{out}");
+        let table = run_ok(
+            srql(&dir)
+                .env("SRQL_SUMMARY_MODE", mode)
+                .args(["query", "in:otel_trace_summaries time:last_24h limit:3"]),
+        );
+        assert_eq!(table.lines().last(), Some("(3 rows)"), "{mode}: {table}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
 fn http_get(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     write!(
