@@ -3,7 +3,7 @@
 //! Used when no `DATABASE_URL` is given (the demo, tests). The cluster lives in a data
 //! directory we own (mode 0700), has no TCP listener, accepts only password (SCRAM)
 //! connections on the Unix socket inside that directory, with passwords generated at
-//! the first start and kept in a 0600 file beside the data ([`crate::credentials`]). So
+//! the first start and kept in a 0600 file in the data directory ([`crate::credentials`]). So
 //! only the directory's owner (and root) can reach it at all. It is stopped
 //! when the [`EmbeddedCluster`] is dropped. A small watchdog process also stops it if our
 //! process dies without running destructors (SIGKILL, a panicking test binary), so no
