@@ -203,7 +203,43 @@ pub async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::url_with_database;
+    use super::{open, url_with_database};
+    use crate::args::DbArgs;
+
+    fn args(reader: Option<&str>, writer: Option<&str>) -> DbArgs {
+        DbArgs {
+            database_url: Some("postgres://owner@db.example/srql".into()),
+            reader_database_url: reader.map(str::to_string),
+            writer_database_url: writer.map(str::to_string),
+            data_dir: None,
+            no_pg_cron: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn external_parts_fall_back_to_database_url_and_say_so() {
+        let db = open(&args(None, None)).await.unwrap();
+        assert_eq!(db.reader_url, db.url);
+        assert_eq!(db.writer_url, db.url);
+        assert_eq!(
+            db.fallbacks,
+            ["SRQL_READER_DATABASE_URL", "SRQL_WRITER_DATABASE_URL"]
+        );
+        let db = open(&args(
+            Some("postgres://reader@db.example/srql"),
+            Some("postgres://writer@db.example/srql"),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(db.reader_url, "postgres://reader@db.example/srql");
+        assert_eq!(db.writer_url, "postgres://writer@db.example/srql");
+        assert!(db.fallbacks.is_empty());
+        let err = open(&args(Some("postgres://reader@db.example:notaport/x"), None))
+            .await
+            .err()
+            .expect("a bad reader URL is refused");
+        assert!(err.starts_with("SRQL_READER_DATABASE_URL"), "{err}");
+    }
 
     #[test]
     fn url_with_database_replaces_only_the_database() {

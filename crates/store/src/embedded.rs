@@ -1,11 +1,11 @@
 //! A private PostgreSQL cluster started from the system's binaries.
 //!
 //! Used when no `DATABASE_URL` is given (the demo, tests). The cluster lives in a data
-//! directory we own (mode 0700), has no TCP listener, accepts only password (SCRAM)
-//! connections on the Unix socket inside that directory, with passwords generated at
-//! the first start and kept in a 0600 file in the data directory ([`crate::credentials`]). So
-//! only the directory's owner (and root) can reach it at all. It is stopped
-//! when the [`EmbeddedCluster`] is dropped. A small watchdog process also stops it if our
+//! directory we own (mode 0700), has no TCP listener, and accepts only password (SCRAM)
+//! connections on the Unix socket inside that directory; the passwords are generated at
+//! the first start and kept in a 0600 file there ([`crate::credentials`]). So only the
+//! directory's owner (and root) can reach it at all. It is stopped when the
+//! [`EmbeddedCluster`] is dropped. A small watchdog process also stops it if our
 //! process dies without running destructors (SIGKILL, a panicking test binary), so no
 //! orphaned postmaster outlives us.
 
