@@ -101,14 +101,23 @@ impl TestCertificates {
         Arc::new(config)
     }
 
+    /// A TLS connection to `addr` offering `alpn`, the server verified as `localhost`.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        alpn: &[u8],
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        let connector = tokio_rustls::TlsConnector::from(self.client_config(alpn));
+        let tcp = TcpStream::connect(addr).await?;
+        let name = ServerName::try_from("localhost").expect("server name");
+        connector.connect(name, tcp).await
+    }
+
     /// Sends `request` (a whole HTTP/1.1 request; say `Connection: close`) over TLS to
     /// `addr`, verifying the server as `localhost`; returns everything the server sent
     /// before closing.
     pub async fn https(&self, addr: SocketAddr, request: &[u8]) -> std::io::Result<Vec<u8>> {
-        let connector = tokio_rustls::TlsConnector::from(self.client_config(b"http/1.1"));
-        let tcp = TcpStream::connect(addr).await?;
-        let name = ServerName::try_from("localhost").expect("server name");
-        let mut tls = connector.connect(name, tcp).await?;
+        let mut tls = self.connect(addr, b"http/1.1").await?;
         tls.write_all(request).await?;
         tls.flush().await?;
         let mut out = Vec::new();
