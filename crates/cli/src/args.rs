@@ -134,6 +134,34 @@ pub struct ServeArgs {
     pub max_limit: u32,
     #[command(flatten)]
     pub otlp: OtlpArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS for every listener (the query API and both OTLP receivers): one certificate and
+/// key, both or neither.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain (leaf first); with --tls-key, all listeners speak only TLS.
+    #[arg(long, env = "SRQL_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "SRQL_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    /// The loaded certificate and key, or `None` when TLS is off; a bad file is an error
+    /// naming it.
+    pub fn load(&self) -> Result<Option<tls::TlsConfig>, String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => tls::TlsConfig::from_pem_files(cert, key)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            (None, None) => Ok(None),
+            _ => Err("--tls-cert and --tls-key (SRQL_TLS_CERT, SRQL_TLS_KEY) go together".into()),
+        }
+    }
 }
 
 /// Where the OTLP trace receivers listen (beside the query API); `off` turns one off.
@@ -145,6 +173,10 @@ pub struct OtlpArgs {
     /// OTLP/HTTP receiver (POST /v1/traces), or `off`.
     #[arg(long, env = "SRQL_OTLP_HTTP_LISTEN", default_value = "127.0.0.1:4318")]
     pub otlp_http_listen: String,
+    /// Require `authorization: Bearer <token>` on both receivers (exporters:
+    /// OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<token>).
+    #[arg(long, env = "SRQL_OTLP_TOKEN", hide_env_values = true)]
+    pub otlp_token: Option<String>,
 }
 
 impl OtlpArgs {
@@ -152,6 +184,7 @@ impl OtlpArgs {
         otlp::Options {
             grpc_listen: otlp::listen_address(&self.otlp_grpc_listen),
             http_listen: otlp::listen_address(&self.otlp_http_listen),
+            token: self.otlp_token.as_deref().and_then(otlp::auth::Token::new),
             ..otlp::Options::default()
         }
     }

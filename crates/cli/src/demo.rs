@@ -83,6 +83,7 @@ pub async fn demo(db: &DbArgs, summaries: &SummaryArgs, args: &DemoArgs) -> Resu
         default_limit: 100,
         max_limit: 500,
         otlp: args.otlp.clone(),
+        tls: Default::default(),
     };
     let banner = "\nsrql demo is serving on http://{addr}  (Ctrl-C stops it and the embedded PostgreSQL)\n\
         try:\n  curl -s http://{addr}/api/query -H 'content-type: application/json' \\\n    \
@@ -90,7 +91,7 @@ pub async fn demo(db: &DbArgs, summaries: &SummaryArgs, args: &DemoArgs) -> Resu
         curl -s http://{addr}/healthz\n  curl -s http://{addr}/metrics\n\
         OTLP trace receivers: {otlp}"
         .to_string();
-    crate::serve::serve_on(&db, &serve, Some(banner)).await
+    crate::serve::serve_on(&db, &serve, None, Some(banner)).await
 }
 
 /// The demo feeding itself: its own OTLP/gRPC receiver on a spare port, the workload sent

@@ -10,16 +10,20 @@ use crate::args::{DbArgs, OtlpArgs, ServeArgs, SummaryArgs};
 use crate::database::{self, Database};
 
 pub async fn serve(db: &DbArgs, summaries: &SummaryArgs, args: &ServeArgs) -> Result<(), String> {
+    // Bad certificate files fail the start before the database is touched.
+    let tls = args.tls.load()?;
     let db = database::open(db).await?;
     db.migrate(summaries).await?;
-    serve_on(&db, args, None).await
+    serve_on(&db, args, tls, None).await
 }
 
-/// Serves until a signal; `banner` is printed once listening, with `{addr}` replaced by
-/// the API's address and `{otlp}` by the receivers'.
+/// Serves until a signal, over TLS on every listener when `tls` is set; `banner` is
+/// printed once listening, with `{addr}` replaced by the API's address and `{otlp}` by
+/// the receivers'.
 pub async fn serve_on(
     db: &Database,
     args: &ServeArgs,
+    tls: Option<tls::TlsConfig>,
     banner: Option<String>,
 ) -> Result<(), String> {
     for variable in &db.fallbacks {
@@ -39,7 +43,7 @@ pub async fn serve_on(
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let otlp = start_otlp(&db.writer_url, &args.otlp, stop_rx.clone()).await?;
+    let otlp = start_otlp(&db.writer_url, &args.otlp, tls.clone(), stop_rx.clone()).await?;
     let mut state = AppState::new(pool, config);
     if let Some(r) = &otlp {
         let ingest = r.ingest().clone();
@@ -50,7 +54,7 @@ pub async fn serve_on(
         stop_rx.clone(),
         Duration::from_secs(600),
     ));
-    tracing::info!(%addr, "serving SRQL");
+    tracing::info!(%addr, tls = tls.is_some(), "serving SRQL");
     if let Some(b) = banner {
         let receivers = otlp.as_ref().map_or("off".to_string(), |r| {
             let show = |a: Option<std::net::SocketAddr>, what: &str| {
@@ -68,7 +72,14 @@ pub async fn serve_on(
                 .replace("{otlp}", &receivers)
         );
     }
-    let http = tokio::spawn(server::run(listener, state, stop_rx));
+    let http = match tls {
+        Some(config) => tokio::spawn(server::run(
+            tls::TlsListener::new(listener, &config, tls::Alpn::Http1),
+            state,
+            stop_rx,
+        )),
+        None => tokio::spawn(server::run(listener, state, stop_rx)),
+    };
     database::shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
@@ -86,9 +97,13 @@ pub async fn serve_on(
 pub async fn start_otlp(
     url: &str,
     args: &OtlpArgs,
+    tls: Option<tls::TlsConfig>,
     stop: watch::Receiver<bool>,
 ) -> Result<Option<otlp::Receivers>, String> {
-    let options = args.options();
+    let options = otlp::Options {
+        tls,
+        ..args.options()
+    };
     if options.grpc_listen.is_none() && options.http_listen.is_none() {
         return Ok(None);
     }

@@ -14,32 +14,72 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
+use tls::{Alpn, TlsListener};
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Code, Status};
 
+use crate::auth::Token;
 use crate::convert::{map_request, Rejections};
 use crate::pipeline::{Ingest, IngestError};
 use crate::rpc_status::{RetryInfo, RpcStatus};
+use crate::Access;
 
-/// Serves OTLP/gRPC on `listener` until `shutdown` resolves, then lets in-flight
-/// requests finish.
+/// Serves OTLP/gRPC on `listener` (over TLS and requiring the token when `access` says
+/// so) until `shutdown` resolves, then lets in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
     ingest: Ingest,
     max_message_bytes: usize,
+    access: Access,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let service = TraceServiceServer::new(Receiver { ingest })
         .accept_compressed(CompressionEncoding::Gzip)
         // The limit applies after decompression too, so a gzip bomb stops here.
         .max_decoding_message_size(max_message_bytes);
-    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
-        .layer(tower::layer::layer_fn(|inner| DecodeErrors { inner }))
-        .serve_with_incoming_shutdown(service, incoming, shutdown)
-        .await
+    // The interceptor sees the headers before tonic reads or decodes the body.
+    let token = access.token;
+    let service = InterceptedService::new(service, move |req: tonic::Request<()>| {
+        authenticate(token.as_ref(), req)
+    });
+    let server = tonic::transport::Server::builder()
+        .layer(tower::layer::layer_fn(|inner| DecodeErrors { inner }));
+    match access.tls {
+        Some(tls) => {
+            let incoming = TlsListener::new(listener, &tls, Alpn::Http2).into_incoming();
+            server
+                .serve_with_incoming_shutdown(service, incoming, shutdown)
+                .await
+        }
+        None => {
+            let incoming =
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+            server
+                .serve_with_incoming_shutdown(service, incoming, shutdown)
+                .await
+        }
+    }
+}
+
+/// UNAUTHENTICATED (final: OTLP clients do not retry it) unless the token matches.
+fn authenticate(
+    token: Option<&Token>,
+    req: tonic::Request<()>,
+) -> Result<tonic::Request<()>, Status> {
+    let Some(token) = token else {
+        return Ok(req);
+    };
+    let header = req.metadata().get("authorization").map(|v| v.as_bytes());
+    match token.check(header) {
+        Ok(()) => Ok(req),
+        Err(refusal) => {
+            tracing::warn!(remote = ?req.remote_addr(), reason = %refusal, "OTLP/gRPC request refused");
+            Err(Status::unauthenticated(refusal.to_string()))
+        }
+    }
 }
 
 struct Receiver {

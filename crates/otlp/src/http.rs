@@ -18,12 +18,15 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
+use tls::{Alpn, TlsListener};
 use tokio::net::TcpListener;
 use tonic::Code;
 
+use crate::auth::Token;
 use crate::convert::{map_request, Rejections};
 use crate::pipeline::{Ingest, IngestError};
 use crate::rpc_status::RpcStatus;
+use crate::Access;
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -44,16 +47,62 @@ pub fn router(ingest: Ingest, max_body_bytes: usize) -> Router {
         })
 }
 
-/// Serves OTLP/HTTP on `listener` until `shutdown` resolves; in-flight requests finish.
+/// Serves OTLP/HTTP on `listener` (over TLS and requiring the token when `access` says
+/// so) until `shutdown` resolves; in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
     ingest: Ingest,
     max_body_bytes: usize,
+    access: Access,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(ingest, max_body_bytes))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = with_token(router(ingest, max_body_bytes), access.token);
+    match access.tls {
+        Some(tls) => {
+            let listener = TlsListener::new(listener, &tls, Alpn::Http1);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+}
+
+/// `routes` behind the bearer token, when there is one. A layer on the whole router, so
+/// the check runs before any handler reads the body, and unknown paths are refused too.
+pub fn with_token(routes: Router, token: Option<Token>) -> Router {
+    match token {
+        Some(token) => routes.layer(axum::middleware::from_fn_with_state(token, require_token)),
+        None => routes,
+    }
+}
+
+/// 401 with a `google.rpc.Status` (UNAUTHENTICATED) in the request's encoding, JSON when
+/// the content type is unknown; OTLP clients do not retry it.
+async fn require_token(
+    State(token): State<Token>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let header = request.headers().get(header::AUTHORIZATION);
+    let Err(refusal) = token.check(header.map(HeaderValue::as_bytes)) else {
+        return next.run(request).await;
+    };
+    tracing::warn!(reason = %refusal, "OTLP/HTTP request refused");
+    let encoding = content_type(request.headers()).unwrap_or(Encoding::Json);
+    let failure = Failure {
+        http: StatusCode::UNAUTHORIZED,
+        status: RpcStatus::new(Code::Unauthenticated, refusal.to_string()),
+        retry_after_secs: None,
+    };
+    let mut resp = failure_response(encoding, failure);
+    resp.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    resp
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

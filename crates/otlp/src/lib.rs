@@ -10,6 +10,7 @@
 //! A request is answered after its spans are committed; a full queue is answered at once
 //! with the protocol's "retry later" (see `pipeline`).
 
+pub mod auth;
 pub mod bench;
 pub mod client;
 pub mod convert;
@@ -39,6 +40,10 @@ pub struct Options {
     pub http_listen: Option<String>,
     pub ingest: IngestConfig,
     pub max_request_bytes: usize,
+    /// When set, both receivers require `authorization: Bearer <token>` (see `auth`).
+    pub token: Option<auth::Token>,
+    /// When set, both receivers speak only TLS.
+    pub tls: Option<tls::TlsConfig>,
 }
 
 impl Default for Options {
@@ -48,6 +53,8 @@ impl Default for Options {
             http_listen: Some("127.0.0.1:4318".into()),
             ingest: IngestConfig::default(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            token: None,
+            tls: None,
         }
     }
 }
@@ -65,6 +72,13 @@ pub fn listen_address(value: &str) -> Option<String> {
     } else {
         Some(v.to_string())
     }
+}
+
+/// Who may send spans and over what: the same for both receivers.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub token: Option<auth::Token>,
+    pub tls: Option<tls::TlsConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,24 +135,30 @@ pub async fn start(
     };
     let (ingest, writers) = pipeline::start(pool, options.ingest);
     let max = options.max_request_bytes;
+    let access = Access {
+        token: options.token,
+        tls: options.tls,
+    };
     let mut servers = Vec::new();
     let (mut grpc_addr, mut http_addr) = (None, None);
     if let Some((listener, addr)) = grpc {
         grpc_addr = Some(addr);
-        tracing::info!(%addr, "OTLP/gRPC receiver listening");
+        tracing::info!(%addr, tls = access.tls.is_some(), auth = access.token.is_some(), "OTLP/gRPC receiver listening");
         let (ingest, stop) = (ingest.clone(), shutdown.clone());
+        let access = access.clone();
         servers.push(tokio::spawn(async move {
-            if let Err(e) = grpc::serve(listener, ingest, max, stopped(stop)).await {
+            if let Err(e) = grpc::serve(listener, ingest, max, access, stopped(stop)).await {
                 tracing::error!(error = %e, "OTLP/gRPC receiver failed");
             }
         }));
     }
     if let Some((listener, addr)) = http {
         http_addr = Some(addr);
-        tracing::info!(%addr, "OTLP/HTTP receiver listening");
+        tracing::info!(%addr, tls = access.tls.is_some(), auth = access.token.is_some(), "OTLP/HTTP receiver listening");
         let (ingest, stop) = (ingest.clone(), shutdown.clone());
+        let access = access.clone();
         servers.push(tokio::spawn(async move {
-            if let Err(e) = http::serve(listener, ingest, max, stopped(stop)).await {
+            if let Err(e) = http::serve(listener, ingest, max, access, stopped(stop)).await {
                 tracing::error!(error = %e, "OTLP/HTTP receiver failed");
             }
         }));

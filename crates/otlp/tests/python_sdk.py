@@ -2,6 +2,8 @@
 
 Usage: python_sdk.py VARIANT PROTOCOL ENDPOINT GZIP BASE_NS
   PROTOCOL: grpc | http (protobuf);  GZIP: 1 | 0;  BASE_NS: the root's start, unix ns.
+  An https:// endpoint means TLS. Headers (the bearer token) and the CA to trust come
+  from the SDK's own settings, OTEL_EXPORTER_OTLP_HEADERS and _CERTIFICATE, as in real use.
 
 Prints one JSON line: the export result and, per span, what the SDK generated (ids,
 resource) for the Rust side to check the stored rows against.
@@ -25,7 +27,8 @@ def exporter(protocol, endpoint, gzip):
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         compression = grpc.Compression.Gzip if gzip else grpc.Compression.NoCompression
-        return OTLPSpanExporter(endpoint=endpoint, insecure=True, compression=compression, timeout=30)
+        insecure = not endpoint.startswith("https://")
+        return OTLPSpanExporter(endpoint=endpoint, insecure=insecure, compression=compression, timeout=30)
     from opentelemetry.exporter.otlp.proto.http import Compression
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -88,7 +88,7 @@ fn run(cmd: &mut Command, what: &str) {
     );
 }
 
-/// Runs the exporter script; returns its report.
+/// Runs the exporter script; returns its report, which must say the export succeeded.
 async fn export_with_python(
     variant: String,
     protocol: String,
@@ -96,40 +96,53 @@ async fn export_with_python(
     gzip: bool,
     base: i64,
 ) -> Value {
+    let (report, stderr) = run_exporter(&variant, &protocol, &endpoint, gzip, base, &[]).await;
+    assert_eq!(
+        report["result"], "SUCCESS",
+        "{variant}: the SDK's export result\n{stderr}"
+    );
+    report
+}
+
+/// Runs the exporter script with `env` (OTEL_* settings) added; returns its report and
+/// what the SDK logged.
+async fn run_exporter(
+    variant: &str,
+    protocol: &str,
+    endpoint: &str,
+    gzip: bool,
+    base: i64,
+    env: &[(&str, &str)],
+) -> (Value, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python_sdk.py");
     let out = tokio::process::Command::new(python())
         .arg(script)
-        .args([&variant, &protocol, &endpoint])
+        .args([variant, protocol, endpoint])
         .arg(if gzip { "1" } else { "0" })
         .arg(base.to_string())
-        // Nothing from the environment: no OTEL_* settings, no proxy for loopback.
+        // Nothing from the environment: no OTEL_* settings but `env`, no proxy for
+        // loopback.
         .env_clear()
         .env("NO_PROXY", "127.0.0.1,localhost")
         .env("no_proxy", "127.0.0.1,localhost")
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        .envs(env.iter().copied())
         .output()
         .await
         .expect("run the Python exporter");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
-        "{variant}: the Python exporter failed:\n{}\n{}",
+        "{variant}: the Python exporter failed:\n{}\n{stderr}",
         String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
-            "{variant}: unexpected output ({e}):\n{}\n{}",
+            "{variant}: unexpected output ({e}):\n{}\n{stderr}",
             String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
         )
     });
-    assert_eq!(
-        report["result"],
-        "SUCCESS",
-        "{variant}: the SDK's export result\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    report
+    (report, stderr)
 }
 
 /// The columns of each span the script creates, keyed by name, except those the SDK
@@ -527,5 +540,86 @@ async fn python_sdk_retries_after_back_pressure_and_nothing_is_lost() {
         assert_eq!(n, 4, "{}: every span arrived once", report["variant"]);
     }
     assert_eq!(h.count_spans().await, 2 + 8);
+    h.stop().await;
+}
+
+/// As exporters are configured in real use: the token in OTEL_EXPORTER_OTLP_HEADERS and
+/// the CA in OTEL_EXPORTER_OTLP_CERTIFICATE, over TLS, on both protocols. With the right
+/// token every span arrives; with a wrong one the export fails, the SDK logs that it was
+/// refused as unauthenticated, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_sends_the_bearer_token_over_tls() {
+    tokio::task::spawn_blocking(python)
+        .await
+        .expect("python setup");
+    let certs = tls::testing::TestCertificates::generate();
+    let mut h = Harness::start_options(otlp::Options {
+        token: otlp::auth::Token::new("py-t0ken"),
+        tls: Some(tls::TlsConfig::from_pem_files(&certs.cert, &certs.key).expect("TLS config")),
+        ..otlp::Options::default()
+    })
+    .await;
+    let ca = certs.ca.to_string_lossy().into_owned();
+    let grpc = format!("https://localhost:{}", h.grpc.port());
+    let http = format!("https://localhost:{}/v1/traces", h.http.port());
+    let base = (Utc::now().timestamp_micros() - 60_000_000) * 1_000;
+    let sql = h.sql().await;
+    let stored = |report: &Value| {
+        let trace_id = report["spans"][0]["trace_id"]
+            .as_str()
+            .expect("trace id")
+            .to_string();
+        let sql = &sql;
+        async move {
+            let n: i64 = sql
+                .query_one(
+                    "SELECT count(*) FROM otel_traces WHERE trace_id = $1",
+                    &[&trace_id],
+                )
+                .await
+                .expect("count")
+                .get(0);
+            n
+        }
+    };
+    for (i, (protocol, endpoint, refusal)) in [
+        ("grpc", grpc.as_str(), "UNAUTHENTICATED"),
+        ("http", http.as_str(), "401"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let base = base + i as i64 * 100 * MS;
+        let right = [
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.as_str()),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer%20py-t0ken",
+            ),
+        ];
+        let variant = format!("{protocol}-tls-token");
+        let (report, stderr) =
+            run_exporter(&variant, protocol, endpoint, false, base, &right).await;
+        assert_eq!(report["result"], "SUCCESS", "{variant}: {stderr}");
+        assert_eq!(stored(&report).await, 4, "{variant}: every span arrived");
+
+        let wrong = [
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.as_str()),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer%20not-it",
+            ),
+        ];
+        let variant = format!("{protocol}-tls-wrong-token");
+        let (report, stderr) =
+            run_exporter(&variant, protocol, endpoint, false, base + 50 * MS, &wrong).await;
+        assert_eq!(report["result"], "FAILURE", "{variant}: {stderr}");
+        assert!(
+            stderr.contains(refusal),
+            "{variant}: the SDK logs the refusal ({refusal}):\n{stderr}"
+        );
+        assert_eq!(stored(&report).await, 0, "{variant}: nothing stored");
+    }
+    assert_eq!(h.ingest().stats().spans, 8);
     h.stop().await;
 }

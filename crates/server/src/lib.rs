@@ -13,15 +13,19 @@ pub use error::ApiError;
 pub use metrics::IngestProbe;
 pub use state::{AppState, ServiceConfig};
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 /// Serves `state` on `listener` until `shutdown` flips to true; in-flight requests finish.
-pub async fn run(
-    listener: TcpListener,
+/// Any axum listener: a `TcpListener`, or a `tls::TlsListener` for HTTPS.
+pub async fn run<L>(
+    listener: L,
     state: AppState,
     mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
             while !*shutdown.borrow() {

@@ -43,16 +43,26 @@ impl Harness {
     }
 
     pub async fn start_with(ingest: IngestConfig, max_request_bytes: usize) -> Harness {
+        Self::start_options(Options {
+            ingest,
+            max_request_bytes,
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// With `options`' limits, token and TLS; the addresses are always ephemeral ports.
+    pub async fn start_options(options: Options) -> Harness {
         let db = TestDb::migrated().await;
-        let pool = store::db::pool(&db.url, ingest.writers + 1).expect("pool");
+        let pool = store::db::pool(&db.url, options.ingest.writers + 1).expect("pool");
         let (stop, stop_rx) = watch::channel(false);
+        let max_request_bytes = options.max_request_bytes;
         let receivers = otlp::start(
             pool,
             Options {
                 grpc_listen: Some("127.0.0.1:0".into()),
                 http_listen: Some("127.0.0.1:0".into()),
-                ingest,
-                max_request_bytes,
+                ..options
             },
             stop_rx,
         )
