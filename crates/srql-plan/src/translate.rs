@@ -92,3 +92,45 @@ fn row_noun(plan: &Plan) -> &'static str {
         _ => "trace",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    use super::typed_param;
+    use crate::sql::Param;
+
+    #[test]
+    fn params_carry_their_type_beside_the_value() {
+        let at = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        for (param, expected) in [
+            (Param::Text("a".into()), json!({ "t": "text", "v": "a" })),
+            (
+                Param::TextArray(vec!["a".into()]),
+                json!({ "t": "text_array", "v": ["a"] }),
+            ),
+            (Param::Int4(1), json!({ "t": "int", "v": 1 })),
+            (
+                Param::Int4Array(vec![1]),
+                json!({ "t": "int_array", "v": [1] }),
+            ),
+            (Param::Int8(2), json!({ "t": "bigint", "v": 2 })),
+            (
+                Param::Int8Array(vec![2]),
+                json!({ "t": "bigint_array", "v": [2] }),
+            ),
+            (Param::Float8(0.5), json!({ "t": "float", "v": 0.5 })),
+            (
+                Param::Float8Array(vec![0.5]),
+                json!({ "t": "float_array", "v": [0.5] }),
+            ),
+            (
+                Param::Timestamptz(at),
+                json!({ "t": "timestamptz", "v": "2026-01-02T03:04:05Z" }),
+            ),
+        ] {
+            assert_eq!(typed_param(&param), expected);
+        }
+    }
+}
