@@ -46,6 +46,10 @@ struct QueryBody {
     /// and benchmarks.
     #[serde(default)]
     source: Option<String>,
+    /// Upstream's read mode. Every answer here reads committed rows once, so any value is
+    /// accepted and reported as ignored (`x-srql-ignored-keys`), never silently.
+    #[serde(default)]
+    mode: Option<String>,
 }
 
 fn body(
@@ -64,8 +68,9 @@ fn body(
 
 async fn compile(state: &AppState, b: &QueryBody) -> Result<Plan, ApiError> {
     let direction = match b.direction.as_deref() {
-        None | Some("next") => Direction::Next,
-        Some("prev") => Direction::Prev,
+        None => None,
+        Some("next") => Some(Direction::Next),
+        Some("prev") => Some(Direction::Prev),
         Some(other) => {
             return Err(ApiError::BadRequest(format!(
                 "`direction` must be `next` or `prev`, found `{other}`"
@@ -90,12 +95,11 @@ async fn compile(state: &AppState, b: &QueryBody) -> Result<Plan, ApiError> {
         direction,
         source,
     };
-    Ok(srql_plan::compile(
-        &req,
-        &catalog,
-        &srql_lang::Limits::default(),
-        Utc::now(),
-    )?)
+    let mut plan = srql_plan::compile(&req, &catalog, &srql_lang::Limits::default(), Utc::now())?;
+    if b.mode.is_some() && !plan.ignored_keys.iter().any(|k| k == "mode") {
+        plan.ignored_keys.push("mode".into());
+    }
+    Ok(plan)
 }
 
 /// Which path answered and how fresh the summaries were, as response headers.
@@ -105,6 +109,12 @@ fn source_headers(plan: &Plan, catalog_state: &SummaryState) -> HeaderMap {
         "x-srql-source",
         HeaderValue::from_static(plan.source.label()),
     );
+    // Keys are from a fixed list (srql_lang::IGNORED_KEYS), so always a valid header.
+    if !plan.ignored_keys.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&plan.ignored_keys.join(",")) {
+            h.insert("x-srql-ignored-keys", v);
+        }
+    }
     if let SummaryState::Ready { as_of, .. } = catalog_state {
         if let Ok(v) = HeaderValue::from_str(&as_of.to_rfc3339()) {
             h.insert("x-srql-summaries-as-of", v);
@@ -152,18 +162,10 @@ async fn translate(
         let b = body(payload, state.config.max_body_bytes)?;
         let plan = compile(&state, &b).await?;
         let catalog = state.catalog().await?;
-        let limit = match &plan.output {
-            srql_plan::Output::Rows { page, .. } => Some(page.limit),
-            srql_plan::Output::Aggregate { .. } => None,
-        };
-        let body = json!({
-            "sql": plan.sql.sql,
-            "params": plan.sql.params,
-            "pagination": { "limit": limit },
-            "source": plan.source.label(),
-            "reason": plan.reason,
-            "summaries": summaries_json(&catalog.summaries),
-        });
+        let mut body = srql_plan::translation(&plan, b.cursor.as_deref());
+        body["source"] = json!(plan.source.label());
+        body["reason"] = json!(plan.reason);
+        body["summaries"] = summaries_json(&catalog.summaries);
         Ok::<_, ApiError>((source_headers(&plan, &catalog.summaries), Json(body)).into_response())
     }
     .await;

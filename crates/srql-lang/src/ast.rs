@@ -18,19 +18,22 @@ pub struct Query {
     /// `sort:` / `order:` keys in priority order (all occurrences, in order). Empty: the
     /// entity's default.
     pub sort: Vec<SortKey>,
-    /// `limit:` (last occurrence wins).
+    /// `limit:` (last occurrence wins); 0 as written (the planner reads it as 1).
     pub limit: Option<u32>,
     /// `stats:"..."`: aggregate mode.
     pub stats: Option<Vec<StatExpr>>,
     /// `rollup_stats:NAME`, e.g. `summary`.
     pub rollup_stats: Option<String>,
+    /// Upstream keys accepted without effect on traces (`window`, `mode`, `bounded`,
+    /// `include_deleted`), lowercased, each once, in query order: the API reports them.
+    pub ignored_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Entity {
-    /// `otel_trace_summaries` / `trace_summaries`: one row per trace.
+    /// `otel_trace_summaries` / `trace_summaries` / `traces_summaries`: one row per trace.
     TraceSummaries,
-    /// `traces` / `otel_traces`: one row per span.
+    /// `traces` / `otel_traces` / `trace_spans`: one row per span.
     Traces,
 }
 

@@ -221,9 +221,10 @@ impl<'a> Lexer<'a> {
                 Value::List { open, items }
             }
             Some(_) => {
-                let end = self.word_end(self.pos);
-                let text = self.text[self.pos..end].to_owned();
-                self.pos = end;
+                let mut text = self.bare()?;
+                if key.eq_ignore_ascii_case("stats") {
+                    self.unquoted_stats_alias(&mut text);
+                }
                 Value::Text {
                     text,
                     quoted: false,
@@ -231,6 +232,60 @@ impl<'a> Lexer<'a> {
             }
         };
         Ok(value)
+    }
+
+    /// A bare value up to the next unescaped whitespace; leaves `pos` after it.
+    ///
+    /// A backslash escapes the next character, so that ServiceRadar's query builder can
+    /// write a name with a space as `root_span_name:%GET\ /api%`.
+    fn bare(&mut self) -> Result<String, ParseError> {
+        let mut text = String::new();
+        loop {
+            let rest = &self.text[self.pos..];
+            let run = rest
+                .bytes()
+                .position(|b| is_space(b) || b == b'\\')
+                .unwrap_or(rest.len());
+            text.push_str(&rest[..run]);
+            self.pos += run;
+            if self.peek() != Some(b'\\') {
+                return Ok(text);
+            }
+            let Some(escaped) = self.text[self.pos + 1..].chars().next() else {
+                return Err(ParseError::expected(self.pos, "a character after `\\`", ""));
+            };
+            text.push(escaped);
+            self.pos += 1 + escaped.len_utf8();
+        }
+    }
+
+    /// `stats:count() as total`: upstream takes one expression without quotes, its alias
+    /// in the following words. Taken only when `as` and an alias follow, so anything
+    /// else still fails where the stats grammar says.
+    fn unquoted_stats_alias(&mut self, text: &mut String) {
+        let bytes = self.text.as_bytes();
+        let skip = |mut at: usize| {
+            while bytes.get(at).copied().is_some_and(is_space) {
+                at += 1;
+            }
+            at
+        };
+        let as_at = skip(self.pos);
+        if as_at == self.pos || as_at + 2 > bytes.len() {
+            return;
+        }
+        let is_as = bytes[as_at..as_at + 2].eq_ignore_ascii_case(b"as");
+        let alias_at = skip(as_at + 2);
+        if !is_as || alias_at == as_at + 2 || alias_at >= bytes.len() {
+            return;
+        }
+        let alias_end = self.word_end(alias_at);
+        if self.text[alias_at..alias_end].contains(':') {
+            return;
+        }
+        text.push_str(" as ");
+        text.push_str(&self.text[alias_at..alias_end]);
+        self.pos = alias_end;
     }
 
     /// Tokens are whitespace-separated: `a:"x"y` is a mistake, not two tokens.
@@ -332,14 +387,21 @@ impl<'a> Lexer<'a> {
                 quoted: true,
             });
         }
-        while self
-            .peek()
-            .is_some_and(|b| !is_space(b) && !matches!(b, b',' | b')' | b']'))
-        {
+        // Spaces inside an item belong to it (`[2025-01-01 00:00:00,...]`, the upstream
+        // reference's time form); spaces before `,` or the closing bracket do not.
+        let mut end = self.pos;
+        while let Some(b) = self.peek() {
+            if matches!(b, b',' | b')' | b']') {
+                break;
+            }
             self.pos += 1;
+            if !is_space(b) {
+                end = self.pos;
+            }
         }
+        self.pos = end;
         Ok(Item {
-            text: self.text[offset..self.pos].to_owned(),
+            text: self.text[offset..end].to_owned(),
             offset,
             quoted: false,
         })

@@ -12,4 +12,4 @@ mod time;
 
 pub use ast::*;
 pub use error::ParseError;
-pub use parser::{parse, Limits};
+pub use parser::{parse, Limits, IGNORED_KEYS};

@@ -6,7 +6,8 @@
 //! What is accepted, in brief (the corpus under `tests/corpus` shows every form):
 //! - tokens `[!]KEY:VALUE` separated by spaces, tabs or newlines; `KEY` is
 //!   `[A-Za-z_][A-Za-z0-9_.]*`, case-insensitive;
-//! - `VALUE` is bare (up to the next whitespace), quoted with `"` or `'` (`\"`, `\'` and
+//! - `VALUE` is bare (up to the next whitespace; a backslash escapes the next character,
+//!   whitespace included), quoted with `"` or `'` (`\"`, `\'` and
 //!   `\\` are escapes, any other backslash is literal), or a list `(a,b)` / `[a,b]` whose
 //!   items may be quoted and may have spaces around them;
 //! - quotes and brackets only have meaning at the start of a value or list item, so
@@ -60,6 +61,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Query, ParseError> {
         limit: None,
         stats: None,
         rollup_stats: None,
+        ignored_keys: Vec::new(),
     };
     let mut tokens = 0usize;
     for token in Lexer::new(text) {
@@ -113,8 +115,17 @@ fn check_characters(text: &str) -> Result<(), ParseError> {
     ))
 }
 
+/// Keys upstream ServiceRadar accepts that change nothing for traces: `window:` buckets
+/// its continuous aggregates, `mode:` and `bounded:` choose streaming or snapshot reads,
+/// `include_deleted:` concerns device inventories. Accepted and reported, never silently.
+pub const IGNORED_KEYS: [&str; 4] = ["window", "mode", "bounded", "include_deleted"];
+
 /// Keys that are not filters; none of them can be negated.
-const RESERVED_KEYS: [&str; 8] = [
+const RESERVED_KEYS: [&str; 12] = [
+    "window",
+    "mode",
+    "bounded",
+    "include_deleted",
     "in",
     "time",
     "timeframe",
@@ -144,6 +155,11 @@ fn apply(query: &mut Query, token: &Token, text: &str, limits: &Limits) -> Resul
             stats::parse_into(token, exprs, limits)?;
         }
         "rollup_stats" => query.rollup_stats = Some(rollup_name(token)?),
+        ignored if IGNORED_KEYS.contains(&ignored) => {
+            if !query.ignored_keys.iter().any(|k| k == ignored) {
+                query.ignored_keys.push(ignored.to_owned());
+            }
+        }
         _ => query.filters.push(filter(token, key, text, limits)?),
     }
     Ok(())
@@ -170,14 +186,16 @@ pub(crate) fn content_offset(token: &Token) -> usize {
     }
 }
 
-const ENTITY_NAMES: &str = "`otel_trace_summaries`, `trace_summaries`, `traces` or `otel_traces`";
+const ENTITY_NAMES: &str = "`otel_trace_summaries`, `trace_summaries`, `traces_summaries`, `traces`, `otel_traces` or `trace_spans`";
 
 fn entity(token: &Token) -> Result<Entity, ParseError> {
     let expected = || format!("one of {ENTITY_NAMES} after `in:`");
     let name = text_value(token, &expected())?;
     match name.to_ascii_lowercase().as_str() {
-        "otel_trace_summaries" | "trace_summaries" => Ok(Entity::TraceSummaries),
-        "traces" | "otel_traces" => Ok(Entity::Traces),
+        "otel_trace_summaries" | "trace_summaries" | "traces_summaries" => {
+            Ok(Entity::TraceSummaries)
+        }
+        "traces" | "otel_traces" | "trace_spans" => Ok(Entity::Traces),
         _ => Err(ParseError::expected(
             token.value_offset,
             &expected(),
@@ -186,8 +204,10 @@ fn entity(token: &Token) -> Result<Entity, ParseError> {
     }
 }
 
+/// `limit:0` is kept as 0: upstream answers it with a page of one row, and the planner
+/// does the same.
 fn limit(token: &Token) -> Result<u32, ParseError> {
-    const EXPECTED: &str = "a positive integer after `limit:`";
+    const EXPECTED: &str = "a non-negative integer after `limit:`";
     let digits = text_value(token, EXPECTED)?;
     let fail = |expected: &str| {
         Err(ParseError::expected(
@@ -200,11 +220,10 @@ fn limit(token: &Token) -> Result<u32, ParseError> {
         return fail(EXPECTED);
     }
     match digits.parse::<u32>() {
-        Ok(0) => fail(EXPECTED),
         Ok(n) => Ok(n),
         // Only digits, so the one way to fail is overflow.
         Err(_) => fail(&format!(
-            "a positive integer of at most {} after `limit:`",
+            "a non-negative integer of at most {} after `limit:`",
             u32::MAX
         )),
     }

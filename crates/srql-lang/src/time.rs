@@ -4,7 +4,7 @@
 //! the planner knows "now"; for the same reason an open absolute range cannot be checked
 //! against the 90-day bound here, and the planner must do it.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::ast::TimeSpec;
 use crate::error::ParseError;
@@ -81,7 +81,7 @@ fn period(value: &str) -> Option<(&str, i64)> {
     Some((digits, unit_secs))
 }
 
-/// `[START,END]`: RFC 3339 ends, either (not both) empty for an open range.
+/// `[START,END]`: RFC 3339 or `YYYY-MM-DD HH:MM:SS` (UTC) ends, either (not both) empty for an open range.
 fn range(items: &[Item], token: &Token) -> Result<TimeSpec, ParseError> {
     let fail = |expected: &str| {
         Err(ParseError::expected(
@@ -113,12 +113,16 @@ fn range_end(item: &Item) -> Result<Option<DateTime<Utc>>, ParseError> {
     if text.is_empty() {
         return Ok(None);
     }
-    DateTime::parse_from_rfc3339(text)
-        .map(|time| Some(time.with_timezone(&Utc)))
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(Some(time.with_timezone(&Utc)));
+    }
+    // Upstream's reference writes `2025-01-01 00:00:00` (no zone: UTC).
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
+        .map(|time| Some(time.and_utc()))
         .map_err(|_| {
             ParseError::expected(
                 item.offset,
-                "an RFC 3339 timestamp such as `2024-05-01T00:00:00Z`",
+                "a timestamp such as `2024-05-01T00:00:00Z` or `2024-05-01 00:00:00` (UTC)",
                 item.text.as_str(),
             )
         })

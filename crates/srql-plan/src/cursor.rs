@@ -1,7 +1,8 @@
 //! Keyset cursors: the sort key values of a boundary row, bound to the sort they came from.
 //!
 //! Opaque to clients (base64url of a small JSON document). A cursor from another sort order
-//! is rejected rather than silently misapplied.
+//! is rejected rather than silently misapplied. Each cursor carries the direction it pages
+//! in, because ServiceRadar's UI passes back `prev_cursor` or `next_cursor` alone.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{plan_err, CompileError};
+use crate::plan::Direction;
 use crate::schema::ColumnType;
 use crate::sql::Param;
 
@@ -22,24 +24,28 @@ struct CursorDoc {
     s: String,
     /// Sort key values of the boundary row, in key order.
     k: Vec<Value>,
+    /// Which way this cursor pages. Absent in cursors made before it existed.
+    #[serde(default)]
+    d: Option<Direction>,
 }
 
-pub fn encode(signature: &str, values: Vec<Value>) -> String {
+pub fn encode(signature: &str, direction: Direction, values: Vec<Value>) -> String {
     let doc = CursorDoc {
         s: signature.to_string(),
         k: values,
+        d: Some(direction),
     };
     // Serialising a struct of a String and JSON values cannot fail.
     let json = serde_json::to_vec(&doc).unwrap_or_default();
     URL_SAFE_NO_PAD.encode(json)
 }
 
-/// Decodes a cursor into typed bind values for `types`.
+/// Decodes a cursor into the direction it pages in and typed bind values for `types`.
 pub fn decode(
     cursor: &str,
     signature: &str,
     types: &[ColumnType],
-) -> Result<Vec<Param>, CompileError> {
+) -> Result<(Direction, Vec<Param>), CompileError> {
     let bad = || plan_err("invalid cursor: pass back a `next_cursor` or `prev_cursor` unchanged");
     if cursor.len() > MAX_CURSOR_LEN {
         return Err(bad());
@@ -52,14 +58,21 @@ pub fn decode(
             doc.s
         )));
     }
+    let Some(direction) = doc.d else {
+        return Err(plan_err(
+            "cursor from an older version of this service: start again without a cursor",
+        ));
+    };
     if doc.k.len() != types.len() {
         return Err(bad());
     }
-    doc.k
+    let values = doc
+        .k
         .iter()
         .zip(types)
         .map(|(v, ty)| value_param(v, *ty).ok_or_else(bad))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((direction, values))
 }
 
 fn value_param(v: &Value, ty: ColumnType) -> Option<Param> {

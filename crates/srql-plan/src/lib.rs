@@ -11,9 +11,11 @@ pub mod schema;
 mod sql;
 pub mod summary_sql;
 mod time_range;
+mod translate;
 
 pub use catalog::{Catalog, SummaryKind, SummaryState};
 pub use error::CompileError;
 pub use plan::{compile, plan, Direction, Output, Page, Plan, Request, Source, SourcePreference};
 pub use sql::{Param, SqlQuery};
 pub use time_range::{TimeRange, MAX_RANGE_DAYS};
+pub use translate::{column_type_name, translation};

@@ -1,7 +1,7 @@
 //! Typed query + catalog -> plan: which relation answers, why, and the SQL to run.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use srql_lang::{CompareOp, Entity, Filter, FilterValue, Query, StatFunc};
 
 use crate::catalog::{Catalog, SummaryKind, SummaryState};
@@ -18,11 +18,13 @@ pub struct Request<'a> {
     pub query: &'a str,
     pub limit: Option<i64>,
     pub cursor: Option<&'a str>,
-    pub direction: Direction,
+    /// `None`: the cursor's own direction (`next` without a cursor). Given with a cursor,
+    /// it must agree with the cursor's.
+    pub direction: Option<Direction>,
     pub source: SourcePreference,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     #[default]
@@ -51,6 +53,15 @@ pub enum Source {
     Spans,
 }
 
+impl Direction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Next => "next",
+            Direction::Prev => "prev",
+        }
+    }
+}
+
 impl Source {
     /// Short name for headers and metrics.
     pub fn label(self) -> &'static str {
@@ -71,6 +82,19 @@ pub struct Plan {
     pub reason: String,
     pub sql: SqlQuery,
     pub output: Output,
+    /// Upstream keys the query used that change nothing here, for the API to report.
+    pub ignored_keys: Vec<String>,
+}
+
+impl Plan {
+    /// The page size for rows; for aggregates, the limit the request resolved to
+    /// (reported, as upstream does, though an aggregate is one row).
+    pub fn limit(&self) -> u32 {
+        match &self.output {
+            Output::Rows { page, .. } => page.limit,
+            Output::Aggregate { limit, .. } => *limit,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -82,7 +106,10 @@ pub enum Output {
         page: Page,
     },
     /// A single object with one key per alias.
-    Aggregate { keys: Vec<(String, ColumnType)> },
+    Aggregate {
+        keys: Vec<(String, ColumnType)>,
+        limit: u32,
+    },
 }
 
 /// Keyset pagination of a row query.
@@ -110,9 +137,10 @@ impl Page {
         self.keys.iter().map(|(k, _)| k.ty).collect()
     }
 
-    /// An opaque cursor for a row whose hidden key columns hold `values`.
-    pub fn cursor(&self, values: Vec<serde_json::Value>) -> String {
-        cursor::encode(&self.signature(), values)
+    /// An opaque cursor that pages in `direction` from a row whose hidden key columns
+    /// hold `values`.
+    pub fn cursor(&self, direction: Direction, values: Vec<serde_json::Value>) -> String {
+        cursor::encode(&self.signature(), direction, values)
     }
 }
 
@@ -157,16 +185,33 @@ pub fn plan(
         conds.push(filter_sql(&mut b, f));
     }
 
+    let limit = limit(query, req, catalog)?;
+    let ignored_keys = query.ignored_keys.clone();
     if let Some(name) = &query.rollup_stats {
-        return rollup(b, entity, name, from, conds, source, reason);
+        let plan = rollup(b, entity, name, from, conds, source, reason, limit)?;
+        return Ok(Plan {
+            ignored_keys,
+            ..plan
+        });
     }
     if let Some(stats) = &query.stats {
-        return aggregate(b, entity, stats, from, conds, source, reason);
+        let plan = aggregate(b, entity, stats, from, conds, source, reason, limit)?;
+        return Ok(Plan {
+            ignored_keys,
+            ..plan
+        });
     }
 
-    let page = page(entity, query, req, catalog)?;
+    let mut page = page(entity, query, req, limit)?;
     if let Some(c) = req.cursor {
-        let values = cursor::decode(c, &page.signature(), &page.key_types())?;
+        let (direction, values) = cursor::decode(c, &page.signature(), &page.key_types())?;
+        if req.direction.is_some_and(|asked| asked != direction) {
+            return Err(plan_err(format!(
+                "`direction` contradicts the cursor, which pages `{}`: pass the cursor without `direction`",
+                direction.name()
+            )));
+        }
+        page.direction = direction;
         conds.push(keyset_condition(&mut b, &page, values));
     }
     let columns = schema::columns(entity);
@@ -197,6 +242,7 @@ pub fn plan(
         reason,
         sql: b.finish(sql.trim_start().to_string()),
         output: Output::Rows { columns, page },
+        ignored_keys,
     })
 }
 
@@ -476,11 +522,28 @@ fn op_sql(op: CompareOp) -> &'static str {
     }
 }
 
+/// The body's limit, else the query's, else the default; clamped to the maximum.
+/// `limit:0` gives one row, as upstream does; a body limit below 1 is a mistake.
+fn limit(query: &Query, req: &Request<'_>, catalog: &Catalog) -> Result<u32, CompileError> {
+    let limit = match (req.limit, query.limit) {
+        (Some(n), _) if n < 1 => {
+            return Err(plan_err(format!(
+                "`limit` must be a positive integer, found {n}"
+            )))
+        }
+        (Some(n), _) => n,
+        (None, Some(n)) => i64::from(n.max(1)),
+        (None, None) => i64::from(catalog.default_limit),
+    };
+    Ok(u32::try_from(limit.min(i64::from(catalog.max_limit))).unwrap_or(catalog.max_limit))
+}
+
+/// Sort keys and page size; the direction is the request's until a cursor says otherwise.
 fn page(
     entity: Entity,
     query: &Query,
     req: &Request<'_>,
-    catalog: &Catalog,
+    limit: u32,
 ) -> Result<Page, CompileError> {
     let mut keys: Vec<(SortField, bool)> = Vec::new();
     for k in &query.sort {
@@ -507,21 +570,10 @@ fn page(
             keys.push((*t, tie_desc));
         }
     }
-    let limit = match (req.limit, query.limit) {
-        (Some(n), _) if n < 1 => {
-            return Err(plan_err(format!(
-                "`limit` must be a positive integer, found {n}"
-            )))
-        }
-        (Some(n), _) => n,
-        (None, Some(n)) => i64::from(n),
-        (None, None) => i64::from(catalog.default_limit),
-    };
-    let limit = u32::try_from(limit.min(i64::from(catalog.max_limit))).unwrap_or(catalog.max_limit);
     Ok(Page {
         limit,
         keys,
-        direction: req.direction,
+        direction: req.direction.unwrap_or_default(),
         from_cursor: req.cursor.is_some(),
     })
 }
@@ -560,6 +612,10 @@ fn keyset_condition(b: &mut SqlBuilder, page: &Page, values: Vec<Param>) -> Stri
     expr
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the pieces plan() has already built, passed once"
+)]
 fn aggregate(
     mut b: SqlBuilder,
     entity: Entity,
@@ -568,6 +624,7 @@ fn aggregate(
     conds: Vec<String>,
     source: Source,
     reason: String,
+    limit: u32,
 ) -> Result<Plan, CompileError> {
     let mut select = Vec::new();
     let mut keys = Vec::new();
@@ -583,8 +640,11 @@ fn aggregate(
                         ))
                     })?;
                 let p = scalar(&f, field, value)?;
+                // A missing value counts as 0, as upstream does: a trace whose root has
+                // not arrived has no status, and must still land in `!= 1` so that
+                // `ok + not_ok = total` holds on the cards.
                 format!(
-                    "count(*) FILTER (WHERE {} {} {})",
+                    "count(*) FILTER (WHERE coalesce({}, 0) {} {})",
                     f.sql,
                     op_sql(*op),
                     b.bind(p)
@@ -606,10 +666,15 @@ fn aggregate(
         source,
         reason,
         sql: b.finish(sql.trim_start().to_string()),
-        output: Output::Aggregate { keys },
+        output: Output::Aggregate { keys, limit },
+        ignored_keys: Vec::new(),
     })
 }
 
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the pieces plan() has already built, passed once"
+)]
 fn rollup(
     b: SqlBuilder,
     entity: Entity,
@@ -618,6 +683,7 @@ fn rollup(
     mut conds: Vec<String>,
     source: Source,
     reason: String,
+    limit: u32,
 ) -> Result<Plan, CompileError> {
     if entity != Entity::Traces || name != "summary" {
         return Err(plan_err(format!(
@@ -647,6 +713,8 @@ fn rollup(
                 ("avg_duration_ms".into(), ColumnType::Float8),
                 ("p95_duration_ms".into(), ColumnType::Float8),
             ],
+            limit,
         },
+        ignored_keys: Vec::new(),
     })
 }

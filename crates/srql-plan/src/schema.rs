@@ -145,6 +145,7 @@ const SPAN_FILTERS: &[(&str, Field)] = &[
     ("span_id", field("span_id", FieldKind::Text)),
     ("parent_span_id", field("parent_span_id", FieldKind::Text)),
     ("name", field("name", FieldKind::Text)),
+    ("span_name", field("name", FieldKind::Text)),
     ("service_name", field("service_name", FieldKind::Text)),
     ("service.name", field("service_name", FieldKind::Text)),
     ("service_version", field("service_version", FieldKind::Text)),
@@ -153,8 +154,10 @@ const SPAN_FILTERS: &[(&str, Field)] = &[
         field("service_instance", FieldKind::Text),
     ),
     ("scope_name", field("scope_name", FieldKind::Text)),
+    ("scope_version", field("scope_version", FieldKind::Text)),
     ("status_message", field("status_message", FieldKind::Text)),
     ("kind", field("kind", FieldKind::Int4)),
+    ("span_kind", field("kind", FieldKind::Int4)),
     ("status_code", field("status_code", FieldKind::Int4)),
     (
         "duration_ms",
@@ -203,8 +206,20 @@ const SPAN_SORTS: &[(&str, SortField)] = &[
             Int8,
         ),
     ),
+    (
+        "end_time_unix_nano",
+        sort(
+            "end_time_unix_nano",
+            "coalesce(end_time_unix_nano, 0)",
+            Int8,
+        ),
+    ),
     ("duration_ms", sort("duration_ms", SPAN_DURATION_MS, Float8)),
     ("duration", sort("duration_ms", SPAN_DURATION_MS, Float8)),
+    (
+        "service_name",
+        sort("service_name", "coalesce(service_name, '')", Text),
+    ),
 ];
 
 const fn sort(name: &'static str, sql: &'static str, ty: ColumnType) -> SortField {

@@ -8,7 +8,7 @@ fn plan(
     query: &str,
     limit: Option<i64>,
     cursor: Option<&str>,
-    direction: Direction,
+    direction: Option<Direction>,
 ) -> Result<Plan, String> {
     let req = Request {
         query,
@@ -28,11 +28,15 @@ fn plan(
 }
 
 fn cursor_for(query: &str, values: serde_json::Value) -> String {
-    let p = plan(query, None, None, Direction::Next).unwrap();
+    cursor_towards(query, Direction::Next, values)
+}
+
+fn cursor_towards(query: &str, direction: Direction, values: serde_json::Value) -> String {
+    let p = plan(query, None, None, None).unwrap();
     let Output::Rows { page, .. } = p.output else {
         panic!("rows")
     };
-    page.cursor(values.as_array().unwrap().clone())
+    page.cursor(direction, values.as_array().unwrap().clone())
 }
 
 fn tail(p: &Plan) -> String {
@@ -48,26 +52,23 @@ fn tail(p: &Plan) -> String {
 #[test]
 fn same_direction_keys_use_one_row_comparison() {
     let q = "in:traces time:last_1h";
-    let c = cursor_for(q, json!(["2026-11-25T11:30:00.000001Z", "t1", "s1"]));
-    insta::assert_snapshot!(tail(&plan(q, Some(10), Some(&c), Direction::Next).unwrap()));
-    insta::assert_snapshot!(tail(&plan(q, Some(10), Some(&c), Direction::Prev).unwrap()));
+    let key = json!(["2026-11-25T11:30:00.000001Z", "t1", "s1"]);
+    let next = cursor_towards(q, Direction::Next, key.clone());
+    let prev = cursor_towards(q, Direction::Prev, key);
+    insta::assert_snapshot!(tail(&plan(q, Some(10), Some(&next), None).unwrap()));
+    insta::assert_snapshot!(tail(&plan(q, Some(10), Some(&prev), None).unwrap()));
 }
 
 #[test]
 fn mixed_directions_expand_to_nested_comparisons() {
     let q = "in:otel_trace_summaries sort:error_count:desc,duration_ms:asc";
     let c = cursor_for(q, json!([2, 12.5, "abc"]));
-    insta::assert_snapshot!(tail(&plan(q, None, Some(&c), Direction::Next).unwrap()));
+    insta::assert_snapshot!(tail(&plan(q, None, Some(&c), None).unwrap()));
 }
 
 #[test]
 fn limits_default_clamp_and_body_wins() {
-    let limit =
-        |q: &str, body: Option<i64>| match plan(q, body, None, Direction::Next).map(|p| p.output) {
-            Ok(Output::Rows { page, .. }) => Ok(page.limit),
-            Ok(_) => Err("not rows".to_string()),
-            Err(e) => Err(e),
-        };
+    let limit = |q: &str, body: Option<i64>| plan(q, body, None, None).map(|p| p.limit());
     assert_eq!(limit("in:traces", None), Ok(100));
     assert_eq!(limit("in:traces limit:7", None), Ok(7));
     assert_eq!(
@@ -83,6 +84,55 @@ fn limits_default_clamp_and_body_wins() {
     assert!(limit("in:traces", Some(0))
         .unwrap_err()
         .contains("positive"));
+    assert_eq!(limit("in:traces limit:0", None), Ok(1), "upstream: one row");
+    assert_eq!(
+        limit("in:otel_trace_summaries stats:count() as n limit:7", None),
+        Ok(7),
+        "aggregates report the limit too"
+    );
+    assert_eq!(
+        limit("in:traces rollup_stats:summary", None),
+        Ok(100),
+        "rollups report the default"
+    );
+}
+
+#[test]
+fn a_cursor_carries_its_direction() {
+    let q = "in:traces time:last_1h";
+    let key = json!(["2026-11-25T11:30:00.000001Z", "t1", "s1"]);
+    let prev = cursor_towards(q, Direction::Prev, key.clone());
+    let next = cursor_towards(q, Direction::Next, key);
+    let direction = |p: Plan| match p.output {
+        Output::Rows { page, .. } => page.direction,
+        Output::Aggregate { .. } => panic!("rows"),
+    };
+    assert_eq!(
+        direction(plan(q, None, Some(&prev), None).unwrap()),
+        Direction::Prev
+    );
+    assert_eq!(
+        direction(plan(q, None, Some(&next), None).unwrap()),
+        Direction::Next
+    );
+    assert_eq!(
+        direction(plan(q, None, Some(&prev), Some(Direction::Prev)).unwrap()),
+        Direction::Prev,
+        "an agreeing direction is fine"
+    );
+    let err = plan(q, None, Some(&prev), Some(Direction::Next)).unwrap_err();
+    assert!(err.contains("contradicts the cursor"), "{err}");
+    // A cursor made before cursors carried a direction: {"s":...,"k":[...]}.
+    let old = base64_url(
+        r#"{"s":"timestamp:desc,trace_id:desc,span_id:desc","k":["2026-11-25T11:30:00Z","t","s"]}"#,
+    );
+    let err = plan(q, None, Some(&old), None).unwrap_err();
+    assert!(err.contains("older version"), "{err}");
+}
+
+fn base64_url(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
 }
 
 #[test]
@@ -96,7 +146,7 @@ fn tampered_cursors_are_rejected() {
         cursor_for(q, json!(["2026-11-25T11:30:00Z"])),
         "A".repeat(5000),
     ] {
-        let err = plan(q, None, Some(&bad), Direction::Next).unwrap_err();
+        let err = plan(q, None, Some(&bad), None).unwrap_err();
         assert!(err.contains("cursor"), "{err}");
     }
 }

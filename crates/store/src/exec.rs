@@ -46,7 +46,7 @@ pub async fn run(client: &impl GenericClient, plan: &Plan) -> Result<QueryResult
 /// Rows to API JSON, with cursors for keyset pagination.
 pub fn shape(plan: &Plan, rows: &[Row]) -> QueryResult {
     match &plan.output {
-        Output::Aggregate { keys } => {
+        Output::Aggregate { keys, limit } => {
             let obj = rows.first().map(|row| {
                 let mut m = Map::new();
                 for (i, (name, ty)) in keys.iter().enumerate() {
@@ -59,7 +59,7 @@ pub fn shape(plan: &Plan, rows: &[Row]) -> QueryResult {
                 pagination: Pagination {
                     next_cursor: None,
                     prev_cursor: None,
-                    limit: None,
+                    limit: Some(*limit),
                 },
             }
         }
@@ -70,32 +70,32 @@ pub fn shape(plan: &Plan, rows: &[Row]) -> QueryResult {
             if page.direction == Direction::Prev {
                 rows.reverse();
             }
-            let cursor_of = |row: &&Row| {
-                let values = page
-                    .keys
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (k, _))| cell(row, columns.len() + i, k.ty, false))
-                    .collect();
-                page.cursor(values)
+            // Each cursor says which way it pages, so a client may pass either back alone.
+            let cursor_of = |direction: Direction| {
+                move |row: &&Row| {
+                    let values = page
+                        .keys
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (k, _))| cell(row, columns.len() + i, k.ty, false))
+                        .collect();
+                    page.cursor(direction, values)
+                }
             };
+            let (next_of, prev_of) = (cursor_of(Direction::Next), cursor_of(Direction::Prev));
             let (next, prev) = match page.direction {
                 Direction::Next => (
-                    if more {
-                        rows.last().map(cursor_of)
-                    } else {
-                        None
-                    },
+                    if more { rows.last().map(next_of) } else { None },
                     if page.from_cursor {
-                        rows.first().map(cursor_of)
+                        rows.first().map(prev_of)
                     } else {
                         None
                     },
                 ),
                 Direction::Prev => (
-                    rows.last().map(cursor_of),
+                    rows.last().map(next_of),
                     if more {
-                        rows.first().map(cursor_of)
+                        rows.first().map(prev_of)
                     } else {
                         None
                     },
