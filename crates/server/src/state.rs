@@ -5,9 +5,18 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 use srql_plan::Catalog;
-use tokio::sync::RwLock;
+use tokio::sync::{Mutex, RwLock};
 
+use crate::error::ApiError;
+use crate::lanes::{Lane, Lanes};
 use crate::metrics::Metrics;
+
+/// How far past the statement timeout we wait for PostgreSQL to report it before deciding
+/// the server itself is not answering (frozen, partitioned away).
+pub const DEADLINE_GRACE: Duration = Duration::from_secs(2);
+
+/// Longest a catalog read may take; it is three tiny queries.
+const CATALOG_DEADLINE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -18,6 +27,15 @@ pub struct ServiceConfig {
     /// How long a catalog read is reused; bounds the staleness of the source choice, and
     /// spares each query three catalog round trips.
     pub catalog_ttl: Duration,
+    /// PostgreSQL's `statement_timeout` for every query of `/api/query`.
+    pub query_timeout: Duration,
+    /// Whether requests may pin `source` (`summaries`, `on_the_fly`); off, because an
+    /// on-the-fly aggregation over a long range is a client-controlled cost.
+    pub allow_source_override: bool,
+    /// Queries over spans (on-the-fly aggregations, span reads) that run at once.
+    pub on_the_fly_slots: usize,
+    /// How long a query waits for a slot in its lane before a 503.
+    pub lane_wait: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -28,6 +46,10 @@ impl Default for ServiceConfig {
             max_limit: 500,
             max_body_bytes: 64 * 1024,
             catalog_ttl: Duration::from_secs(1),
+            query_timeout: Duration::from_secs(30),
+            allow_source_override: false,
+            on_the_fly_slots: 2,
+            lane_wait: Duration::from_secs(5),
         }
     }
 }
@@ -39,17 +61,25 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The OTLP receivers' counters, when they run beside the API.
     pub ingest: Option<crate::metrics::IngestProbe>,
+    pub(crate) lanes: Arc<Lanes>,
     catalog: Arc<RwLock<Option<(Instant, Catalog)>>>,
+    /// Held by the one request re-reading the catalog; the others use the old one.
+    catalog_refresh: Arc<Mutex<()>>,
 }
 
 impl AppState {
+    /// The service over `pool`, which it splits into lanes (see `lanes.rs`); the pool's
+    /// size is the most connections the API uses.
     pub fn new(pool: Pool, config: ServiceConfig) -> Self {
+        let lanes = Lanes::new(&pool, config.on_the_fly_slots);
         Self {
             pool,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             ingest: None,
+            lanes: Arc::new(lanes),
             catalog: Arc::new(RwLock::new(None)),
+            catalog_refresh: Arc::new(Mutex::new(())),
         }
     }
 
@@ -59,17 +89,43 @@ impl AppState {
         self
     }
 
-    /// The planner's catalog, re-read from the database at most once per TTL.
-    pub async fn catalog(&self) -> Result<Catalog, store::DbError> {
+    /// The planner's catalog, re-read from the database at most once per TTL, by one
+    /// request at a time: while one re-reads, the others use the previous value.
+    pub async fn catalog(&self) -> Result<Catalog, ApiError> {
+        let cached = self.catalog.read().await.clone();
+        if let Some((at, c)) = &cached {
+            if at.elapsed() < self.config.catalog_ttl {
+                return Ok(c.clone());
+            }
+        }
+        let _refreshing = match (self.catalog_refresh.try_lock(), cached) {
+            (Ok(guard), _) => guard,
+            (Err(_), Some((_, stale))) => return Ok(stale),
+            (Err(_), None) => tokio::time::timeout(CATALOG_DEADLINE, self.catalog_refresh.lock())
+                .await
+                .map_err(|_| unavailable("no catalog read finished in time"))?,
+        };
+        // Another request may have re-read it while we waited for the lock.
         if let Some((at, c)) = self.catalog.read().await.as_ref() {
             if at.elapsed() < self.config.catalog_ttl {
                 return Ok(c.clone());
             }
         }
-        let client = self.pool.get().await?;
-        let c =
-            store::summaries::catalog(&client, self.config.default_limit, self.config.max_limit)
-                .await?;
+        let _slot = self.lanes.slot(Lane::Service, CATALOG_DEADLINE).await?;
+        let read = async {
+            let conn = store::db::CancelOnDrop::new(self.pool.get().await?);
+            let c = store::summaries::catalog(
+                conn.client(),
+                self.config.default_limit,
+                self.config.max_limit,
+            )
+            .await?;
+            conn.done();
+            Ok::<_, store::DbError>(c)
+        };
+        let c = tokio::time::timeout(CATALOG_DEADLINE, read)
+            .await
+            .map_err(|_| unavailable("the catalog read got no answer in time"))??;
         *self.catalog.write().await = Some((Instant::now(), c.clone()));
         Ok(c)
     }
@@ -78,4 +134,8 @@ impl AppState {
     pub async fn invalidate_catalog(&self) {
         *self.catalog.write().await = None;
     }
+}
+
+fn unavailable(what: &str) -> ApiError {
+    ApiError::Db(store::DbError::Unavailable(what.to_string()))
 }
