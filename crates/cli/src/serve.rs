@@ -22,13 +22,15 @@ pub async fn serve_on(
     args: &ServeArgs,
     banner: Option<String>,
 ) -> Result<(), String> {
-    let pool = store::db::pool(&db.url, 16).map_err(|e| e.to_string())?;
-    let config = ServiceConfig {
+    let mut config = ServiceConfig {
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
         default_limit: args.default_limit,
         max_limit: args.max_limit,
         ..ServiceConfig::default()
     };
+    args.limits.apply(&mut config)?;
+    let pool =
+        store::db::pool(&db.url, args.limits.query_connections).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
