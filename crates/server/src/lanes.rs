@@ -38,15 +38,33 @@ impl Lane {
         }
     }
 
-    /// The lane a plan runs in: cheap reads apart from work over spans.
-    pub fn for_plan(plan: &Plan) -> Lane {
+    /// The lane `plan` (compiled from `query`) runs in: cheap reads apart from work over
+    /// spans.
+    pub fn for_plan(plan: &Plan, query: &str) -> Lane {
         match plan.source {
             Source::Summaries(_) => Lane::Summaries,
             // An index lookup of the named traces' spans, however long the range.
-            _ if plan.reason.starts_with("lookup by trace_id") => Lane::Summaries,
+            _ if names_its_traces(query) => Lane::Summaries,
             Source::OnTheFly | Source::Spans => Lane::OnTheFly,
         }
     }
+}
+
+/// A positive `trace_id:` equality or list (not a pattern): the planner finds those
+/// spans by index.
+fn names_its_traces(query: &str) -> bool {
+    use srql_lang::FilterValue;
+    let Ok(q) = srql_lang::parse(query, &srql_lang::Limits::default()) else {
+        return false;
+    };
+    q.filters.iter().any(|f| {
+        f.field == "trace_id"
+            && !f.negated
+            && matches!(
+                f.value,
+                FilterValue::Scalar { like: false, .. } | FilterValue::List(_)
+            )
+    })
 }
 
 pub struct Lanes {
@@ -89,5 +107,47 @@ impl Lanes {
             // The semaphores are never closed; treat it like a full lane anyway.
             _ => Err(ApiError::Busy(lane.label())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use srql_plan::{Catalog, Request};
+
+    use super::Lane;
+
+    fn lane(query: &str) -> Lane {
+        let req = Request {
+            query,
+            ..Default::default()
+        };
+        let plan = srql_plan::compile(
+            &req,
+            &Catalog::without_summaries(),
+            &srql_lang::Limits::default(),
+            Utc::now(),
+        )
+        .expect("plan");
+        Lane::for_plan(&plan, query)
+    }
+
+    #[test]
+    fn trace_id_lookups_are_cheap_and_work_over_spans_is_not() {
+        assert_eq!(
+            lane("in:otel_trace_summaries trace_id:abc time:last_7d"),
+            Lane::Summaries
+        );
+        assert_eq!(lane("in:otel_trace_summaries time:last_7d"), Lane::OnTheFly);
+        assert_eq!(lane("in:traces time:last_1h"), Lane::OnTheFly);
+        assert_eq!(lane("in:traces trace_id:(a,b)"), Lane::Summaries);
+        assert_eq!(
+            lane("in:otel_trace_summaries trace_id:%ab% time:last_7d"),
+            Lane::OnTheFly
+        );
+        assert_eq!(
+            lane("in:otel_trace_summaries !trace_id:abc time:last_7d"),
+            Lane::OnTheFly
+        );
     }
 }
