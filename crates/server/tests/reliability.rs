@@ -245,7 +245,8 @@ async fn span_work_filling_its_lane_does_not_delay_summaries_or_probes() {
     }
     let health = http(svc.addr, "GET", "/healthz", None).await;
     assert_eq!(health.status, 200, "{health:?}");
-    assert!(health.elapsed < Duration::from_secs(1), "{health:?}");
+    // Its own bound is 0.9 s; the margin is for a loaded test machine.
+    assert!(health.elapsed < Duration::from_millis(1500), "{health:?}");
 
     // The four that found the lane full were turned away after the lane wait.
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -371,11 +372,11 @@ async fn frozen_crashed_and_restarted_database() {
     cluster.freeze().expect("freeze");
     let health = http(svc.addr, "GET", "/healthz", None).await;
     assert_unavailable(&health, "healthz, frozen");
-    assert!(health.elapsed < Duration::from_millis(1500), "{health:?}");
+    assert!(health.elapsed < Duration::from_secs(2), "{health:?}");
     assert_eq!(health.body["status"], "unavailable");
     let metrics = http(svc.addr, "GET", "/metrics", None).await;
     assert_eq!(metrics.status, 200);
-    assert!(metrics.elapsed < Duration::from_millis(1500), "{metrics:?}");
+    assert!(metrics.elapsed < Duration::from_secs(2), "{metrics:?}");
     // The bound: the catalog read's 5 s, or the 2 s statement timeout plus 2 s of grace.
     let r = query(svc.addr, CHEAP).await;
     assert_unavailable(&r, "query, frozen");
