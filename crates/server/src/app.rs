@@ -187,11 +187,19 @@ async fn query(
 
 fn count_errors(state: &AppState, r: &Result<Response, ApiError>) {
     use std::sync::atomic::Ordering::Relaxed;
-    match r {
-        Err(e) if e.is_server_side() => state.metrics.server_errors.fetch_add(1, Relaxed),
-        Err(_) => state.metrics.bad_requests.fetch_add(1, Relaxed),
-        Ok(_) => 0,
+    let m = &state.metrics;
+    let counter = match r {
+        Ok(_) => return,
+        Err(ApiError::Busy(_)) => &m.unavailable,
+        Err(ApiError::QueryTimeout(_)) => &m.timeouts,
+        Err(ApiError::Db(e)) => match e.fault() {
+            Fault::Unavailable => &m.unavailable,
+            Fault::StatementTimeout => &m.timeouts,
+            Fault::Other => &m.server_errors,
+        },
+        Err(_) => &m.bad_requests,
     };
+    counter.fetch_add(1, Relaxed);
 }
 
 async fn translate(

@@ -39,16 +39,6 @@ pub enum ApiError {
     Db(#[from] store::DbError),
 }
 
-impl ApiError {
-    /// 5xx answers: the service's or the database's fault, or its limits.
-    pub fn is_server_side(&self) -> bool {
-        matches!(
-            self,
-            ApiError::Busy(_) | ApiError::QueryTimeout(_) | ApiError::Db(_)
-        )
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, retry_after) = match &self {

@@ -265,6 +265,12 @@ async fn span_work_filling_its_lane_does_not_delay_summaries_or_probes() {
     }
     statuses.sort();
     assert_eq!(statuses, [200, 200, 503, 503, 503, 503]);
+    let metrics = http(svc.addr, "GET", "/metrics", None).await;
+    let text = metrics.body.as_str().unwrap_or("");
+    assert!(
+        text.contains("srql_query_errors_total{kind=\"unavailable\"} 4"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -283,6 +289,12 @@ async fn a_query_past_the_statement_timeout_is_stopped_with_504() {
     assert!(r.elapsed < Duration::from_secs(5), "{r:?}");
     // PostgreSQL stopped it: nothing of ours is still waiting.
     assert_eq!(blocked_backends(&db).await, 0);
+    let metrics = http(svc.addr, "GET", "/metrics", None).await;
+    let text = metrics.body.as_str().unwrap_or("");
+    assert!(
+        text.contains("srql_query_errors_total{kind=\"timeout\"} 1"),
+        "{text}"
+    );
     lock.release().await;
     assert_eq!(query(svc.addr, SPANS).await.status, 200);
 }
