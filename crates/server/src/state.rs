@@ -18,6 +18,10 @@ pub const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 /// Longest a catalog read may take; it is three tiny queries.
 const CATALOG_DEADLINE: Duration = Duration::from_secs(5);
 
+/// After a failed catalog read, requests fail at once for this long instead of each
+/// waiting out another read of a database that is not answering.
+const CATALOG_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
     pub api_key: Option<String>,
@@ -63,8 +67,8 @@ pub struct AppState {
     pub ingest: Option<crate::metrics::IngestProbe>,
     pub(crate) lanes: Arc<Lanes>,
     catalog: Arc<RwLock<Option<(Instant, Catalog)>>>,
-    /// Held by the one request re-reading the catalog; the others use the old one.
-    catalog_refresh: Arc<Mutex<()>>,
+    /// Held by the one request re-reading the catalog; holds when the last read failed.
+    catalog_refresh: Arc<Mutex<Option<Instant>>>,
 }
 
 impl AppState {
@@ -79,7 +83,7 @@ impl AppState {
             ingest: None,
             lanes: Arc::new(lanes),
             catalog: Arc::new(RwLock::new(None)),
-            catalog_refresh: Arc::new(Mutex::new(())),
+            catalog_refresh: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -89,45 +93,59 @@ impl AppState {
         self
     }
 
-    /// The planner's catalog, re-read from the database at most once per TTL, by one
-    /// request at a time: while one re-reads, the others use the previous value.
+    /// The planner's catalog, re-read from the database at most once per TTL by one
+    /// request at a time. The others wait for that read (milliseconds when the database
+    /// answers) rather than use the old value, so when the database stops answering every
+    /// request learns it within the catalog deadline instead of starting a query that
+    /// would hang until its own.
     pub async fn catalog(&self) -> Result<Catalog, ApiError> {
-        let cached = self.catalog.read().await.clone();
-        if let Some((at, c)) = &cached {
-            if at.elapsed() < self.config.catalog_ttl {
-                return Ok(c.clone());
-            }
+        if let Some(c) = self.fresh_catalog().await {
+            return Ok(c);
         }
-        let _refreshing = match (self.catalog_refresh.try_lock(), cached) {
-            (Ok(guard), _) => guard,
-            (Err(_), Some((_, stale))) => return Ok(stale),
-            (Err(_), None) => tokio::time::timeout(CATALOG_DEADLINE, self.catalog_refresh.lock())
-                .await
-                .map_err(|_| unavailable("no catalog read finished in time"))?,
-        };
+        let mut failed_at = tokio::time::timeout(CATALOG_DEADLINE, self.catalog_refresh.lock())
+            .await
+            .map_err(|_| unavailable("no catalog read finished in time"))?;
         // Another request may have re-read it while we waited for the lock.
-        if let Some((at, c)) = self.catalog.read().await.as_ref() {
-            if at.elapsed() < self.config.catalog_ttl {
-                return Ok(c.clone());
-            }
+        if let Some(c) = self.fresh_catalog().await {
+            return Ok(c);
         }
-        let _slot = self.lanes.slot(Lane::Service, CATALOG_DEADLINE).await?;
+        if failed_at.is_some_and(|t| t.elapsed() < CATALOG_RETRY_AFTER_FAILURE) {
+            return Err(unavailable("the last catalog read failed a moment ago"));
+        }
         let read = async {
-            let conn = store::db::CancelOnDrop::new(self.pool.get().await?);
+            let _slot = self.lanes.slot(Lane::Service, CATALOG_DEADLINE).await?;
+            let conn =
+                store::db::CancelOnDrop::new(self.pool.get().await.map_err(store::DbError::from)?);
             let c = store::summaries::catalog(
                 conn.client(),
                 self.config.default_limit,
                 self.config.max_limit,
             )
-            .await?;
+            .await;
             conn.done();
-            Ok::<_, store::DbError>(c)
+            Ok::<_, ApiError>(c?)
         };
-        let c = tokio::time::timeout(CATALOG_DEADLINE, read)
+        let result = tokio::time::timeout(CATALOG_DEADLINE, read)
             .await
-            .map_err(|_| unavailable("the catalog read got no answer in time"))??;
-        *self.catalog.write().await = Some((Instant::now(), c.clone()));
-        Ok(c)
+            .unwrap_or_else(|_| Err(unavailable("the catalog read got no answer in time")));
+        match result {
+            Ok(c) => {
+                *failed_at = None;
+                *self.catalog.write().await = Some((Instant::now(), c.clone()));
+                Ok(c)
+            }
+            Err(e) => {
+                *failed_at = Some(Instant::now());
+                Err(e)
+            }
+        }
+    }
+
+    async fn fresh_catalog(&self) -> Option<Catalog> {
+        match self.catalog.read().await.as_ref() {
+            Some((at, c)) if at.elapsed() < self.config.catalog_ttl => Some(c.clone()),
+            _ => None,
+        }
     }
 
     /// Forget the cached catalog (after a refresh or a schema change).
