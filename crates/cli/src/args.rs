@@ -133,6 +133,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SRQL_MAX_LIMIT", default_value_t = 500)]
     pub max_limit: u32,
     #[command(flatten)]
+    pub limits: QueryLimitArgs,
+    #[command(flatten)]
     pub otlp: OtlpArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -161,6 +163,51 @@ impl TlsArgs {
             (None, None) => Ok(None),
             _ => Err("--tls-cert and --tls-key (SRQL_TLS_CERT, SRQL_TLS_KEY) go together".into()),
         }
+    }
+}
+
+/// What one client can make the query API spend.
+#[derive(Debug, Clone, Args)]
+pub struct QueryLimitArgs {
+    /// PostgreSQL statement timeout for every query (e.g. 500ms, 30s, 2m); a query past it
+    /// is stopped and answered 504.
+    #[arg(long, env = "SRQL_QUERY_TIMEOUT", default_value = "30s")]
+    pub query_timeout: String,
+    /// Connections the query API uses at most (summary reads, work over spans, probes).
+    #[arg(long, env = "SRQL_QUERY_CONNECTIONS", default_value_t = 16)]
+    pub query_connections: usize,
+    /// Queries over spans (on-the-fly aggregations, span reads) running at once; more
+    /// wait briefly, then get 503 + Retry-After. Summary reads are not affected.
+    #[arg(long, env = "SRQL_ON_THE_FLY_SLOTS", default_value_t = 2)]
+    pub on_the_fly_slots: usize,
+    /// Honour the request field `source` (pin `summaries` or `on_the_fly`); otherwise a
+    /// request naming anything but `auto` is refused with 403.
+    #[arg(long, env = "SRQL_ALLOW_SOURCE_OVERRIDE")]
+    pub allow_source_override: bool,
+}
+
+impl Default for QueryLimitArgs {
+    fn default() -> Self {
+        Self {
+            query_timeout: "30s".into(),
+            query_connections: 16,
+            on_the_fly_slots: 2,
+            allow_source_override: false,
+        }
+    }
+}
+
+impl QueryLimitArgs {
+    pub fn apply(&self, config: &mut server::ServiceConfig) -> Result<(), String> {
+        config.query_timeout = store::setup::parse_duration(&self.query_timeout)
+            .and_then(|d| d.to_std().map_err(|e| e.to_string()))
+            .map_err(|e| format!("--query-timeout: {e}"))?;
+        if self.query_connections < 4 {
+            return Err("--query-connections: at least 4 (summaries, spans, probes)".into());
+        }
+        config.on_the_fly_slots = self.on_the_fly_slots.max(1);
+        config.allow_source_override = self.allow_source_override;
+        Ok(())
     }
 }
 
@@ -254,4 +301,44 @@ pub struct DemoArgs {
     pub via_otlp: bool,
     #[command(flatten)]
     pub otlp: OtlpArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    fn service_config(args: &[&str]) -> Result<server::ServiceConfig, String> {
+        let cli =
+            Cli::try_parse_from([&["srql", "serve"], args].concat()).map_err(|e| e.to_string())?;
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve")
+        };
+        let mut config = server::ServiceConfig::default();
+        serve.limits.apply(&mut config)?;
+        Ok(config)
+    }
+
+    #[test]
+    fn query_limits_reach_the_service_config() {
+        let c = service_config(&[]).unwrap();
+        assert_eq!(c.query_timeout, std::time::Duration::from_secs(30));
+        assert!(!c.allow_source_override);
+        let c = service_config(&[
+            "--query-timeout",
+            "1500ms",
+            "--on-the-fly-slots",
+            "3",
+            "--allow-source-override",
+        ])
+        .unwrap();
+        assert_eq!(c.query_timeout, std::time::Duration::from_millis(1500));
+        assert_eq!(c.on_the_fly_slots, 3);
+        assert!(c.allow_source_override);
+        let err = service_config(&["--query-timeout", "0s"]).unwrap_err();
+        assert!(err.contains("--query-timeout"), "{err}");
+        let err = service_config(&["--query-connections", "2"]).unwrap_err();
+        assert!(err.contains("--query-connections"), "{err}");
+    }
 }

@@ -82,6 +82,7 @@ pub async fn demo(db: &DbArgs, summaries: &SummaryArgs, args: &DemoArgs) -> Resu
         api_key: None,
         default_limit: 100,
         max_limit: 500,
+        limits: Default::default(),
         otlp: args.otlp.clone(),
         tls: Default::default(),
     };

@@ -31,13 +31,15 @@ pub async fn serve_on(
             "{variable} is not set: that part of the service uses DATABASE_URL's privileges (README, \"Least privilege\")"
         );
     }
-    let pool = store::db::pool(&db.reader_url, 16).map_err(|e| e.to_string())?;
-    let config = ServiceConfig {
+    let mut config = ServiceConfig {
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
         default_limit: args.default_limit,
         max_limit: args.max_limit,
         ..ServiceConfig::default()
     };
+    args.limits.apply(&mut config)?;
+    let pool =
+        store::db::pool(&db.reader_url, args.limits.query_connections).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;

@@ -1,8 +1,10 @@
 //! The HTTP API: routes, request parsing, responses.
 
+use std::time::Duration;
+
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Request as HttpRequest, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -10,10 +12,17 @@ use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use srql_plan::{Direction, Plan, SourcePreference, SummaryState};
+use srql_plan::{Catalog, Direction, Plan, SourcePreference, SummaryState};
+use store::db::{CancelOnDrop, Fault};
+use store::DbError;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::lanes::Lane;
+use crate::state::{AppState, DEADLINE_GRACE};
+
+/// `/healthz` and `/metrics` give up on the database after this, so they answer within a
+/// second whatever the database does.
+const PROBE_DEADLINE: Duration = Duration::from_millis(900);
 
 pub fn app(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
@@ -43,7 +52,7 @@ struct QueryBody {
     #[serde(default)]
     direction: Option<String>,
     /// `auto` (default), `summaries` or `on_the_fly`: pin the summary path for debugging
-    /// and benchmarks.
+    /// and benchmarks, when the service allows it (`allow_source_override`).
     #[serde(default)]
     source: Option<String>,
     /// Upstream's read mode. Every answer here reads committed rows once, so any value is
@@ -66,7 +75,9 @@ fn body(
     }
 }
 
-async fn compile(state: &AppState, b: &QueryBody) -> Result<Plan, ApiError> {
+/// The plan and the catalog it was made with. Holds no connection when it returns: the
+/// catalog read takes and releases its own.
+async fn compile(state: &AppState, b: &QueryBody) -> Result<(Plan, Catalog), ApiError> {
     let direction = match b.direction.as_deref() {
         None => None,
         Some("next") => Some(Direction::Next),
@@ -87,6 +98,13 @@ async fn compile(state: &AppState, b: &QueryBody) -> Result<Plan, ApiError> {
             )))
         }
     };
+    if source != SourcePreference::Auto && !state.config.allow_source_override {
+        return Err(ApiError::Forbidden(
+            "`source` other than `auto` is disabled on this service: enable it with \
+             `--allow-source-override` (SRQL_ALLOW_SOURCE_OVERRIDE=true)"
+                .to_string(),
+        ));
+    }
     let catalog = state.catalog().await?;
     let req = srql_plan::Request {
         query: &b.query,
@@ -99,7 +117,45 @@ async fn compile(state: &AppState, b: &QueryBody) -> Result<Plan, ApiError> {
     if b.mode.is_some() && !plan.ignored_keys.iter().any(|k| k == "mode") {
         plan.ignored_keys.push("mode".into());
     }
-    Ok(plan)
+    Ok((plan, catalog))
+}
+
+/// Runs `plan` in its lane under the statement timeout. If the request is dropped (the
+/// client went away) or the database does not answer by the deadline, the statement is
+/// cancelled in PostgreSQL (`CancelOnDrop`).
+async fn run_plan(
+    state: &AppState,
+    plan: &Plan,
+    query: &str,
+) -> Result<store::exec::QueryResult, ApiError> {
+    let _slot = state
+        .lanes
+        .slot(Lane::for_plan(plan, query), state.config.lane_wait)
+        .await?;
+    let timeout = state.config.query_timeout;
+    let deadline = timeout + DEADLINE_GRACE;
+    let run = async {
+        let conn = CancelOnDrop::new(state.pool.get().await.map_err(DbError::from)?);
+        // Sent with the query in one round trip; per query because the pool is shared
+        // with statements that may not be bounded the same way.
+        let set = format!("SET statement_timeout = {}", timeout.as_millis().max(1));
+        let (set, rows) = tokio::join!(
+            conn.client().batch_execute(&set),
+            store::exec::run(conn.client(), plan)
+        );
+        // Both finished: nothing runs on the session any more.
+        conn.done();
+        set.map_err(DbError::from)?;
+        rows
+    };
+    match tokio::time::timeout(deadline, run).await {
+        Err(_) => Err(ApiError::Db(DbError::Unavailable(format!(
+            "no answer from the database within {}s",
+            deadline.as_secs_f64()
+        )))),
+        Ok(Err(e)) if e.fault() == Fault::StatementTimeout => Err(ApiError::QueryTimeout(timeout)),
+        Ok(r) => Ok(r?),
+    }
 }
 
 /// Which path answered and how fresh the summaries were, as response headers.
@@ -133,11 +189,9 @@ async fn query(
 ) -> Result<Response, ApiError> {
     let result = async {
         let b = body(payload, state.config.max_body_bytes)?;
-        let plan = compile(&state, &b).await?;
-        let client = state.pool.get().await.map_err(store::DbError::from)?;
-        let result = store::exec::run(&**client, &plan).await?;
+        let (plan, catalog) = compile(&state, &b).await?;
+        let result = run_plan(&state, &plan, &b.query).await?;
         state.metrics.count_source(plan.source.label());
-        let catalog = state.catalog().await?;
         Ok::<_, ApiError>((source_headers(&plan, &catalog.summaries), Json(result)).into_response())
     }
     .await;
@@ -147,11 +201,19 @@ async fn query(
 
 fn count_errors(state: &AppState, r: &Result<Response, ApiError>) {
     use std::sync::atomic::Ordering::Relaxed;
-    match r {
-        Err(ApiError::Db(_)) => state.metrics.server_errors.fetch_add(1, Relaxed),
-        Err(_) => state.metrics.bad_requests.fetch_add(1, Relaxed),
-        Ok(_) => 0,
+    let m = &state.metrics;
+    let counter = match r {
+        Ok(_) => return,
+        Err(ApiError::Busy(_)) => &m.unavailable,
+        Err(ApiError::QueryTimeout(_)) => &m.timeouts,
+        Err(ApiError::Db(e)) => match e.fault() {
+            Fault::Unavailable => &m.unavailable,
+            Fault::StatementTimeout => &m.timeouts,
+            Fault::Other => &m.server_errors,
+        },
+        Err(_) => &m.bad_requests,
     };
+    counter.fetch_add(1, Relaxed);
 }
 
 async fn translate(
@@ -160,8 +222,7 @@ async fn translate(
 ) -> Result<Response, ApiError> {
     let result = async {
         let b = body(payload, state.config.max_body_bytes)?;
-        let plan = compile(&state, &b).await?;
-        let catalog = state.catalog().await?;
+        let (plan, catalog) = compile(&state, &b).await?;
         let mut body = srql_plan::translation(&plan, b.cursor.as_deref());
         body["source"] = json!(plan.source.label());
         body["reason"] = json!(plan.reason);
@@ -192,54 +253,72 @@ fn summaries_json(s: &SummaryState) -> Value {
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
-    let client = match state.pool.get().await {
-        Ok(c) => c,
-        Err(e) => {
-            return (
+    let check = async {
+        let _slot = state.lanes.slot(Lane::Service, PROBE_DEADLINE).await?;
+        let conn = CancelOnDrop::new(state.pool.get().await.map_err(DbError::from)?);
+        let health = health(conn.client()).await;
+        conn.done();
+        Ok::<_, ApiError>(health?)
+    };
+    match tokio::time::timeout(PROBE_DEADLINE, check).await {
+        Ok(Ok(v)) => Json(v).into_response(),
+        failed => {
+            // The cause goes to the log; callers learn only that the database is not usable.
+            match failed {
+                Ok(Err(e)) => tracing::warn!(error = %e, "health check failed"),
+                _ => tracing::warn!(
+                    seconds = PROBE_DEADLINE.as_secs_f64(),
+                    "health check: no answer from the database in time"
+                ),
+            }
+            (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "database": format!("unreachable: {e}") })),
+                [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
+                Json(json!({
+                    "status": "unavailable",
+                    "database": "not answering: see the service log",
+                })),
             )
                 .into_response()
         }
-    };
-    let health = async {
-        let catalog = store::summaries::catalog(&client, 0, 0).await?;
-        let (last_ok, last) = store::summaries::last_runs(&client).await?;
-        let scheduler = store::summaries::get_setting(&client, store::summaries::keys::REFRESH_SCHEDULER).await?;
-        let freshness = store::summaries::freshness(&client).await?;
-        Ok::<_, store::DbError>(json!({
-            "status": "ok",
-            "database": "ok",
-            "summaries": summaries_json(&catalog.summaries),
-            "freshness": freshness,
-            "refresh": {
-                "scheduler": scheduler,
-                "last_success": last_ok,
-                "last_run": last,
-                "last_success_duration_seconds": last_ok.as_ref().and_then(|r| r.duration()).map(|d| d.num_milliseconds() as f64 / 1000.0),
-            },
-        }))
     }
-    .await;
-    match health {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "degraded", "database": format!("error: {e}") })),
-        )
-            .into_response(),
-    }
+}
+
+async fn health(client: &tokio_postgres::Client) -> Result<Value, DbError> {
+    let catalog = store::summaries::catalog(client, 0, 0).await?;
+    let (last_ok, last) = store::summaries::last_runs(client).await?;
+    let scheduler =
+        store::summaries::get_setting(client, store::summaries::keys::REFRESH_SCHEDULER).await?;
+    let freshness = store::summaries::freshness(client).await?;
+    Ok(json!({
+        "status": "ok",
+        "database": "ok",
+        "summaries": summaries_json(&catalog.summaries),
+        "freshness": freshness,
+        "refresh": {
+            "scheduler": scheduler,
+            "last_success": last_ok,
+            "last_run": last,
+            "last_success_duration_seconds": last_ok.as_ref().and_then(|r| r.duration()).map(|d| d.num_milliseconds() as f64 / 1000.0),
+        },
+    }))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
     // The counters are always available; refresh facts only while the database answers.
-    let (facts, freshness) = match state.pool.get().await {
-        Ok(client) => (
-            refresh_facts(&client).await.ok(),
-            store::summaries::freshness(&client).await.ok(),
-        ),
-        Err(_) => (None, None),
+    let facts = async {
+        let _slot = state.lanes.slot(Lane::Service, PROBE_DEADLINE).await.ok()?;
+        let conn = CancelOnDrop::new(state.pool.get().await.ok()?);
+        let facts = refresh_facts(conn.client()).await.ok();
+        let freshness = store::summaries::freshness(conn.client()).await.ok();
+        conn.done();
+        Some((facts, freshness))
     };
+    let (facts, freshness) = tokio::time::timeout(PROBE_DEADLINE, facts)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or((None, None));
     let mut body = crate::metrics::render(&state.metrics, facts.as_ref(), Utc::now());
     if let Some(f) = freshness.filter(|f| f.mode == store::summaries::SummaryMode::Incremental) {
         crate::metrics::render_freshness(&mut body, &f);
@@ -251,7 +330,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 async fn refresh_facts(
-    client: &deadpool_postgres::Client,
+    client: &tokio_postgres::Client,
 ) -> Result<crate::metrics::RefreshFacts, store::DbError> {
     let (last_ok, _) = store::summaries::last_runs(client).await?;
     let outcomes = client

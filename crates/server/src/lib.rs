@@ -4,6 +4,7 @@
 
 mod app;
 mod error;
+mod lanes;
 mod metrics;
 pub mod scheduler;
 mod state;

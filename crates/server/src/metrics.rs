@@ -12,6 +12,10 @@ pub struct Metrics {
     pub queries_spans: AtomicU64,
     pub bad_requests: AtomicU64,
     pub server_errors: AtomicU64,
+    /// 503s: a full lane or the database unavailable.
+    pub unavailable: AtomicU64,
+    /// 504s: the statement timeout.
+    pub timeouts: AtomicU64,
 }
 
 impl Metrics {
@@ -126,9 +130,12 @@ pub fn render(
         "Failed queries by kind.",
     );
     out.push_str(&format!(
-        "srql_query_errors_total{{kind=\"bad_request\"}} {}\nsrql_query_errors_total{{kind=\"server\"}} {}\n",
+        "srql_query_errors_total{{kind=\"bad_request\"}} {}\nsrql_query_errors_total{{kind=\"server\"}} {}\n\
+         srql_query_errors_total{{kind=\"unavailable\"}} {}\nsrql_query_errors_total{{kind=\"timeout\"}} {}\n",
         m.bad_requests.load(Ordering::Relaxed),
-        m.server_errors.load(Ordering::Relaxed)
+        m.server_errors.load(Ordering::Relaxed),
+        m.unavailable.load(Ordering::Relaxed),
+        m.timeouts.load(Ordering::Relaxed)
     ));
     let Some(facts) = facts else {
         return out;

@@ -82,7 +82,8 @@ fn value_param(v: &Value, ty: ColumnType) -> Option<Param> {
                 .ok()?
                 .with_timezone(&Utc),
         ),
-        ColumnType::Text => Param::Text(v.as_str()?.to_string()),
+        // PostgreSQL text cannot hold NUL; a forged cursor with one would fail at bind.
+        ColumnType::Text => Param::Text(v.as_str().filter(|s| !s.contains('\0'))?.to_string()),
         ColumnType::Int4 => Param::Int4(i32::try_from(v.as_i64()?).ok()?),
         ColumnType::Int8 => Param::Int8(v.as_i64()?),
         ColumnType::Float8 => Param::Float8(v.as_f64()?),

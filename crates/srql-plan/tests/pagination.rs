@@ -144,6 +144,8 @@ fn tampered_cursors_are_rejected() {
         good[..good.len() - 3].to_string(),
         cursor_for(q, json!(["not a time", "abc"])),
         cursor_for(q, json!(["2026-11-25T11:30:00Z"])),
+        // PostgreSQL refuses NUL in text binds: caught here as a bad cursor, not a 500.
+        cursor_for(q, json!(["2026-11-25T11:30:00Z", "ab\0c"])),
         "A".repeat(5000),
     ] {
         let err = plan(q, None, Some(&bad), None).unwrap_err();

@@ -271,7 +271,14 @@ struct Service {
 impl Service {
     async fn start(url: &str) -> Result<Self, String> {
         let pool = store::db::pool(url, POOL_SIZE).map_err(|e| e.to_string())?;
-        let state = server::AppState::new(pool, server::ServiceConfig::default());
+        // The benchmark times both paths on the same queries, one at a time, at scales
+        // where an on-the-fly aggregation may run for minutes.
+        let config = server::ServiceConfig {
+            allow_source_override: true,
+            query_timeout: std::time::Duration::from_secs(3600),
+            ..server::ServiceConfig::default()
+        };
+        let state = server::AppState::new(pool, config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| format!("cannot listen on a loopback port: {e}"))?;

@@ -28,6 +28,8 @@ pub fn app(db: &TestDb, api_key: Option<&str>) -> Router {
     let config = ServiceConfig {
         api_key: api_key.map(str::to_string),
         catalog_ttl: std::time::Duration::ZERO,
+        // The oracle tests compare both paths on the same query.
+        allow_source_override: true,
         ..ServiceConfig::default()
     };
     server::app(AppState::new(pool, config))

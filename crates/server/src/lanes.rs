@@ -1,0 +1,153 @@
+//! Who may use how many of the service's database connections at once.
+//!
+//! One pool, split by semaphores whose slots add up to at most its size, so a request that
+//! holds a slot never waits for a connection, and nobody holds a connection while waiting
+//! for another:
+//! - `summaries`: reads of precomputed summaries and trace_id lookups (milliseconds);
+//! - `on_the_fly`: aggregations and scans over spans (seconds), few at a time, so they
+//!   cannot starve the cheap reads however many arrive;
+//! - `service`: the catalog refresh, `/healthz` and `/metrics`, never queued behind queries.
+//!
+//! A full lane answers 503 + Retry-After after a bounded wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use srql_plan::{Plan, Source};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::ApiError;
+
+/// Slots kept for the catalog refresh, `/healthz` and `/metrics`.
+const SERVICE_SLOTS: usize = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    Summaries,
+    OnTheFly,
+    Service,
+}
+
+impl Lane {
+    pub fn label(self) -> &'static str {
+        match self {
+            Lane::Summaries => "summaries",
+            Lane::OnTheFly => "on_the_fly",
+            Lane::Service => "service",
+        }
+    }
+
+    /// The lane `plan` (compiled from `query`) runs in: cheap reads apart from work over
+    /// spans.
+    pub fn for_plan(plan: &Plan, query: &str) -> Lane {
+        match plan.source {
+            Source::Summaries(_) => Lane::Summaries,
+            // An index lookup of the named traces' spans, however long the range.
+            _ if names_its_traces(query) => Lane::Summaries,
+            Source::OnTheFly | Source::Spans => Lane::OnTheFly,
+        }
+    }
+}
+
+/// A positive `trace_id:` equality or list (not a pattern): the planner finds those
+/// spans by index.
+fn names_its_traces(query: &str) -> bool {
+    use srql_lang::FilterValue;
+    let Ok(q) = srql_lang::parse(query, &srql_lang::Limits::default()) else {
+        return false;
+    };
+    q.filters.iter().any(|f| {
+        f.field == "trace_id"
+            && !f.negated
+            && matches!(
+                f.value,
+                FilterValue::Scalar { like: false, .. } | FilterValue::List(_)
+            )
+    })
+}
+
+pub struct Lanes {
+    summaries: Arc<Semaphore>,
+    on_the_fly: Arc<Semaphore>,
+    service: Arc<Semaphore>,
+}
+
+impl Lanes {
+    /// Splits `pool`: `on_the_fly` slots (at most half of what is left after the service
+    /// slots) for work over spans, the rest for summary reads.
+    pub fn new(pool: &Pool, on_the_fly: usize) -> Self {
+        let size = pool.status().max_size;
+        let queries = size.saturating_sub(SERVICE_SLOTS).max(2);
+        let heavy = on_the_fly.clamp(1, queries / 2);
+        let cheap = queries - heavy;
+        let service = size.saturating_sub(queries).max(1);
+        tracing::debug!(
+            summaries = cheap,
+            on_the_fly = heavy,
+            service,
+            "connection slots per lane"
+        );
+        Self {
+            summaries: Arc::new(Semaphore::new(cheap)),
+            on_the_fly: Arc::new(Semaphore::new(heavy)),
+            service: Arc::new(Semaphore::new(service)),
+        }
+    }
+
+    /// A slot in `lane`, waiting at most `wait` for one.
+    pub async fn slot(&self, lane: Lane, wait: Duration) -> Result<OwnedSemaphorePermit, ApiError> {
+        let semaphore = match lane {
+            Lane::Summaries => &self.summaries,
+            Lane::OnTheFly => &self.on_the_fly,
+            Lane::Service => &self.service,
+        };
+        match tokio::time::timeout(wait, semaphore.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // The semaphores are never closed; treat it like a full lane anyway.
+            _ => Err(ApiError::Busy(lane.label())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use srql_plan::{Catalog, Request};
+
+    use super::Lane;
+
+    fn lane(query: &str) -> Lane {
+        let req = Request {
+            query,
+            ..Default::default()
+        };
+        let plan = srql_plan::compile(
+            &req,
+            &Catalog::without_summaries(),
+            &srql_lang::Limits::default(),
+            Utc::now(),
+        )
+        .expect("plan");
+        Lane::for_plan(&plan, query)
+    }
+
+    #[test]
+    fn trace_id_lookups_are_cheap_and_work_over_spans_is_not() {
+        assert_eq!(
+            lane("in:otel_trace_summaries trace_id:abc time:last_7d"),
+            Lane::Summaries
+        );
+        assert_eq!(lane("in:otel_trace_summaries time:last_7d"), Lane::OnTheFly);
+        assert_eq!(lane("in:traces time:last_1h"), Lane::OnTheFly);
+        assert_eq!(lane("in:traces trace_id:(a,b)"), Lane::Summaries);
+        assert_eq!(
+            lane("in:otel_trace_summaries trace_id:%ab% time:last_7d"),
+            Lane::OnTheFly
+        );
+        assert_eq!(
+            lane("in:otel_trace_summaries !trace_id:abc time:last_7d"),
+            Lane::OnTheFly
+        );
+    }
+}
