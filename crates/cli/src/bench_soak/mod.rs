@@ -35,6 +35,9 @@ const LOOKUP_TRACES: i64 = 256;
 /// Bound on the service's shutdown after the window (answering what is in flight,
 /// writing accepted spans); past it the run reports what it has.
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on looking up the acknowledged spans (index lookups, well under a minute at
+/// 10k spans/s for 60 s).
+const LOST_CHECK_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchSoakArgs {
@@ -171,7 +174,12 @@ async fn measure(
 
     let bar = progress::spinner("looking up every acknowledged span");
     let since = Utc::now() - chrono::Duration::hours(1) - chrono::Duration::seconds(secs as i64);
-    let lost_spans = lost::count(url, &outcome.acked, since).await?;
+    let lost_spans =
+        tokio::time::timeout(LOST_CHECK_TIMEOUT, lost::count(url, &outcome.acked, since))
+            .await
+            .map_err(|_| {
+                format!("the acknowledged spans were not checked within {LOST_CHECK_TIMEOUT:?}")
+            })??;
     bar.finish_and_clear();
     let acked_spans = outcome.acked.len() as u64;
     Ok((

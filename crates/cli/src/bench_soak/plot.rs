@@ -52,12 +52,25 @@ fn polyline(svg: &mut String, points: &[(f64, f64)], color: &str) {
     }
 }
 
-fn legend(svg: &mut String, y: f64, color: &str, text: &str) {
+/// A legend entry: a line sample, or a box for what is drawn as bars.
+fn legend(svg: &mut String, y: f64, color: &str, text: &str, bar: bool) {
     let lx = RIGHT + 16.0;
+    if bar {
+        let _ = write!(
+            svg,
+            r#"<rect x="{lx}" y="{:.1}" width="20" height="10" fill="{color}" fill-opacity="0.6"/>"#,
+            y - 5.0
+        );
+    } else {
+        let _ = write!(
+            svg,
+            r#"<line x1="{lx}" y1="{y}" x2="{}" y2="{y}" stroke="{color}" stroke-width="2.5"/>"#,
+            lx + 20.0
+        );
+    }
     let _ = writeln!(
         svg,
-        r#"<line x1="{lx}" y1="{y}" x2="{}" y2="{y}" stroke="{color}" stroke-width="2.5"/><text x="{}" y="{:.1}">{text}</text>"#,
-        lx + 20.0,
+        r#"<text x="{}" y="{:.1}">{text}</text>"#,
         lx + 26.0,
         y + 4.0
     );
@@ -109,8 +122,8 @@ pub fn timeline_svg(seconds: &[Second], clients: usize) -> String {
         BOTTOM1 - TOP1,
         (TOP1 + BOTTOM1) / 2.0
     );
-    legend(&mut svg, TOP1 + 10.0, REQUESTS, "answers");
-    legend(&mut svg, TOP1 + 30.0, ERRORS, "errors");
+    legend(&mut svg, TOP1 + 10.0, REQUESTS, "answers", false);
+    legend(&mut svg, TOP1 + 30.0, ERRORS, "errors", true);
 
     // Latency panel, log scale.
     let values: Vec<f64> = seconds
@@ -169,8 +182,8 @@ pub fn timeline_svg(seconds: &[Second], clients: usize) -> String {
         BOTTOM2 - TOP2,
         (TOP2 + BOTTOM2) / 2.0
     );
-    legend(&mut svg, TOP2 + 10.0, P50, "p50");
-    legend(&mut svg, TOP2 + 30.0, P99, "p99");
+    legend(&mut svg, TOP2 + 10.0, P50, "p50", false);
+    legend(&mut svg, TOP2 + 30.0, P99, "p99", false);
 
     // Time axis, under the latency panel.
     let step = if n > 30 { 10 } else { 5 };
