@@ -145,7 +145,7 @@ fn check_markdown(md: &str) {
         &md[md.find("<!-- soak:start -->").unwrap()..md.find("<!-- soak:end -->").unwrap()];
     for header in [
         "| figure | value |",
-        "| request | SRQL | share | answers | errors | p50 ms | p90 ms | p99 ms | max ms |",
+        "| request | SRQL | share | requests | errors | p50 ms | p90 ms | p99 ms | max ms |",
     ] {
         assert!(section.contains(header), "missing table `{header}`");
     }

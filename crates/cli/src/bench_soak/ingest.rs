@@ -22,8 +22,9 @@ const BASE_INDEX: u64 = 1 << 42;
 /// How often the pacer hands over what is due: at 10k spans/s, about 500 spans per
 /// request, near the 512 that `srql generate --via-otlp` sends.
 const TICK: Duration = Duration::from_millis(50);
-/// Requests in flight at once.
-const SENDERS: usize = 4;
+/// Requests in flight at once: enough that the rate holds while each export waits for
+/// its COPY on a busy machine (the receiver coalesces what waits into one COPY).
+const SENDERS: usize = 8;
 /// Tries per request, the first included, while the receiver says "later".
 const MAX_ATTEMPTS: u32 = 20;
 

@@ -1,6 +1,6 @@
 //! `srql bench-soak`: the service under a steady mixed load. Many query clients loop over
 //! the traces tab's requests while OTLP ingest runs at a fixed rate, for a fixed window;
-//! reported: answers per second, latency overall and per request kind, errors, the ingest
+//! reported: requests per second, latency overall and per request kind, errors, the ingest
 //! rate reached, refusals, and acknowledged spans that did not reach the database.
 //!
 //! The run gets a database of its own on the same server, dropped afterwards; the service
@@ -191,8 +191,9 @@ async fn measure(
                 target_spans_per_sec: args.otlp_rate,
                 offered_spans: outcome.offered_spans,
                 acked_spans,
-                // Over the window the pacer keeps to, so the figure compares with the target.
-                acked_spans_per_sec: acked_spans as f64 / secs.max(1e-9),
+                // Over the window the pacer keeps to (it stops at the deadline, while a
+                // query that times out may end later), so it compares with the target.
+                acked_spans_per_sec: acked_spans as f64 / args.seconds as f64,
                 requests: outcome.requests,
                 acked_requests: outcome.acked_requests,
                 refused: outcome.refused,
@@ -289,7 +290,7 @@ async fn drive(
             let secs = started.elapsed().as_secs_f64().max(1e-3);
             bar.set_position((secs as u64).min(args.seconds));
             bar.set_message(format!(
-                "{} answers ({:.0}/s), {} errors; OTLP {} spans acked ({:.0}/s), {} refused, {} failed",
+                "{} requests ({:.0}/s), {} errors; OTLP {} spans acked ({:.0}/s), {} refused, {} failed",
                 q.requests.load(Relaxed),
                 q.requests.load(Relaxed) as f64 / secs,
                 q.errors.load(Relaxed),
@@ -352,7 +353,7 @@ fn print_summary(r: &SoakResults) {
     let i = &r.ingest;
     let l = q.all.latency;
     println!(
-        "{} clients for {:.1} s over {} spans: {} answers ({:.1}/s), p50 {} ms, p90 {} ms, p99 {} ms, max {} ms",
+        "{} clients for {:.1} s over {} spans: {} requests ({:.1}/s), p50 {} ms, p90 {} ms, p99 {} ms, max {} ms",
         r.settings.clients,
         q.secs,
         r.load.spans,

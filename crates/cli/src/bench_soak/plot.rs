@@ -1,4 +1,4 @@
-//! The soak run as an SVG timeline: answers per second (and errors) above, p50 and p99
+//! The soak run as an SVG timeline: requests ended per second (errors among them) above, p50 and p99
 //! latency per second below on a log scale, so a stall or a slow drift is visible at a
 //! glance. Drawn by hand with the axis and labels of `srql bench`'s plot.
 
@@ -117,12 +117,12 @@ pub fn timeline_svg(seconds: &[Second], clients: usize) -> String {
     polyline(&mut svg, &requests, REQUESTS);
     let _ = writeln!(
         svg,
-        r##"<rect x="{LEFT}" y="{TOP1}" width="{}" height="{}" fill="none" stroke="#333"/><text transform="translate(22 {:.1}) rotate(-90)" text-anchor="middle" fill="#555">answers per second</text>"##,
+        r##"<rect x="{LEFT}" y="{TOP1}" width="{}" height="{}" fill="none" stroke="#333"/><text transform="translate(22 {:.1}) rotate(-90)" text-anchor="middle" fill="#555">requests per second</text>"##,
         RIGHT - LEFT,
         BOTTOM1 - TOP1,
         (TOP1 + BOTTOM1) / 2.0
     );
-    legend(&mut svg, TOP1 + 10.0, REQUESTS, "answers", false);
+    legend(&mut svg, TOP1 + 10.0, REQUESTS, "requests", false);
     legend(&mut svg, TOP1 + 30.0, ERRORS, "errors", true);
 
     // Latency panel, log scale.
@@ -237,7 +237,7 @@ mod tests {
         ];
         let svg = timeline_svg(&seconds, 64);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<polyline").count(), 3, "answers, p50, p99");
+        assert_eq!(svg.matches("<polyline").count(), 3, "requests, p50, p99");
         let empty = timeline_svg(&[], 64);
         assert!(empty.trim_end().ends_with("</svg>"));
     }

@@ -106,7 +106,7 @@ pub fn render(r: &SoakResults, links: &Links) -> String {
         "### Result at {scale}\n\n| figure | value |\n|---|---|\n\
          | data | {spans} spans, {traces} traces (loaded in {load}) |\n\
          | query clients, window | {clients}, {secs:.1} s |\n\
-         | answers | {requests} ({per_sec:.1} per second) |\n\
+         | requests (errors included) | {requests} ({per_sec:.1} per second) |\n\
          | latency p50 / p90 / p99 / max | {p50} / {p90} / {p99} / {max} ms |\n\
          | errors | {errors} |\n\
          | OTLP ingest | {acked} spans acknowledged, {achieved:.0} spans/s (target {rate}) |\n\
@@ -143,7 +143,7 @@ pub fn render(r: &SoakResults, links: &Links) -> String {
     );
     md.push_str(
         "### Per request kind\n\n\
-         | request | SRQL | share | answers | errors | p50 ms | p90 ms | p99 ms | max ms |\n\
+         | request | SRQL | share | requests | errors | p50 ms | p90 ms | p99 ms | max ms |\n\
          |---|---|---|---|---|---|---|---|---|\n",
     );
     let weights: usize = MIX.iter().map(|k| k.weight).sum();
@@ -161,7 +161,7 @@ pub fn render(r: &SoakResults, links: &Links) -> String {
     }
     let _ = write!(
         md,
-        "\n![answers and latency per second of the soak run]({svg})\n",
+        "\n![requests, errors and latency per second of the soak run]({svg})\n",
         svg = links.svg
     );
     md
