@@ -38,17 +38,28 @@ fn nice_ceiling(v: f64) -> f64 {
         .unwrap_or(10.0 * decade)
 }
 
-fn polyline(svg: &mut String, points: &[(f64, f64)], color: &str) {
-    let coords: Vec<String> = points
-        .iter()
-        .map(|(a, b)| format!("{a:.1},{b:.1}"))
-        .collect();
-    if !coords.is_empty() {
-        let _ = writeln!(
-            svg,
-            r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"/>"#,
-            coords.join(" ")
-        );
+/// A line through `points`, broken where a point is missing (a second in which no
+/// request ended has no latency: bridging it would draw figures nobody measured). A point
+/// standing alone gets a dot.
+fn polyline(svg: &mut String, points: &[Option<(f64, f64)>], color: &str) {
+    for run in points.split(|p| p.is_none()).filter(|r| !r.is_empty()) {
+        let coords: Vec<String> = run
+            .iter()
+            .flatten()
+            .map(|(a, b)| format!("{a:.1},{b:.1}"))
+            .collect();
+        if let [Some((a, b))] = run {
+            let _ = writeln!(
+                svg,
+                r#"<circle cx="{a:.1}" cy="{b:.1}" r="2.5" fill="{color}"/>"#
+            );
+        } else {
+            let _ = writeln!(
+                svg,
+                r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"/>"#,
+                coords.join(" ")
+            );
+        }
     }
 }
 
@@ -110,9 +121,9 @@ pub fn timeline_svg(seconds: &[Second], clients: usize) -> String {
             BOTTOM1 - top
         );
     }
-    let requests: Vec<(f64, f64)> = seconds
+    let requests: Vec<Option<(f64, f64)>> = seconds
         .iter()
-        .map(|s| (x_px(s.second as f64, n), ry(s.requests as f64)))
+        .map(|s| Some((x_px(s.second as f64, n), ry(s.requests as f64))))
         .collect();
     polyline(&mut svg, &requests, REQUESTS);
     let _ = writeln!(
@@ -165,9 +176,9 @@ pub fn timeline_svg(seconds: &[Second], clients: usize) -> String {
         ),
         (&|s: &Second| s.p99_ms, P99),
     ] {
-        let points: Vec<(f64, f64)> = seconds
+        let points: Vec<Option<(f64, f64)>> = seconds
             .iter()
-            .filter_map(|s| {
+            .map(|s| {
                 pick(s)
                     .filter(|v| *v > 0.0)
                     .map(|v| (x_px(s.second as f64, n), y.px(v)))
@@ -237,7 +248,12 @@ mod tests {
         ];
         let svg = timeline_svg(&seconds, 64);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<polyline").count(), 3, "requests, p50, p99");
+        assert_eq!(svg.matches("<polyline").count(), 1, "requests");
+        assert_eq!(
+            svg.matches("<circle").count(),
+            2,
+            "p50 and p99 of the one second with answers, not bridged to nothing"
+        );
         let empty = timeline_svg(&[], 64);
         assert!(empty.trim_end().ends_with("</svg>"));
     }
