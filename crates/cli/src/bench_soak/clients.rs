@@ -93,3 +93,47 @@ async fn request(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A service that accepts connections and never answers: the client gives up on each
+    /// request at the timeout, counts it, and stops at the deadline rather than hanging.
+    #[tokio::test]
+    async fn a_service_that_never_answers_yields_timeouts_not_a_hang() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
+            }
+        });
+        let started = Instant::now();
+        let counters = Arc::new(Counters::default());
+        let plan = Arc::new(Plan {
+            addr,
+            started,
+            deadline: started + Duration::from_millis(500),
+            timeout: Duration::from_millis(200),
+            trace_ids: Arc::new(vec!["0123456789abcdef0123456789abcdef".into()]),
+            counters: counters.clone(),
+        });
+        let samples = tokio::time::timeout(Duration::from_secs(5), run(0, plan))
+            .await
+            .expect("the client stops by the deadline plus one timeout");
+        held.abort();
+        assert!(!samples.is_empty());
+        assert!(samples.iter().all(|s| s.outcome == Outcome::Timeout));
+        assert!(samples
+            .iter()
+            .all(|s| s.latency >= Duration::from_millis(200)));
+        assert_eq!(
+            counters.requests.load(Relaxed),
+            samples.len() as u64,
+            "every request counted"
+        );
+        assert_eq!(counters.errors.load(Relaxed), samples.len() as u64);
+    }
+}
