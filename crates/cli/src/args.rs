@@ -120,6 +120,9 @@ pub enum Command {
     /// Incremental maintenance: drain cost against new and total spans beside a full
     /// refresh, freshness lag under sustained ingest, trigger overhead on bulk loads.
     BenchIncremental(crate::bench_incremental::BenchIncrementalArgs),
+    /// The service under a steady mixed load: concurrent query clients over the traces
+    /// tab's requests while OTLP ingest runs at a fixed rate; errors and lost spans.
+    BenchSoak(crate::bench_soak::BenchSoakArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -3,6 +3,7 @@
 mod args;
 mod bench;
 mod bench_incremental;
+mod bench_soak;
 mod database;
 mod demo;
 mod generate;
@@ -108,5 +109,6 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::BenchOtlp(args) => generate::bench_otlp(&cli.db, &args).await,
         Command::Bench(args) => bench::bench(&cli.db, &cli.summaries, &args).await,
         Command::BenchIncremental(args) => bench_incremental::run(&cli.db, &args).await,
+        Command::BenchSoak(args) => bench_soak::run(&cli.db, &cli.summaries, &args).await,
     }
 }

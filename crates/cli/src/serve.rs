@@ -1,10 +1,12 @@
 //! `srql serve`: the HTTP API, the OTLP trace receivers and the summary scheduler,
 //! until Ctrl-C.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use server::{AppState, ServiceConfig};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::args::{DbArgs, OtlpArgs, ServeArgs, SummaryArgs};
 use crate::database::{self, Database};
@@ -31,34 +33,9 @@ pub async fn serve_on(
             "{variable} is not set: that part of the service uses DATABASE_URL's privileges (README, \"Least privilege\")"
         );
     }
-    let mut config = ServiceConfig {
-        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
-        default_limit: args.default_limit,
-        max_limit: args.max_limit,
-        ..ServiceConfig::default()
-    };
-    args.limits.apply(&mut config)?;
-    let pool =
-        store::db::pool(&db.reader_url, args.limits.query_connections).map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let otlp = start_otlp(&db.writer_url, &args.otlp, tls.clone(), stop_rx.clone()).await?;
-    let mut state = AppState::new(pool, config);
-    if let Some(r) = &otlp {
-        let ingest = r.ingest().clone();
-        state = state.with_ingest(std::sync::Arc::new(move || ingest.stats()));
-    }
-    let scheduler = tokio::spawn(server::scheduler::run(
-        db.writer_url.clone(),
-        stop_rx.clone(),
-        Duration::from_secs(600),
-    ));
-    tracing::info!(%addr, tls = tls.is_some(), "serving SRQL");
+    let running = start(&db.reader_url, &db.writer_url, args, tls).await?;
     if let Some(b) = banner {
-        let receivers = otlp.as_ref().map_or("off".to_string(), |r| {
+        let receivers = running.otlp.as_ref().map_or("off".to_string(), |r| {
             let show = |a: Option<std::net::SocketAddr>, what: &str| {
                 a.map_or(format!("{what} off"), |a| format!("{what} {a}"))
             };
@@ -70,10 +47,59 @@ pub async fn serve_on(
         });
         println!(
             "{}",
-            b.replace("{addr}", &addr.to_string())
+            b.replace("{addr}", &running.addr.to_string())
                 .replace("{otlp}", &receivers)
         );
     }
+    database::shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    Ok(())
+}
+
+/// The service as `srql serve` runs it (query API, OTLP receivers, scheduler), started
+/// in this process; `srql bench-soak` measures exactly this.
+pub struct Running {
+    /// Where the query API listens.
+    pub addr: SocketAddr,
+    pub otlp: Option<otlp::Receivers>,
+    stop_tx: watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    scheduler: JoinHandle<()>,
+}
+
+pub async fn start(
+    reader_url: &str,
+    writer_url: &str,
+    args: &ServeArgs,
+    tls: Option<tls::TlsConfig>,
+) -> Result<Running, String> {
+    let mut config = ServiceConfig {
+        api_key: args.api_key.clone().filter(|k| !k.is_empty()),
+        default_limit: args.default_limit,
+        max_limit: args.max_limit,
+        ..ServiceConfig::default()
+    };
+    args.limits.apply(&mut config)?;
+    let pool =
+        store::db::pool(reader_url, args.limits.query_connections).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let otlp = start_otlp(writer_url, &args.otlp, tls.clone(), stop_rx.clone()).await?;
+    let mut state = AppState::new(pool, config);
+    if let Some(r) = &otlp {
+        let ingest = r.ingest().clone();
+        state = state.with_ingest(std::sync::Arc::new(move || ingest.stats()));
+    }
+    let scheduler = tokio::spawn(server::scheduler::run(
+        writer_url.to_string(),
+        stop_rx.clone(),
+        Duration::from_secs(600),
+    ));
+    tracing::info!(%addr, tls = tls.is_some(), "serving SRQL");
     let http = match tls {
         Some(config) => tokio::spawn(server::run(
             tls::TlsListener::new(listener, &config, tls::Alpn::Http1),
@@ -82,16 +108,26 @@ pub async fn serve_on(
         )),
         None => tokio::spawn(server::run(listener, state, stop_rx)),
     };
-    database::shutdown_signal().await;
-    tracing::info!("shutting down");
-    let _ = stop_tx.send(true);
-    let _ = http.await;
-    if let Some(r) = otlp {
-        // Accepted spans are written before we exit.
-        r.stopped().await;
+    Ok(Running {
+        addr,
+        otlp,
+        stop_tx,
+        http,
+        scheduler,
+    })
+}
+
+impl Running {
+    /// Stops taking requests, answers those in flight and writes every accepted span.
+    pub async fn stop(self) {
+        let _ = self.stop_tx.send(true);
+        let _ = self.http.await;
+        if let Some(r) = self.otlp {
+            // Accepted spans are written before we exit.
+            r.stopped().await;
+        }
+        let _ = self.scheduler.await;
     }
-    let _ = scheduler.await;
-    Ok(())
 }
 
 /// The OTLP receivers with their own connections (COPY must not wait for query

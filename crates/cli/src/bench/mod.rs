@@ -7,14 +7,14 @@
 
 mod api;
 mod first_page;
-mod http_client;
-mod latency;
-mod machine;
-mod plot;
-mod progress;
+pub(crate) mod http_client;
+pub(crate) mod latency;
+pub(crate) mod machine;
+pub(crate) mod plot;
+pub(crate) mod progress;
 mod queries;
-mod refresh;
-mod report;
+pub(crate) mod refresh;
+pub(crate) mod report;
 mod results;
 mod storage;
 mod targets;
@@ -249,7 +249,7 @@ async fn measure_scale(
 /// statistics (the load skips the JSON columns), as autovacuum would soon after a load
 /// anyway; done now so it neither runs during a measurement nor leaves the first reader
 /// to pay for it.
-async fn vacuum(url: &str) -> Result<f64, String> {
+pub(crate) async fn vacuum(url: &str) -> Result<f64, String> {
     let bar = progress::spinner("VACUUM (ANALYZE) otel_traces after the load");
     let client = store::db::connect(url).await.map_err(|e| e.to_string())?;
     let started = Instant::now();
@@ -357,12 +357,12 @@ fn write_outputs(results: &BenchResults, args: &BenchArgs) -> Result<(), String>
     crate::markdown_section::rewrite(&args.markdown, report::SECTION, &section)
 }
 
-fn write_file(path: &FsPath, text: &str) -> Result<(), String> {
+pub(crate) fn write_file(path: &FsPath, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// `target` as a link from the Markdown file: relative when it lies beside or below it.
-fn link_from(markdown: &FsPath, target: &FsPath) -> String {
+pub(crate) fn link_from(markdown: &FsPath, target: &FsPath) -> String {
     let base = markdown
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -59,15 +59,15 @@ fn points(scales: &[ScaleResult], path: Path) -> Vec<Point> {
 
 /// Maps a value onto a pixel range on a log10 scale spanning `[lo, hi]` (in log10 units).
 #[derive(Debug, Clone, Copy)]
-struct LogAxis {
-    lo: f64,
-    hi: f64,
-    from_px: f64,
-    to_px: f64,
+pub(crate) struct LogAxis {
+    pub lo: f64,
+    pub hi: f64,
+    pub from_px: f64,
+    pub to_px: f64,
 }
 
 impl LogAxis {
-    fn px(&self, v: f64) -> f64 {
+    pub fn px(&self, v: f64) -> f64 {
         let t = (v.log10() - self.lo) / (self.hi - self.lo);
         self.from_px + t * (self.to_px - self.from_px)
     }
@@ -80,7 +80,7 @@ fn color(path: Path) -> &'static str {
     }
 }
 
-fn ms_label(decade: i32) -> String {
+pub(crate) fn ms_label(decade: i32) -> String {
     let ms = 10f64.powi(decade);
     if ms >= 1000.0 {
         format!("{} s", ms / 1000.0)
