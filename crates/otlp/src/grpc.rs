@@ -1,4 +1,5 @@
-//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export` on tonic.
+//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export` on tonic,
+//! behind `grpc_admission`, which checks the limits before tonic decodes anything.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,6 +21,7 @@ use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
 use crate::convert::{map_request, Rejections};
+use crate::grpc_admission::{Admit, Reservation};
 use crate::pipeline::{Ingest, IngestError};
 use crate::rpc_status::{RetryInfo, RpcStatus};
 
@@ -31,13 +33,19 @@ pub async fn serve(
     max_message_bytes: usize,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let service = TraceServiceServer::new(Receiver { ingest })
-        .accept_compressed(CompressionEncoding::Gzip)
-        // The limit applies after decompression too, so a gzip bomb stops here.
-        .max_decoding_message_size(max_message_bytes);
+    let service = TraceServiceServer::new(Receiver {
+        ingest: ingest.clone(),
+    })
+    .accept_compressed(CompressionEncoding::Gzip)
+    // The limit applies after decompression too, so a gzip bomb stops here.
+    .max_decoding_message_size(max_message_bytes);
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
-        .layer(tower::layer::layer_fn(|inner| DecodeErrors { inner }))
+        .layer(tower::layer::layer_fn(move |inner| Admit {
+            inner: DecodeErrors { inner },
+            ingest: ingest.clone(),
+            max_message_bytes,
+        }))
         .serve_with_incoming_shutdown(service, incoming, shutdown)
         .await
 }
@@ -55,9 +63,17 @@ impl TraceService for Receiver {
         if let Some(reached) = request.extensions().get::<HandlerReached>() {
             reached.0.store(true, Ordering::Relaxed);
         }
+        // Held until the spans are written or refused; requests reach here only through
+        // `Admit`, which reserved it.
+        let _permit = request
+            .extensions()
+            .get::<Reservation>()
+            .and_then(Reservation::take);
         let remote = request.remote_addr();
         let mut rejections = Rejections::default();
-        let records = map_request(request.into_inner(), &mut rejections);
+        let window = self.ingest.time_window();
+        let records = map_request(request.into_inner(), &window, &mut rejections);
+        self.ingest.count_out_of_window(rejections.out_of_window());
         if !rejections.is_empty() {
             tracing::warn!(remote = ?remote, rejected = rejections.count(), accepted = records.len(), reason = %rejections.message(), "OTLP/gRPC spans rejected");
         }
@@ -82,7 +98,7 @@ pub(crate) fn response(rejections: &Rejections) -> ExportTraceServiceResponse {
 /// OTLP/gRPC's mapping of our failures: RESOURCE_EXHAUSTED with RetryInfo for a full
 /// queue (retryable, at the given delay), UNAVAILABLE for database trouble (retryable),
 /// INVALID_ARGUMENT for data the database refused (not retryable).
-fn to_status(e: &IngestError) -> Status {
+pub(crate) fn to_status(e: &IngestError) -> Status {
     match e {
         IngestError::Busy { retry_after } => {
             let details = RpcStatus::new(Code::ResourceExhausted, e.to_string())
