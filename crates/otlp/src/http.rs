@@ -2,8 +2,9 @@
 //!
 //! Responses follow the OTLP/HTTP specification: 200 with an `ExportTraceServiceResponse`
 //! (carrying `partial_success` when spans were rejected), 400 with a `google.rpc.Status`
-//! for bad input (413 for a body over a limit: bytes, spans, decode budget), 429 (queue full) or 503 (database unavailable) with `Retry-After`, all
-//! encoded like the request (protobuf or JSON).
+//! for bad input (413 for a body over a limit: bytes, spans, decode budget), 429 (queue
+//! or decode budget full) or 503 (database unavailable) with `Retry-After`, all encoded
+//! like the request (protobuf or JSON).
 
 use std::future::Future;
 use std::io::Read;

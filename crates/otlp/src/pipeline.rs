@@ -327,20 +327,20 @@ struct WriteContext<'a> {
 /// past `timeout` the batch fails as `Unavailable`, acknowledging nothing. A connection
 /// whose COPY timed out is in an unknown state and leaves the pool.
 async fn write_batch(cx: &WriteContext<'_>, batch: Vec<Pending>) {
-    let unavailable = |batch: Vec<Pending>, e: &dyn std::fmt::Display, counters: &Counters| {
+    let unavailable = |batch: Vec<Pending>, e: &dyn std::fmt::Display| {
         cx.failures.failed(e, batch.len());
         finish_all(
             batch,
             Err(IngestError::Unavailable(e.to_string())),
-            counters,
+            cx.counters,
         );
     };
     let client = match tokio::time::timeout(cx.timeout, cx.pool.get()).await {
         Ok(Ok(c)) => c,
-        Ok(Err(e)) => return unavailable(batch, &DbError::from(e), cx.counters),
+        Ok(Err(e)) => return unavailable(batch, &DbError::from(e)),
         Err(_) => {
             let e = format!("no database connection within {:?}", cx.timeout);
-            return unavailable(batch, &e, cx.counters);
+            return unavailable(batch, &e);
         }
     };
     let all: Vec<&SpanRecord> = batch.iter().flat_map(|p| p.records.iter()).collect();
@@ -351,7 +351,7 @@ async fn write_batch(cx: &WriteContext<'_>, batch: Vec<Pending>) {
         Err(_) => {
             drop(deadpool_postgres::Object::take(client));
             let e = format!("COPY did not finish within {:?}", cx.timeout);
-            return unavailable(batch, &e, cx.counters);
+            return unavailable(batch, &e);
         }
     };
     match result {
@@ -363,13 +363,15 @@ async fn write_batch(cx: &WriteContext<'_>, batch: Vec<Pending>) {
             // One request's data failed the COPY for everyone: write each request on its
             // own so only the culprit is refused.
             tracing::warn!(error = %e, requests = batch.len(), "OTLP batch refused by the database; retrying its requests one by one");
-            for p in batch {
-                let r = tokio::time::timeout(
-                    cx.timeout,
-                    store::ingest::copy_records(&client, &p.records),
-                )
-                .await
-                .unwrap_or_else(|_| Err(DbError::Pool("COPY timed out".into())));
+            let mut requests = batch.into_iter();
+            while let Some(p) = requests.next() {
+                let copy = store::ingest::copy_records(&client, &p.records);
+                let Ok(r) = tokio::time::timeout(cx.timeout, copy).await else {
+                    drop(deadpool_postgres::Object::take(client));
+                    let rest = std::iter::once(p).chain(requests).collect();
+                    let e = format!("COPY did not finish within {:?}", cx.timeout);
+                    return unavailable(rest, &e);
+                };
                 let r = r.map(|_| ()).map_err(|e| classify(&e));
                 if let Err(e) = &r {
                     tracing::warn!(error = %e, spans = p.records.len(), "OTLP request not stored");
@@ -381,7 +383,7 @@ async fn write_batch(cx: &WriteContext<'_>, batch: Vec<Pending>) {
             tracing::warn!(error = %e, "OTLP request refused by the database");
             finish_all(batch, Err(classify(&e)), cx.counters);
         }
-        Err(e) => unavailable(batch, &e, cx.counters),
+        Err(e) => unavailable(batch, &e),
     }
 }
 
