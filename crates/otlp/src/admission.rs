@@ -70,7 +70,7 @@ pub enum Refusal {
 /// Permission to decode one request; gives its share of the budget back when dropped.
 #[derive(Debug)]
 pub struct DecodePermit {
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 }
 
 /// The shared decode budget, counted in KiB so a large budget fits the semaphore's u32
@@ -98,10 +98,25 @@ impl Admission {
         &self.limits
     }
 
+    /// Reserves room for a body of up to `bytes` before it is read, so that bodies being
+    /// received count against the budget too: without it, many slow uploads of the
+    /// largest size would each hold their buffer outside any bound.
+    pub async fn reserve(&self, bytes: usize) -> Result<DecodePermit, Refusal> {
+        let kib = (bytes as u64)
+            .div_ceil(1024)
+            .min(u64::from(self.budget_kib));
+        let permit = self
+            .acquire(u32::try_from(kib).unwrap_or(self.budget_kib))
+            .await?;
+        Ok(DecodePermit { permit })
+    }
+
     /// Checks `shape` (the pre-scan of a `body_len`-byte body) against the limits and
-    /// reserves its estimated cost, waiting at most `budget_wait` for room.
+    /// turns `held` (the body's reservation) into one for the request's estimated cost,
+    /// waiting at most `budget_wait` for any extra room.
     pub async fn admit(
         &self,
+        mut held: DecodePermit,
         shape: Result<Shape, ScanError>,
         body_len: usize,
     ) -> Result<DecodePermit, Refusal> {
@@ -125,14 +140,27 @@ impl Admission {
                 self.budget_kib >> 10
             )));
         }
-        let kib = u32::try_from(kib).unwrap_or(self.budget_kib);
+        let want = usize::try_from(kib).unwrap_or(usize::MAX);
+        let have = held.permit.num_permits();
+        if want > have {
+            let extra = u32::try_from(want - have).unwrap_or(self.budget_kib);
+            // The body's share stays held while waiting for the rest: the wait is
+            // bounded, so requests holding shares cannot block each other for long.
+            held.permit.merge(self.acquire(extra).await?);
+        } else {
+            drop(held.permit.split(have - want));
+        }
+        Ok(held)
+    }
+
+    async fn acquire(&self, kib: u32) -> Result<OwnedSemaphorePermit, Refusal> {
         match tokio::time::timeout(
             self.limits.budget_wait,
             self.budget.clone().acquire_many_owned(kib),
         )
         .await
         {
-            Ok(Ok(permit)) => Ok(DecodePermit { _permit: permit }),
+            Ok(Ok(permit)) => Ok(permit),
             // Never closed; a closed budget can only mean "not now".
             Ok(Err(_)) | Err(_) => Err(Refusal::Busy),
         }
@@ -171,24 +199,43 @@ mod tests {
     #[tokio::test]
     async fn over_the_span_limit_or_the_whole_budget_is_too_large() {
         let a = Admission::new(limits(1 << 20));
-        assert!(
-            matches!(a.admit(shape(11), 10).await, Err(Refusal::TooLarge(m)) if m.contains("11 spans"))
+        let too_many = a.admit(a.reserve(10).await.unwrap(), shape(11), 10).await;
+        assert!(matches!(too_many, Err(Refusal::TooLarge(m)) if m.contains("11 spans")));
+        let too_big = a
+            .admit(a.reserve(10).await.unwrap(), shape(1), 1 << 20)
+            .await;
+        assert!(matches!(too_big, Err(Refusal::TooLarge(m)) if m.contains("decode budget")));
+        let deep = a
+            .admit(a.reserve(10).await.unwrap(), Err(ScanError::TooDeep), 1)
+            .await;
+        assert!(matches!(deep, Err(Refusal::Invalid(_))));
+        assert_eq!(
+            a.budget.available_permits(),
+            1024,
+            "refusals return the reservation"
         );
-        assert!(
-            matches!(a.admit(shape(1), 1 << 20).await, Err(Refusal::TooLarge(m)) if m.contains("decode budget"))
-        );
-        assert!(matches!(
-            a.admit(Err(ScanError::TooDeep), 1).await,
-            Err(Refusal::Invalid(_))
-        ));
     }
 
     #[tokio::test]
     async fn a_full_budget_refuses_after_the_wait_and_frees_on_drop() {
         let a = Admission::new(limits(64 * 1024));
-        let held = a.admit(shape(10), 20_000).await.expect("fits");
-        assert_eq!(a.admit(shape(10), 20_000).await.unwrap_err(), Refusal::Busy);
+        let body = a.reserve(20_000).await.expect("room for the body");
+        let held = a.admit(body, shape(10), 20_000).await.expect("fits");
+        // 20,000 × 2 + 10 × (1024 + 160) bytes: 51 of the 64 KiB.
+        assert_eq!(a.budget.available_permits(), 13, "the estimate is held");
+        let body = a.reserve(1000).await.expect("room for a small body");
+        assert_eq!(
+            a.admit(body, shape(10), 20_000).await.unwrap_err(),
+            Refusal::Busy
+        );
+        assert_eq!(a.reserve(64 * 1024).await.unwrap_err(), Refusal::Busy);
         drop(held);
-        assert!(a.admit(shape(10), 20_000).await.is_ok());
+        let body = a.reserve(20_000).await.expect("room");
+        let held = a.admit(body, shape(1), 100).await.expect("fits");
+        assert_eq!(
+            held.permit.num_permits(),
+            2,
+            "a body reservation shrinks to the estimate"
+        );
     }
 }

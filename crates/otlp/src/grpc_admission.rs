@@ -94,6 +94,18 @@ async fn admit(req: Request<Body>, ingest: &Ingest, max: usize) -> Result<Reques
             "request message larger than the limit of {max} bytes"
         ))
     };
+    let refused = |r: Refusal| {
+        ingest.count_refusal(&r);
+        match r {
+            Refusal::Invalid(m) | Refusal::TooLarge(m) => Status::invalid_argument(m),
+            Refusal::Busy => crate::grpc::to_status(&IngestError::Busy {
+                retry_after: ingest.config().retry_after,
+            }),
+        }
+    };
+    // gRPC bodies rarely declare their length: room for the largest is held while
+    // reading, then shrunk to the estimate.
+    let reserved = ingest.admission().reserve(max).await.map_err(refused)?;
     // One length-prefixed message: a flag byte, a 4-byte length, the message.
     let framed = http_body_util::Limited::new(body, max.saturating_add(5))
         .collect()
@@ -125,17 +137,9 @@ async fn admit(req: Request<Body>, ingest: &Ingest, max: usize) -> Result<Reques
     drop(framed);
     let permit = ingest
         .admission()
-        .admit(crate::prescan::protobuf(&message), message.len())
+        .admit(reserved, crate::prescan::protobuf(&message), message.len())
         .await
-        .map_err(|r| {
-            ingest.count_refusal(&r);
-            match r {
-                Refusal::Invalid(m) | Refusal::TooLarge(m) => Status::invalid_argument(m),
-                Refusal::Busy => crate::grpc::to_status(&IngestError::Busy {
-                    retry_after: ingest.config().retry_after,
-                }),
-            }
-        })?;
+        .map_err(refused)?;
     parts
         .extensions
         .insert(Reservation(Arc::new(Mutex::new(Some(permit)))));

@@ -151,6 +151,17 @@ async fn handle(
     if declared.is_some_and(|n| n > max as u64) {
         return Err(oversize());
     }
+    let admission = state.ingest.admission();
+    let refused = |r: Refusal| {
+        state.ingest.count_refusal(&r);
+        refusal_failure(r, state.ingest.config().retry_after)
+    };
+    // A gzipped body may inflate up to the limit, whatever its declared length.
+    let expected = match declared {
+        Some(n) if !gzip => usize::try_from(n).unwrap_or(max),
+        _ => max,
+    };
+    let reserved = admission.reserve(expected).await.map_err(refused)?;
     let raw = axum::body::to_bytes(body, max).await.map_err(|e| {
         if is_length_limit(&e) {
             oversize()
@@ -175,15 +186,10 @@ async fn handle(
         Encoding::Protobuf => crate::prescan::protobuf(&bytes),
         Encoding::Json => crate::prescan::json(&bytes),
     };
-    let _permit = state
-        .ingest
-        .admission()
-        .admit(shape, bytes.len())
+    let _permit = admission
+        .admit(reserved, shape, bytes.len())
         .await
-        .map_err(|r| {
-            state.ingest.count_refusal(&r);
-            refusal_failure(r, state.ingest.config().retry_after)
-        })?;
+        .map_err(refused)?;
 
     let mut rejections = Rejections::default();
     let request = match encoding {
