@@ -25,8 +25,8 @@ pub const SPAN_COST: u64 = 1024;
 /// text it becomes.
 pub const ELEMENT_COST: u64 = 160;
 
-/// Bytes of the body held while it is decoded: the body, and for gRPC the copy tonic
-/// decodes from.
+/// Bytes of the body held at once: while reading, the received chunks and their
+/// contiguous copy; while decoding, the body and (gRPC) the copy tonic decodes from.
 const BODY_COPIES: u64 = 2;
 
 #[derive(Debug, Clone)]
@@ -102,7 +102,9 @@ impl Admission {
     /// received count against the budget too: without it, many slow uploads of the
     /// largest size would each hold their buffer outside any bound.
     pub async fn reserve(&self, bytes: usize) -> Result<DecodePermit, Refusal> {
+        // Reading holds the received chunks and the contiguous copy made of them.
         let kib = (bytes as u64)
+            .saturating_mul(BODY_COPIES)
             .div_ceil(1024)
             .min(u64::from(self.budget_kib));
         let permit = self
