@@ -227,16 +227,45 @@ pub struct OtlpArgs {
     /// OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<token>).
     #[arg(long, env = "SRQL_OTLP_TOKEN", hide_env_values = true)]
     pub otlp_token: Option<String>,
+    /// Spans starting further ahead than this are rejected (clock skew allowed).
+    #[arg(long, env = "SRQL_OTLP_MAX_FUTURE", default_value = "1h")]
+    pub otlp_max_future: String,
+    /// Spans in one export request, beyond which it is refused before decoding.
+    #[arg(
+        long,
+        env = "SRQL_OTLP_MAX_SPANS_PER_REQUEST",
+        default_value_t = 100_000
+    )]
+    pub otlp_max_spans_per_request: usize,
+    /// MiB of estimated memory for all export requests being decoded and written at once;
+    /// requests wait up to 2 s for room, then are told to retry.
+    #[arg(long, env = "SRQL_OTLP_DECODE_BUDGET_MIB", default_value_t = 256)]
+    pub otlp_decode_budget_mib: usize,
 }
 
 impl OtlpArgs {
-    pub fn options(&self) -> otlp::Options {
-        otlp::Options {
+    /// The receivers' options; `retention` is the service's (spans older are refused).
+    pub fn options(&self, retention: std::time::Duration) -> Result<otlp::Options, String> {
+        let defaults = otlp::Options::default();
+        let max_future = store::setup::parse_duration(&self.otlp_max_future)
+            .and_then(|d| d.to_std().map_err(|e| e.to_string()))
+            .map_err(|e| format!("--otlp-max-future: {e}"))?;
+        Ok(otlp::Options {
             grpc_listen: otlp::listen_address(&self.otlp_grpc_listen),
             http_listen: otlp::listen_address(&self.otlp_http_listen),
             token: self.otlp_token.as_deref().and_then(otlp::auth::Token::new),
-            ..otlp::Options::default()
-        }
+            ingest: otlp::IngestConfig {
+                limits: otlp::admission::Limits {
+                    max_spans_per_request: self.otlp_max_spans_per_request.max(1),
+                    decode_budget_bytes: self.otlp_decode_budget_mib.max(1).saturating_mul(1 << 20),
+                    retention,
+                    max_future,
+                    ..otlp::admission::Limits::default()
+                },
+                ..defaults.ingest.clone()
+            },
+            ..defaults
+        })
     }
 }
 

@@ -138,14 +138,28 @@ pub async fn start_otlp(
     tls: Option<tls::TlsConfig>,
     stop: watch::Receiver<bool>,
 ) -> Result<Option<otlp::Receivers>, String> {
-    let options = otlp::Options {
-        tls,
-        ..args.options()
-    };
-    if options.grpc_listen.is_none() && options.http_listen.is_none() {
+    if otlp::listen_address(&args.otlp_grpc_listen).is_none()
+        && otlp::listen_address(&args.otlp_http_listen).is_none()
+    {
         return Ok(None);
     }
-    let pool = store::db::pool(url, options.ingest.writers + 1).map_err(|e| e.to_string())?;
+    let pool = store::db::pool(url, otlp::IngestConfig::default().writers + 1)
+        .map_err(|e| e.to_string())?;
+    // The retention the service's upkeep applies, as `migrate` stored it.
+    let retention = {
+        let client = pool
+            .get()
+            .await
+            .map_err(|e| store::DbError::from(e).to_string())?;
+        store::summaries::stored_config(&client)
+            .await
+            .map_err(|e| e.to_string())?
+            .retention
+    };
+    let options = otlp::Options {
+        tls,
+        ..args.options(retention.to_std().map_err(|e| e.to_string())?)?
+    };
     otlp::start(pool, options, stop)
         .await
         .map(Some)

@@ -7,8 +7,10 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
+use chrono::{DateTime, DurationRound, SecondsFormat, Utc};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue};
@@ -24,6 +26,7 @@ use store::ingest::{SpanRecord, SpanResource, SpanScope};
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Rejections {
     count: u64,
+    out_of_window: u64,
     reasons: Vec<String>,
 }
 
@@ -40,6 +43,11 @@ impl Rejections {
 
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// Of [`Rejections::count`], the spans refused for their time alone.
+    pub fn out_of_window(&self) -> u64 {
+        self.out_of_window
     }
 
     pub fn is_empty(&self) -> bool {
@@ -64,9 +72,62 @@ impl Rejections {
     }
 }
 
-/// Maps every span of `request`; rejected spans are counted in `rejections`.
+/// The span start times accepted, in Unix nanoseconds, both ends included. Spans
+/// outside would land in a day that upkeep drops or has no partition for: a client could
+/// otherwise decide how many partitions exist (every span dated on another future day
+/// used to become a partition at the next upkeep).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeWindow {
+    pub earliest: i64,
+    pub latest: i64,
+}
+
+impl TimeWindow {
+    /// From the start of the oldest day upkeep keeps (the UTC day holding
+    /// `now - retention`) to `now + max_future`.
+    pub fn at(now: DateTime<Utc>, retention: Duration, max_future: Duration) -> Self {
+        let to_chrono =
+            |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        let oldest = now
+            .checked_sub_signed(to_chrono(retention))
+            .map_or(i64::MIN, |t| {
+                t.duration_trunc(chrono::Duration::days(1))
+                    .unwrap_or(t)
+                    .timestamp_nanos_opt()
+                    .unwrap_or(i64::MIN)
+            });
+        let latest = now
+            .checked_add_signed(to_chrono(max_future))
+            .and_then(|t| t.timestamp_nanos_opt())
+            .unwrap_or(i64::MAX);
+        Self {
+            earliest: oldest,
+            latest,
+        }
+    }
+
+    /// Every time `bigint` nanoseconds can hold.
+    pub fn unbounded() -> Self {
+        Self {
+            earliest: i64::MIN,
+            latest: i64::MAX,
+        }
+    }
+
+    fn contains(&self, nanos: i64) -> bool {
+        (self.earliest..=self.latest).contains(&nanos)
+    }
+}
+
+fn rfc3339(nanos: i64) -> String {
+    DateTime::from_timestamp_nanos(nanos).to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Maps every span of `request` whose start lies in `window`; rejected spans are counted
+/// in `rejections`.
 pub fn map_request(
     request: ExportTraceServiceRequest,
+    window: &TimeWindow,
     rejections: &mut Rejections,
 ) -> Vec<SpanRecord> {
     let total: usize = request
@@ -81,6 +142,21 @@ pub fn map_request(
         for ss in rs.scope_spans {
             let scope = Arc::new(map_scope(ss.scope.as_ref()));
             for span in ss.spans {
+                // Checked before mapping, so refused spans cost no JSON rendering.
+                let start = nanos(span.start_time_unix_nano);
+                if let Some(start) = start.filter(|t| !window.contains(*t)) {
+                    rejections.out_of_window += 1;
+                    rejections.add(|| {
+                        format!(
+                            "span {:?}: start time {} is outside the accepted window [{}, {}]",
+                            short(&span.name),
+                            rfc3339(start),
+                            rfc3339(window.earliest),
+                            rfc3339(window.latest)
+                        )
+                    });
+                    continue;
+                }
                 match map_span(span, &resource, &scope) {
                     Ok(r) => out.push(r),
                     Err(reason) => rejections.add(|| reason),

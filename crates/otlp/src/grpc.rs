@@ -1,4 +1,5 @@
-//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export` on tonic.
+//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export` on tonic,
+//! behind `grpc_admission`, which checks the limits before tonic decodes anything.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,11 +19,11 @@ use tls::{Alpn, TlsListener};
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataValue;
-use tonic::service::interceptor::InterceptedService;
 use tonic::{Code, Status};
 
 use crate::auth::Token;
 use crate::convert::{map_request, Rejections};
+use crate::grpc_admission::{Admit, Reservation};
 use crate::pipeline::{Ingest, IngestError};
 use crate::rpc_status::{RetryInfo, RpcStatus};
 use crate::Access;
@@ -36,17 +37,22 @@ pub async fn serve(
     access: Access,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let service = TraceServiceServer::new(Receiver { ingest })
-        .accept_compressed(CompressionEncoding::Gzip)
-        // The limit applies after decompression too, so a gzip bomb stops here.
-        .max_decoding_message_size(max_message_bytes);
-    // The interceptor sees the headers before tonic reads or decodes the body.
+    let service = TraceServiceServer::new(Receiver {
+        ingest: ingest.clone(),
+    })
+    .accept_compressed(CompressionEncoding::Gzip)
+    // The limit applies after decompression too, so a gzip bomb stops here.
+    .max_decoding_message_size(max_message_bytes);
+    // Admission checks the token from the headers before it reads or decodes the body,
+    // so a client without it cannot make us spend memory or CPU.
     let token = access.token;
-    let service = InterceptedService::new(service, move |req: tonic::Request<()>| {
-        authenticate(token.as_ref(), req)
-    });
-    let server = tonic::transport::Server::builder()
-        .layer(tower::layer::layer_fn(|inner| DecodeErrors { inner }));
+    let server =
+        tonic::transport::Server::builder().layer(tower::layer::layer_fn(move |inner| Admit {
+            inner: DecodeErrors { inner },
+            ingest: ingest.clone(),
+            max_message_bytes,
+            token: token.clone(),
+        }));
     match access.tls {
         Some(tls) => {
             let incoming = TlsListener::new(listener, &tls, Alpn::Http2).into_incoming();
@@ -65,21 +71,19 @@ pub async fn serve(
 }
 
 /// UNAUTHENTICATED (final: OTLP clients do not retry it) unless the token matches.
-fn authenticate(
+pub(crate) fn authenticate(
     token: Option<&Token>,
-    req: tonic::Request<()>,
-) -> Result<tonic::Request<()>, Status> {
+    headers: &axum::http::HeaderMap,
+) -> Result<(), Status> {
     let Some(token) = token else {
-        return Ok(req);
+        return Ok(());
     };
-    let header = req.metadata().get("authorization").map(|v| v.as_bytes());
-    match token.check(header) {
-        Ok(()) => Ok(req),
-        Err(refusal) => {
-            tracing::warn!(remote = ?req.remote_addr(), reason = %refusal, "OTLP/gRPC request refused");
-            Err(Status::unauthenticated(refusal.to_string()))
-        }
-    }
+    token
+        .check(headers.get("authorization").map(|v| v.as_bytes()))
+        .map_err(|refusal| {
+            tracing::warn!(reason = %refusal, "OTLP/gRPC request refused");
+            Status::unauthenticated(refusal.to_string())
+        })
 }
 
 struct Receiver {
@@ -95,9 +99,17 @@ impl TraceService for Receiver {
         if let Some(reached) = request.extensions().get::<HandlerReached>() {
             reached.0.store(true, Ordering::Relaxed);
         }
+        // Held until the spans are written or refused; requests reach here only through
+        // `Admit`, which reserved it.
+        let _permit = request
+            .extensions()
+            .get::<Reservation>()
+            .and_then(Reservation::take);
         let remote = request.remote_addr();
         let mut rejections = Rejections::default();
-        let records = map_request(request.into_inner(), &mut rejections);
+        let window = self.ingest.time_window();
+        let records = map_request(request.into_inner(), &window, &mut rejections);
+        self.ingest.count_out_of_window(rejections.out_of_window());
         if !rejections.is_empty() {
             tracing::warn!(remote = ?remote, rejected = rejections.count(), accepted = records.len(), reason = %rejections.message(), "OTLP/gRPC spans rejected");
         }
@@ -122,7 +134,7 @@ pub(crate) fn response(rejections: &Rejections) -> ExportTraceServiceResponse {
 /// OTLP/gRPC's mapping of our failures: RESOURCE_EXHAUSTED with RetryInfo for a full
 /// queue (retryable, at the given delay), UNAVAILABLE for database trouble (retryable),
 /// INVALID_ARGUMENT for data the database refused (not retryable).
-fn to_status(e: &IngestError) -> Status {
+pub(crate) fn to_status(e: &IngestError) -> Status {
     match e {
         IngestError::Busy { retry_after } => {
             let details = RpcStatus::new(Code::ResourceExhausted, e.to_string())

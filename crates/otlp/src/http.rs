@@ -2,8 +2,9 @@
 //!
 //! Responses follow the OTLP/HTTP specification: 200 with an `ExportTraceServiceResponse`
 //! (carrying `partial_success` when spans were rejected), 400 with a `google.rpc.Status`
-//! for bad input, 429 (queue full) or 503 (database unavailable) with `Retry-After`, all
-//! encoded like the request (protobuf or JSON).
+//! for bad input (413 for a body over a limit: bytes, spans, decode budget), 429 (queue
+//! or decode budget full) or 503 (database unavailable) with `Retry-After`, all encoded
+//! like the request (protobuf or JSON).
 
 use std::future::Future;
 use std::io::Read;
@@ -22,6 +23,7 @@ use tls::{Alpn, TlsListener};
 use tokio::net::TcpListener;
 use tonic::Code;
 
+use crate::admission::Refusal;
 use crate::auth::Token;
 use crate::convert::{map_request, Rejections};
 use crate::pipeline::{Ingest, IngestError};
@@ -191,17 +193,52 @@ async fn handle(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let oversize = || {
+        state.ingest.count_oversize();
+        too_large(max)
+    };
     if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large(max));
+        return Err(oversize());
     }
-    let raw = axum::body::to_bytes(body, max)
-        .await
-        .map_err(|e| Failure::bad(format!("cannot read the body (limit {max} bytes): {e}")))?;
+    let admission = state.ingest.admission();
+    let refused = |r: Refusal| {
+        state.ingest.count_refusal(&r);
+        refusal_failure(r, state.ingest.config().retry_after)
+    };
+    // A gzipped body may inflate up to the limit, whatever its declared length.
+    let expected = match declared {
+        Some(n) if !gzip => usize::try_from(n).unwrap_or(max),
+        _ => max,
+    };
+    let reserved = admission.reserve(expected).await.map_err(refused)?;
+    let raw = axum::body::to_bytes(body, max).await.map_err(|e| {
+        if is_length_limit(&e) {
+            oversize()
+        } else {
+            Failure::bad(format!("cannot read the body: {e}"))
+        }
+    })?;
     let bytes = if gzip {
-        bytes::Bytes::from(gunzip(&raw, max)?)
+        let inflated = gunzip(&raw, max).inspect_err(|f| {
+            if f.http == StatusCode::PAYLOAD_TOO_LARGE {
+                state.ingest.count_oversize();
+            }
+        })?;
+        drop(raw);
+        bytes::Bytes::from(inflated)
     } else {
         raw
     };
+
+    // Counted and paid for before anything is decoded; held until the spans are written.
+    let shape = match encoding {
+        Encoding::Protobuf => crate::prescan::protobuf(&bytes),
+        Encoding::Json => crate::prescan::json(&bytes),
+    };
+    let _permit = admission
+        .admit(reserved, shape, bytes.len())
+        .await
+        .map_err(refused)?;
 
     let mut rejections = Rejections::default();
     let request = match encoding {
@@ -210,7 +247,9 @@ async fn handle(
         Encoding::Json => crate::json::parse(&bytes, &mut rejections).map_err(Failure::bad)?,
     };
     drop(bytes);
-    let records = map_request(request, &mut rejections);
+    let window = state.ingest.time_window();
+    let records = map_request(request, &window, &mut rejections);
+    state.ingest.count_out_of_window(rejections.out_of_window());
     if !rejections.is_empty() {
         tracing::warn!(rejected = rejections.count(), accepted = records.len(), reason = %rejections.message(), "OTLP/HTTP spans rejected");
     }
@@ -222,8 +261,39 @@ async fn handle(
     Ok(crate::grpc::response(&rejections))
 }
 
+/// Whether reading the body failed on its size limit (rather than on the connection).
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+fn refusal_failure(refusal: Refusal, retry_after: std::time::Duration) -> Failure {
+    match refusal {
+        Refusal::Invalid(message) => Failure::bad(message),
+        Refusal::TooLarge(message) => Failure {
+            http: StatusCode::PAYLOAD_TOO_LARGE,
+            status: RpcStatus::new(Code::InvalidArgument, message),
+            retry_after_secs: None,
+        },
+        Refusal::Busy => ingest_failure(&IngestError::Busy { retry_after }),
+    }
+}
+
 fn too_large(max: usize) -> Failure {
-    Failure::bad(format!("request body larger than the limit of {max} bytes"))
+    Failure {
+        http: StatusCode::PAYLOAD_TOO_LARGE,
+        status: RpcStatus::new(
+            Code::InvalidArgument,
+            format!("request body larger than the limit of {max} bytes"),
+        ),
+        retry_after_secs: None,
+    }
 }
 
 /// Decompresses at most `max` bytes: a small body that inflates past the limit (a gzip
@@ -236,9 +306,10 @@ fn gunzip(compressed: &[u8], max: usize) -> Result<Vec<u8>, Failure> {
         .read_to_end(&mut out)
         .map_err(|e| Failure::bad(format!("invalid gzip body: {e}")))?;
     if out.len() > max {
-        return Err(Failure::bad(format!(
-            "request body larger than the limit of {max} bytes once decompressed"
-        )));
+        let mut f = too_large(max);
+        f.status.message =
+            format!("request body larger than the limit of {max} bytes once decompressed");
+        return Err(f);
     }
     Ok(out)
 }

@@ -10,14 +10,18 @@
 //! A request is answered after its spans are committed; a full queue is answered at once
 //! with the protocol's "retry later" (see `pipeline`).
 
+pub mod admission;
 pub mod auth;
 pub mod bench;
 pub mod client;
 pub mod convert;
+mod failure_log;
 pub mod grpc;
+mod grpc_admission;
 pub mod http;
 pub mod json;
 pub mod pipeline;
+pub mod prescan;
 pub mod rpc_status;
 
 use std::net::SocketAddr;

@@ -23,6 +23,10 @@ use store::DbError;
 use tokio::sync::{mpsc, oneshot, watch, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use crate::admission::{Admission, Limits, Refusal};
+use crate::convert::TimeWindow;
+use crate::failure_log::FailureLog;
+
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
     /// Requests waiting for a writer, beyond which new ones are refused.
@@ -36,6 +40,11 @@ pub struct IngestConfig {
     pub writers: usize,
     /// What refused clients are told to wait before retrying.
     pub retry_after: Duration,
+    /// What one request may be, and the decode budget all requests share.
+    pub limits: Limits,
+    /// Longest wait for a connection, and then for a COPY, before a batch fails as
+    /// "database unavailable": a frozen database answers 503 rather than hanging.
+    pub write_timeout: Duration,
 }
 
 impl Default for IngestConfig {
@@ -46,6 +55,10 @@ impl Default for IngestConfig {
             batch_spans: 8192,
             writers: 2,
             retry_after: Duration::from_secs(1),
+            limits: Limits::default(),
+            // OpenTelemetry exporters give up after 10 s by default: waiting longer would
+            // only store spans that are being sent again.
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -61,8 +74,10 @@ pub enum IngestError {
     /// PostgreSQL refused the data itself; sending it again would fail again.
     #[error("the spans were refused by the database: {0}")]
     Refused(String),
-    /// PostgreSQL could not be reached or failed; nothing of the request was stored.
-    #[error("the spans could not be stored, retry: {0}")]
+    /// PostgreSQL could not be reached or failed; nothing of the request was stored. The
+    /// database's own message (which may name hosts, roles or tables) is for our log,
+    /// not for clients: it is kept here but not displayed.
+    #[error("the database is unavailable; nothing was stored, retry later")]
     Unavailable(String),
 }
 
@@ -73,6 +88,8 @@ struct Counters {
     spans: AtomicU64,
     batches: AtomicU64,
     refused_busy: AtomicU64,
+    refused_limits: AtomicU64,
+    rejected_out_of_window: AtomicU64,
 }
 
 struct Pending {
@@ -89,6 +106,7 @@ pub struct Ingest {
     budget: Arc<Semaphore>,
     counters: Arc<Counters>,
     config: Arc<IngestConfig>,
+    admission: Arc<Admission>,
 }
 
 /// The writer tasks. [`Writers::drained`] closes the queue and waits until every
@@ -121,11 +139,14 @@ pub fn start(pool: Pool, config: IngestConfig) -> (Ingest, Writers) {
         batch_spans: config.batch_spans.max(1),
         writers: config.writers.max(1),
         retry_after: config.retry_after,
+        limits: config.limits.clone(),
+        write_timeout: config.write_timeout,
     });
     let (tx, rx) = mpsc::channel(config.max_queued_requests);
     let rx = Arc::new(Mutex::new(rx));
     let counters = Arc::new(Counters::default());
     let (closing, closing_rx) = watch::channel(false);
+    let failures = Arc::new(FailureLog::default());
     let tasks = (0..config.writers)
         .map(|_| {
             tokio::spawn(writer(
@@ -133,7 +154,8 @@ pub fn start(pool: Pool, config: IngestConfig) -> (Ingest, Writers) {
                 rx.clone(),
                 closing_rx.clone(),
                 counters.clone(),
-                config.batch_spans,
+                failures.clone(),
+                config.clone(),
             ))
         })
         .collect();
@@ -141,6 +163,7 @@ pub fn start(pool: Pool, config: IngestConfig) -> (Ingest, Writers) {
         tx,
         budget: Arc::new(Semaphore::new(config.max_queued_spans)),
         counters,
+        admission: Arc::new(Admission::new(config.limits.clone())),
         config,
     };
     (ingest, Writers { tasks, closing })
@@ -190,12 +213,48 @@ impl Ingest {
             spans: self.counters.spans.load(Relaxed),
             batches: self.counters.batches.load(Relaxed),
             refused_busy: self.counters.refused_busy.load(Relaxed),
+            refused_limits: self.counters.refused_limits.load(Relaxed),
+            rejected_out_of_window: self.counters.rejected_out_of_window.load(Relaxed),
             queued_requests: self.tx.max_capacity() - self.tx.capacity(),
         }
     }
 
     pub fn config(&self) -> &IngestConfig {
         &self.config
+    }
+
+    /// The limits and decode budget the receivers check before decoding.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
+    }
+
+    /// Counts the outcome of a refused admission (the budget's "busy" with the queue's).
+    pub(crate) fn count_refusal(&self, refusal: &Refusal) {
+        let counter = match refusal {
+            Refusal::Busy => &self.counters.refused_busy,
+            Refusal::Invalid(_) | Refusal::TooLarge(_) => &self.counters.refused_limits,
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
+    /// The span start times accepted now.
+    pub fn time_window(&self) -> TimeWindow {
+        let l = &self.config.limits;
+        TimeWindow::at(chrono::Utc::now(), l.retention, l.max_future)
+    }
+
+    /// Counts a request refused for its size before it was even scanned.
+    pub(crate) fn count_oversize(&self) {
+        self.counters.refused_limits.fetch_add(1, Relaxed);
+    }
+
+    /// Counts spans rejected for a time outside the accepted window.
+    pub(crate) fn count_out_of_window(&self, spans: u64) {
+        if spans > 0 {
+            self.counters
+                .rejected_out_of_window
+                .fetch_add(spans, Relaxed);
+        }
     }
 }
 
@@ -204,8 +263,10 @@ async fn writer(
     rx: Arc<Mutex<mpsc::Receiver<Pending>>>,
     mut closing: watch::Receiver<bool>,
     counters: Arc<Counters>,
-    batch_spans: usize,
+    failures: Arc<FailureLog>,
+    config: Arc<IngestConfig>,
 ) {
+    let batch_spans = config.batch_spans;
     loop {
         // Take everything that is waiting (up to the batch size) while holding the
         // receiver, then let the next writer take its turn while this one writes.
@@ -244,45 +305,85 @@ async fn writer(
             }
             batch
         };
-        write_batch(&pool, batch, &counters).await;
+        let cx = WriteContext {
+            pool: &pool,
+            counters: &counters,
+            failures: &failures,
+            timeout: config.write_timeout,
+        };
+        write_batch(&cx, batch).await;
     }
 }
 
-async fn write_batch(pool: &Pool, batch: Vec<Pending>, counters: &Counters) {
-    let client = match pool.get().await {
-        Ok(c) => c,
-        Err(e) => {
-            let e = DbError::from(e);
-            tracing::warn!(error = %e, requests = batch.len(), "OTLP batch not stored: no database connection");
-            return finish_all(
-                batch,
-                Err(IngestError::Unavailable(e.to_string())),
-                counters,
-            );
+/// What a writer needs besides its batch.
+struct WriteContext<'a> {
+    pool: &'a Pool,
+    counters: &'a Counters,
+    failures: &'a FailureLog,
+    timeout: Duration,
+}
+
+/// A frozen or unreachable database must not hold a batch (and its clients) forever:
+/// past `timeout` the batch fails as `Unavailable`, acknowledging nothing. A connection
+/// whose COPY timed out is in an unknown state and leaves the pool.
+async fn write_batch(cx: &WriteContext<'_>, batch: Vec<Pending>) {
+    let unavailable = |batch: Vec<Pending>, e: &dyn std::fmt::Display| {
+        cx.failures.failed(e, batch.len());
+        finish_all(
+            batch,
+            Err(IngestError::Unavailable(e.to_string())),
+            cx.counters,
+        );
+    };
+    let client = match tokio::time::timeout(cx.timeout, cx.pool.get()).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return unavailable(batch, &DbError::from(e)),
+        Err(_) => {
+            let e = format!("no database connection within {:?}", cx.timeout);
+            return unavailable(batch, &e);
         }
     };
     let all: Vec<&SpanRecord> = batch.iter().flat_map(|p| p.records.iter()).collect();
-    let result = store::ingest::copy_records(&client, &all).await;
+    let result = tokio::time::timeout(cx.timeout, store::ingest::copy_records(&client, &all)).await;
     drop(all);
+    let result = match result {
+        Ok(r) => r,
+        Err(_) => {
+            drop(deadpool_postgres::Object::take(client));
+            let e = format!("COPY did not finish within {:?}", cx.timeout);
+            return unavailable(batch, &e);
+        }
+    };
     match result {
-        Ok(_) => finish_all(batch, Ok(()), counters),
+        Ok(_) => {
+            cx.failures.succeeded();
+            finish_all(batch, Ok(()), cx.counters)
+        }
         Err(e) if is_data_error(&e) && batch.len() > 1 => {
             // One request's data failed the COPY for everyone: write each request on its
             // own so only the culprit is refused.
             tracing::warn!(error = %e, requests = batch.len(), "OTLP batch refused by the database; retrying its requests one by one");
-            for p in batch {
-                let r = store::ingest::copy_records(&client, &p.records).await;
+            let mut requests = batch.into_iter();
+            while let Some(p) = requests.next() {
+                let copy = store::ingest::copy_records(&client, &p.records);
+                let Ok(r) = tokio::time::timeout(cx.timeout, copy).await else {
+                    drop(deadpool_postgres::Object::take(client));
+                    let rest = std::iter::once(p).chain(requests).collect();
+                    let e = format!("COPY did not finish within {:?}", cx.timeout);
+                    return unavailable(rest, &e);
+                };
                 let r = r.map(|_| ()).map_err(|e| classify(&e));
                 if let Err(e) = &r {
                     tracing::warn!(error = %e, spans = p.records.len(), "OTLP request not stored");
                 }
-                finish_all(vec![p], r, counters);
+                finish_all(vec![p], r, cx.counters);
             }
         }
-        Err(e) => {
-            tracing::warn!(error = %e, requests = batch.len(), "OTLP batch not stored");
-            finish_all(batch, Err(classify(&e)), counters);
+        Err(e) if is_data_error(&e) => {
+            tracing::warn!(error = %e, "OTLP request refused by the database");
+            finish_all(batch, Err(classify(&e)), cx.counters);
         }
+        Err(e) => unavailable(batch, &e),
     }
 }
 

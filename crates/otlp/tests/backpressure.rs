@@ -121,7 +121,11 @@ async fn http_full_queue_is_429_with_retry_after_and_nothing_is_lost() {
         &router,
         "application/json",
         None,
-        br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"11111111111111111111111111111103","spanId":"2222222222222201","name":"third"}]}]}]}"#.to_vec(),
+        format!(
+            r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"11111111111111111111111111111103","spanId":"2222222222222201","name":"third","startTimeUnixNano":"{}"}}]}}]}}]}}"#,
+            chrono::Utc::now().timestamp_nanos_opt().expect("now in range")
+        )
+        .into_bytes(),
     )
     .await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);

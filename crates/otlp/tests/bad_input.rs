@@ -17,7 +17,7 @@ fn small_limit() -> usize {
 }
 
 async fn harness() -> Harness {
-    Harness::start_with(IngestConfig::default(), small_limit()).await
+    Harness::start_with(any_past_time(), small_limit()).await
 }
 
 /// A valid request larger than `small_limit()` once encoded, that gzip shrinks a lot.
@@ -63,7 +63,7 @@ async fn grpc_bad_bodies_are_invalid_argument() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http_bad_bodies_are_400_with_a_status_body() {
+async fn http_bad_bodies_are_400_or_413_with_a_status_body() {
     let mut h = harness().await;
     let router = h.http_router();
     let proto = "application/x-protobuf";
@@ -109,7 +109,12 @@ async fn http_bad_bodies_are_400_with_a_status_body() {
     ];
     for (what, ct, enc, body) in cases {
         let out = http_post(&router, ct, enc, body).await;
-        assert_eq!(out.status, StatusCode::BAD_REQUEST, "{what}");
+        let expected = if what.starts_with("oversize") {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        assert_eq!(out.status, expected, "{what}");
         let (code, message) = if ct == proto {
             let st = RpcStatus::decode(out.body.as_ref()).expect("protobuf Status");
             (st.code, st.message)
@@ -288,7 +293,7 @@ async fn a_bad_request_does_not_affect_a_concurrent_good_one() {
         gzip(&oversize_request()),
     )
     .await;
-    assert_eq!(bomb.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bomb.status, StatusCode::PAYLOAD_TOO_LARGE);
     lock.release().await;
     good_grpc
         .await

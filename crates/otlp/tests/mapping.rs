@@ -14,7 +14,6 @@ use opentelemetry_proto::tonic::common::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
-use otlp::IngestConfig;
 use prost::Message;
 use serde_json::{json, Value as J};
 
@@ -268,7 +267,7 @@ fn json_request(span_id: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_column_from_protobuf_over_grpc_and_http_and_from_json() {
-    let mut h = Harness::start(IngestConfig::default()).await;
+    let mut h = Harness::start(any_past_time()).await;
     let router = h.http_router();
 
     let mut c = h.grpc_client().await;
@@ -306,7 +305,7 @@ async fn every_column_from_protobuf_over_grpc_and_http_and_from_json() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_resource_scope_and_status_and_out_of_range_times() {
-    let mut h = Harness::start(IngestConfig::default()).await;
+    let mut h = Harness::start(any_past_time()).await;
     let mut bare = span(1, 1, "bare");
     bare.attributes.clear();
     bare.status = None;

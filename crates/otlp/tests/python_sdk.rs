@@ -477,6 +477,9 @@ async fn python_sdk_retries_after_back_pressure_and_nothing_is_lost() {
         max_queued_requests: 1,
         writers: 1,
         retry_after: std::time::Duration::from_secs(1),
+        // The lock stands for a slow database, not a dead one: longer than the exporters
+        // take to start and be refused, shorter than this.
+        write_timeout: std::time::Duration::from_secs(120),
         ..IngestConfig::default()
     })
     .await;

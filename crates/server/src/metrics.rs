@@ -76,8 +76,20 @@ pub fn render_ingest(out: &mut String, c: &IngestStats) {
         (
             "srql_ingest_refused_busy_total",
             "counter",
-            "OTLP export requests refused with back-pressure because the queue was full.",
+            "OTLP export requests refused with back-pressure because the queue or the decode budget was full.",
             c.refused_busy,
+        ),
+        (
+            "srql_ingest_refused_limits_total",
+            "counter",
+            "OTLP export requests refused before decoding: too large, too many spans, too deep or malformed.",
+            c.refused_limits,
+        ),
+        (
+            "srql_ingest_rejected_out_of_window_spans_total",
+            "counter",
+            "Spans rejected because their start time lies outside [now - retention, now + max future].",
+            c.rejected_out_of_window,
         ),
         (
             "srql_ingest_queued_requests",
@@ -244,6 +256,8 @@ mod tests {
                 spans: 1536,
                 batches: 2,
                 refused_busy: 1,
+                refused_limits: 5,
+                rejected_out_of_window: 6,
                 queued_requests: 4,
             },
         );
@@ -253,6 +267,8 @@ mod tests {
             "srql_ingest_spans_total 1536",
             "srql_ingest_copy_batches_total 2",
             "srql_ingest_refused_busy_total 1",
+            "srql_ingest_refused_limits_total 5",
+            "srql_ingest_rejected_out_of_window_spans_total 6",
             "# TYPE srql_ingest_queued_requests gauge",
             "srql_ingest_queued_requests 4",
         ] {

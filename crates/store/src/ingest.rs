@@ -28,8 +28,13 @@ pub struct IngestStats {
     pub spans: u64,
     /// COPY statements that committed.
     pub batches: u64,
-    /// Requests refused because the queue was full.
+    /// Requests refused because the queue or the decode budget was full.
     pub refused_busy: u64,
+    /// Requests refused before decoding: too large, too many spans, too deep, malformed.
+    pub refused_limits: u64,
+    /// Spans rejected (in a partial success) for a start time outside
+    /// [now - retention, now + max future].
+    pub rejected_out_of_window: u64,
     /// Requests waiting for a writer now.
     pub queued_requests: usize,
 }

@@ -30,19 +30,40 @@ pub async fn ensure(
 
 /// Regular upkeep: the next [`DAYS_AHEAD`] days exist, days with rows stranded in the
 /// default partition get their own partition, expired days are dropped.
+///
+/// Partitions are only ever created inside the horizon [now - retention, now +
+/// `DAYS_AHEAD` days]: rows the default partition holds for days past it (written
+/// directly, or before the receivers refused far-future spans) stay there, so whoever
+/// writes rows cannot decide how many partitions exist. Each such day is rescued once
+/// the horizon reaches it.
 pub async fn upkeep(client: &Client, retention: Duration) -> Result<UpkeepReport, DbError> {
     let now = Utc::now();
-    let mut created = ensure(client, now, now + Duration::days(DAYS_AHEAD)).await?;
+    let horizon = now + Duration::days(DAYS_AHEAD);
+    let mut created = ensure(client, now, horizon).await?;
     let stranded = client
         .query(
             "SELECT DISTINCT date_trunc('day', timestamp AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-             FROM otel_traces_default WHERE timestamp >= now() - $1::text::interval",
-            &[&pg_interval(retention)],
+             FROM otel_traces_default
+             WHERE timestamp >= now() - $1::text::interval AND timestamp <= $2",
+            &[&pg_interval(retention), &horizon],
         )
         .await?;
     for row in stranded {
         let day: DateTime<Utc> = row.get(0);
         created += ensure(client, day, day).await?;
+    }
+    let beyond: i64 = client
+        .query_one(
+            "SELECT count(*) FROM otel_traces_default WHERE timestamp > $1",
+            &[&horizon],
+        )
+        .await?
+        .get(0);
+    if beyond > 0 {
+        tracing::warn!(
+            rows = beyond,
+            "rows dated past the partition horizon stay in the default partition"
+        );
     }
     let dropped: i32 = client
         .query_one(

@@ -126,6 +126,18 @@ impl Harness {
     }
 }
 
+/// The default configuration, except that span start times back to 1926 are accepted:
+/// for tests about something else that use fixed, long past timestamps.
+pub fn any_past_time() -> IngestConfig {
+    IngestConfig {
+        limits: otlp::admission::Limits {
+            retention: std::time::Duration::from_secs(100 * 366 * 86_400),
+            ..otlp::admission::Limits::default()
+        },
+        ..IngestConfig::default()
+    }
+}
+
 pub fn kv(key: &str, value: Value) -> KeyValue {
     KeyValue {
         key: key.into(),
