@@ -344,6 +344,7 @@ async fn write_batch(cx: &WriteContext<'_>, batch: Vec<Pending>) {
         }
     };
     let all: Vec<&SpanRecord> = batch.iter().flat_map(|p| p.records.iter()).collect();
+    let sent = all.len() as u64;
     let result = tokio::time::timeout(cx.timeout, store::ingest::copy_records(&client, &all)).await;
     drop(all);
     let result = match result {
@@ -355,6 +356,12 @@ async fn write_batch(cx: &WriteContext<'_>, batch: Vec<Pending>) {
         }
     };
     match result {
+        // Acknowledge only what the server says it stored.
+        Ok(rows) if rows != sent => {
+            tracing::error!(rows, sent, "COPY stored another number of rows than sent");
+            drop(deadpool_postgres::Object::take(client));
+            unavailable(batch, &format!("COPY stored {rows} of {sent} rows"));
+        }
         Ok(_) => {
             cx.failures.succeeded();
             finish_all(batch, Ok(()), cx.counters)

@@ -42,6 +42,8 @@ fn spans_of(sender: u8, n: u32) -> (String, Vec<Span>) {
 struct Tally {
     /// Trace ids of acknowledged requests.
     acked: Vec<String>,
+    /// What happened when, for the failure message.
+    log: Vec<String>,
     /// Requests told to retry (UNAVAILABLE / 503, RESOURCE_EXHAUSTED / 429).
     retry: u32,
 }
@@ -84,6 +86,7 @@ async fn crash_restart_freeze_thaw_lose_no_acknowledged_span() {
     let router = otlp::http::router(receivers.ingest().clone(), otlp::DEFAULT_MAX_REQUEST_BYTES);
 
     let tally = Arc::new(Mutex::new(Tally::default()));
+    let started = std::time::Instant::now();
     let sending = Arc::new(AtomicBool::new(true));
     let mut senders = Vec::new();
     // Two over gRPC, one over HTTP.
@@ -144,7 +147,8 @@ async fn crash_restart_freeze_thaw_lose_no_acknowledged_span() {
                 };
                 let mut t = tally.lock().await;
                 if acked {
-                    t.acked.push(trace);
+                    t.acked.push(trace.clone());
+                    t.log.push(format!("{:?} ack {trace}", started.elapsed()));
                 } else {
                     t.retry += 1;
                 }
@@ -172,6 +176,11 @@ async fn crash_restart_freeze_thaw_lose_no_acknowledged_span() {
     };
 
     wait_for_acks(5, "at start").await;
+    tally
+        .lock()
+        .await
+        .log
+        .push(format!("{:?} crash", started.elapsed()));
     cluster.crash().expect("crash");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let retries_while_down = tally.lock().await.retry;
@@ -179,13 +188,28 @@ async fn crash_restart_freeze_thaw_lose_no_acknowledged_span() {
         retries_while_down > 0,
         "requests were refused while the database was down"
     );
+    tally
+        .lock()
+        .await
+        .log
+        .push(format!("{:?} start_again", started.elapsed()));
     cluster.start_again().expect("start again");
     wait_for_acks(5, "after the restart").await;
 
+    tally
+        .lock()
+        .await
+        .log
+        .push(format!("{:?} freeze", started.elapsed()));
     cluster.freeze().expect("freeze");
     let before_freeze = acked_now().await;
     tokio::time::sleep(WRITE_TIMEOUT * 3).await;
     let retries_frozen = tally.lock().await.retry - retries_while_down;
+    tally
+        .lock()
+        .await
+        .log
+        .push(format!("{:?} thaw", started.elapsed()));
     cluster.thaw().expect("thaw");
     assert!(
         retries_frozen > 0,
@@ -207,6 +231,7 @@ async fn crash_restart_freeze_thaw_lose_no_acknowledged_span() {
     // Every acknowledged request's spans are stored.
     let client = store::db::connect(&url).await.expect("connect");
     let acked = std::mem::take(&mut tally.lock().await.acked);
+    let log = tally.lock().await.log.join("\n");
     let stored: i64 = client
         .query_one(
             "SELECT count(*) FROM otel_traces WHERE trace_id = ANY($1)",
@@ -217,8 +242,19 @@ async fn crash_restart_freeze_thaw_lose_no_acknowledged_span() {
         .get(0);
     assert!(
         stored >= acked.len() as i64 * i64::from(SPANS_PER_REQUEST),
-        "{stored} spans stored for {} acknowledged requests",
-        acked.len()
+        "{stored} spans stored for {} acknowledged requests; missing: {:?}\n{log}",
+        acked.len(),
+        client
+            .query(
+                "SELECT a.t FROM unnest($1::text[]) a(t)
+                 WHERE NOT EXISTS (SELECT 1 FROM otel_traces WHERE trace_id = a.t)",
+                &[&acked]
+            )
+            .await
+            .expect("missing")
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect::<Vec<_>>()
     );
     let missing: i64 = client
         .query_one(
@@ -229,7 +265,10 @@ async fn crash_restart_freeze_thaw_lose_no_acknowledged_span() {
         .await
         .expect("missing")
         .get(0);
-    assert_eq!(missing, 0, "acknowledged requests with spans missing");
+    assert_eq!(
+        missing, 0,
+        "acknowledged requests with spans missing\n{log}"
+    );
 
     // The summaries, refreshed after all this, equal the spans aggregated now.
     store::summaries::refresh(&client, store::summaries::RefreshMethod::Full)
