@@ -36,6 +36,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Query, ParseError> {
     let mut query = Query {
         entity: None,
         time: None,
+        time_offset: 0,
         filters: Vec::new(),
         sort: Vec::new(),
         limit: None,
@@ -127,7 +128,10 @@ fn apply(query: &mut Query, token: &Token, text: &str, limits: &Limits) -> Resul
     }
     match key.as_str() {
         "in" => query.entity = Some(entity(token)?),
-        "time" | "timeframe" => query.time = Some(time::time_spec(token)?),
+        "time" | "timeframe" => {
+            query.time = Some(time::time_spec(token)?);
+            query.time_offset = token.offset;
+        }
         "sort" | "order" => query.sort.extend(sort_keys(token)?),
         "limit" => query.limit = Some(limit(token)?),
         "stats" => {

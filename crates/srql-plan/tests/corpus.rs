@@ -3,7 +3,7 @@
 //! bind values. Queries under `err/` must fail with a message, snapshotted too.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use srql_plan::{compile, Catalog, Request, SummaryKind, SummaryState};
+use srql_plan::{compile, render, Catalog, Request, SummaryKind, SummaryState};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
@@ -22,19 +22,22 @@ fn ready() -> Catalog {
     }
 }
 
-fn render(text: &str, catalog: &Catalog) -> String {
+fn describe(text: &str, catalog: &Catalog) -> String {
     let req = Request {
         query: text,
         ..Default::default()
     };
     match compile(&req, catalog, &srql_lang::Limits::default(), now()) {
-        Ok(plan) => format!(
-            "source: {}\nreason: {}\nparams: {}\n\n{}\n",
-            plan.source.label(),
-            plan.reason,
-            serde_json::to_string(&plan.sql.params).unwrap(),
-            plan.sql.sql
-        ),
+        Ok(plan) => {
+            let sql = render(&plan);
+            format!(
+                "source: {}\nreason: {}\nparams: {}\n\n{}\n",
+                plan.source.label(),
+                plan.reason,
+                serde_json::to_string(&sql.params).unwrap(),
+                sql.sql
+            )
+        }
         Err(e) => format!("error: {e}\n"),
     }
 }
@@ -43,7 +46,7 @@ fn render(text: &str, catalog: &Catalog) -> String {
 fn corpus_with_ready_summaries() {
     insta::glob!("../../../tests/queries", "*.srql", |path| {
         let text = std::fs::read_to_string(path).unwrap();
-        let out = render(text.trim_end_matches('\n'), &ready());
+        let out = describe(text.trim_end_matches('\n'), &ready());
         assert!(!out.starts_with("error:"), "{}: {out}", path.display());
         insta::assert_snapshot!(out);
     });
@@ -53,7 +56,7 @@ fn corpus_with_ready_summaries() {
 fn corpus_without_summaries_takes_the_on_the_fly_path() {
     insta::glob!("../../../tests/queries", "*.srql", |path| {
         let text = std::fs::read_to_string(path).unwrap();
-        let out = render(text.trim_end_matches('\n'), &Catalog::without_summaries());
+        let out = describe(text.trim_end_matches('\n'), &Catalog::without_summaries());
         assert!(!out.contains("source: materialized_view"), "{out}");
         insta::assert_snapshot!(out);
     });
@@ -63,7 +66,7 @@ fn corpus_without_summaries_takes_the_on_the_fly_path() {
 fn corpus_errors() {
     insta::glob!("../../../tests/queries/err", "*.srql", |path| {
         let text = std::fs::read_to_string(path).unwrap();
-        let out = render(text.trim_end_matches('\n'), &ready());
+        let out = describe(text.trim_end_matches('\n'), &ready());
         assert!(out.starts_with("error:"), "{}: {out}", path.display());
         insta::assert_snapshot!(out);
     });
