@@ -1,6 +1,8 @@
 //! The shared query corpus (`tests/queries/*.srql` at the repository root), planned against
 //! a catalog with ready summaries and one without, snapshotted as source, reason, SQL and
-//! bind values. Queries under `err/` must fail with a message, snapshotted too.
+//! bind values, and each query's parse tree and typed plan. Queries under `err/` must fail
+//! with a message, snapshotted too. `server/tests/corpus.rs` runs the same queries on
+//! PostgreSQL.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use srql_plan::{compile, render, Catalog, Request, SummaryKind, SummaryState};
@@ -69,5 +71,31 @@ fn corpus_errors() {
         let out = describe(text.trim_end_matches('\n'), &ready());
         assert!(out.starts_with("error:"), "{}: {out}", path.display());
         insta::assert_snapshot!(out);
+    });
+}
+
+/// Each stage's output for every query of the corpus, against ready summaries: the parse
+/// tree, then the typed plan (what `render` turns into the SQL the other snapshots show).
+#[test]
+fn corpus_stages() {
+    insta::glob!("../../../tests/queries", "*.srql", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let text = text.trim_end_matches('\n');
+        let query = srql_lang::parse(text, &srql_lang::Limits::default()).unwrap();
+        let req = Request {
+            query: text,
+            ..Default::default()
+        };
+        let plan = srql_plan::plan(&query, &req, &ready(), now()).unwrap();
+        let output = match &plan.output {
+            srql_plan::Output::Rows { page, .. } => format!("{page:#?}"),
+            srql_plan::Output::Aggregate { keys, measures, .. } => {
+                format!("keys: {keys:#?}\nmeasures: {measures:#?}")
+            }
+        };
+        insta::assert_snapshot!(format!(
+            "parse: {query:#?}\n\nsource: {:?}\nreason: {:?}\nrange: {:?}\npredicates: {:#?}\n{output}\n",
+            plan.source, plan.reason, plan.range, plan.predicates
+        ));
     });
 }
