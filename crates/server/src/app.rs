@@ -225,7 +225,7 @@ async fn translate(
         let (plan, catalog) = compile(&state, &b).await?;
         let mut body = srql_plan::translation(&plan, b.cursor.as_deref());
         body["source"] = json!(plan.source.label());
-        body["reason"] = json!(plan.reason);
+        body["reason"] = json!(plan.reason.to_string());
         body["summaries"] = summaries_json(&catalog.summaries);
         Ok::<_, ApiError>((source_headers(&plan, &catalog.summaries), Json(body)).into_response())
     }

@@ -13,6 +13,9 @@ pub struct Query {
     pub entity: Option<Entity>,
     /// `time:` / `timeframe:` (last occurrence wins).
     pub time: Option<TimeSpec>,
+    /// Byte offset of the `time:` token that set [`Query::time`], for the planner's range
+    /// errors; 0 without one.
+    pub time_offset: usize,
     /// Field filters, ANDed, in query order.
     pub filters: Vec<Filter>,
     /// `sort:` / `order:` keys in priority order (all occurrences, in order). Empty: the

@@ -407,3 +407,24 @@ impl<'a> Lexer<'a> {
         })
     }
 }
+
+/// The value of a key that takes a single value; `what` names it for the error.
+pub(crate) fn text_value<'t>(token: &'t Token, what: &str) -> Result<&'t str, ParseError> {
+    match &token.value {
+        Value::Text { text, .. } => Ok(text),
+        Value::List { .. } => Err(ParseError::expected(
+            token.value_offset,
+            what,
+            token.raw_value,
+        )),
+    }
+}
+
+/// Byte offset in the query of the first character of a text value's content: quoted
+/// values start one byte later. Exact unless escapes precede the point of interest.
+pub(crate) fn content_offset(token: &Token) -> usize {
+    match token.value {
+        Value::Text { quoted: true, .. } => token.value_offset + 1,
+        _ => token.value_offset,
+    }
+}

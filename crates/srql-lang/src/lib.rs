@@ -6,10 +6,12 @@
 mod ast;
 mod error;
 mod lexer;
+mod limits;
 mod parser;
 mod stats;
 mod time;
 
 pub use ast::*;
 pub use error::ParseError;
-pub use parser::{parse, Limits, IGNORED_KEYS};
+pub use limits::Limits;
+pub use parser::{parse, IGNORED_KEYS};

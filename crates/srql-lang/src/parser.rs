@@ -18,31 +18,11 @@
 
 use crate::ast::{CompareOp, Entity, Filter, FilterValue, Query, SortKey};
 use crate::error::{excerpt, ParseError};
-use crate::lexer::{found_at, is_field_name, is_space, Item, Lexer, Token, Value};
+use crate::lexer::{
+    content_offset, found_at, is_field_name, is_space, text_value, Item, Lexer, Token, Value,
+};
+use crate::limits::Limits;
 use crate::{stats, time};
-
-/// Bounds on what one query may ask for, so that a hostile query costs little to reject.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// Longest query text accepted, in bytes.
-    pub max_query_len: usize,
-    /// Most items in one `FIELD:(a,b,...)` list.
-    pub max_list_items: usize,
-    /// Most `EXPR as alias` expressions over all `stats:` tokens.
-    pub max_stats: usize,
-}
-
-impl Default for Limits {
-    /// 8192 bytes rather than 4096: a full list of 200 quoted trace ids alone is about 7 kB,
-    /// and the length limit should not make the list limit unreachable.
-    fn default() -> Self {
-        Self {
-            max_query_len: 8192,
-            max_list_items: 200,
-            max_stats: 25,
-        }
-    }
-}
 
 /// Parses one SRQL query.
 ///
@@ -56,6 +36,7 @@ pub fn parse(text: &str, limits: &Limits) -> Result<Query, ParseError> {
     let mut query = Query {
         entity: None,
         time: None,
+        time_offset: 0,
         filters: Vec::new(),
         sort: Vec::new(),
         limit: None,
@@ -147,7 +128,10 @@ fn apply(query: &mut Query, token: &Token, text: &str, limits: &Limits) -> Resul
     }
     match key.as_str() {
         "in" => query.entity = Some(entity(token)?),
-        "time" | "timeframe" => query.time = Some(time::time_spec(token)?),
+        "time" | "timeframe" => {
+            query.time = Some(time::time_spec(token)?);
+            query.time_offset = token.offset;
+        }
         "sort" | "order" => query.sort.extend(sort_keys(token)?),
         "limit" => query.limit = Some(limit(token)?),
         "stats" => {
@@ -163,27 +147,6 @@ fn apply(query: &mut Query, token: &Token, text: &str, limits: &Limits) -> Resul
         _ => query.filters.push(filter(token, key, text, limits)?),
     }
     Ok(())
-}
-
-/// The value of a key that takes a single value; `what` names it for the error.
-pub(crate) fn text_value<'t>(token: &'t Token, what: &str) -> Result<&'t str, ParseError> {
-    match &token.value {
-        Value::Text { text, .. } => Ok(text),
-        Value::List { .. } => Err(ParseError::expected(
-            token.value_offset,
-            what,
-            token.raw_value,
-        )),
-    }
-}
-
-/// Byte offset in the query of the first character of a text value's content: quoted
-/// values start one byte later. Exact unless escapes precede the point of interest.
-pub(crate) fn content_offset(token: &Token) -> usize {
-    match token.value {
-        Value::Text { quoted: true, .. } => token.value_offset + 1,
-        _ => token.value_offset,
-    }
 }
 
 const ENTITY_NAMES: &str = "`otel_trace_summaries`, `trace_summaries`, `traces_summaries`, `traces`, `otel_traces` or `trace_spans`";

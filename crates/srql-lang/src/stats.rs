@@ -6,8 +6,8 @@
 
 use crate::ast::{CompareOp, StatExpr, StatFunc};
 use crate::error::{Found, ParseError};
-use crate::lexer::{is_field_name, Token};
-use crate::parser::{content_offset, text_value, Limits};
+use crate::lexer::{content_offset, is_field_name, text_value, Token};
+use crate::limits::Limits;
 
 const EXPRESSION_FORMS: &str =
     "a stats expression such as `count() as total` or `sum(if(status_code != 1, 1, 0)) as errors`";

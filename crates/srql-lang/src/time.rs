@@ -8,8 +8,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::ast::TimeSpec;
 use crate::error::ParseError;
-use crate::lexer::{Item, Token, Value};
-use crate::parser::text_value;
+use crate::lexer::{text_value, Item, Token, Value};
 
 /// The longest time range a query may cover.
 const MAX_RANGE_SECS: i64 = 90 * 86_400;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{plan_err, CompileError};
+use crate::error::CursorError;
 use crate::plan::Direction;
 use crate::schema::ColumnType;
 use crate::sql::Param;
@@ -45,23 +45,21 @@ pub fn decode(
     cursor: &str,
     signature: &str,
     types: &[ColumnType],
-) -> Result<(Direction, Vec<Param>), CompileError> {
-    let bad = || plan_err("invalid cursor: pass back a `next_cursor` or `prev_cursor` unchanged");
+) -> Result<(Direction, Vec<Param>), CursorError> {
+    let bad = || CursorError::Invalid;
     if cursor.len() > MAX_CURSOR_LEN {
         return Err(bad());
     }
     let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
     let doc: CursorDoc = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     if doc.s != signature {
-        return Err(plan_err(format!(
-            "cursor belongs to sort `{}`, not `{signature}`: start again without a cursor",
-            doc.s
-        )));
+        return Err(CursorError::OtherSort {
+            cursor: doc.s,
+            query: signature.to_string(),
+        });
     }
     let Some(direction) = doc.d else {
-        return Err(plan_err(
-            "cursor from an older version of this service: start again without a cursor",
-        ));
+        return Err(CursorError::OlderVersion);
     };
     if doc.k.len() != types.len() {
         return Err(bad());

@@ -1,4 +1,6 @@
-//! SRQL planning: typed query + [`Catalog`] -> [`Plan`] (source, reason, SQL and binds).
+//! SRQL planning in pure stages: typed query + [`Catalog`] -> [`Plan`] (source and typed
+//! reason, typed predicates, time range, sort keys, page, output; no SQL), then
+//! [`render`] -> [`SqlQuery`] (SQL text and binds).
 //!
 //! Architecture invariant: no I/O. The catalog is a value handed in, "now" is an argument,
 //! and user text only ever reaches SQL as a bind parameter.
@@ -7,6 +9,7 @@ mod catalog;
 mod cursor;
 mod error;
 mod plan;
+mod render;
 pub mod schema;
 mod sql;
 pub mod summary_sql;
@@ -14,8 +17,12 @@ mod time_range;
 mod translate;
 
 pub use catalog::{Catalog, SummaryKind, SummaryState};
-pub use error::CompileError;
-pub use plan::{compile, plan, Direction, Output, Page, Plan, Request, Source, SourcePreference};
+pub use error::{CompileError, CursorError};
+pub use plan::{
+    compile, plan, Count, Direction, Measures, Output, Page, Plan, Predicate, Reason, Request,
+    Source, SourcePreference, Stat, Test, Unusable,
+};
+pub use render::render;
 pub use sql::{Param, SqlQuery};
 pub use time_range::{TimeRange, MAX_RANGE_DAYS};
 pub use translate::{column_type_name, translation};

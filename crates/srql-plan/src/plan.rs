@@ -1,4 +1,7 @@
-//! Typed query + catalog -> plan: which relation answers, why, and the SQL to run.
+//! Typed query + catalog -> plan: which relation answers and why, the typed predicates,
+//! the time range, sort keys, page and output. No SQL text: [`crate::render`] writes it.
+
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -6,10 +9,9 @@ use srql_lang::{CompareOp, Entity, Filter, FilterValue, Query, StatFunc};
 
 use crate::catalog::{Catalog, SummaryKind, SummaryState};
 use crate::cursor;
-use crate::error::{plan_err, CompileError};
+use crate::error::CompileError;
 use crate::schema::{self, Column, ColumnType, Field, FieldKind, SortField};
-use crate::sql::{Param, SqlBuilder, SqlQuery};
-use crate::summary_sql;
+use crate::sql::Param;
 use crate::time_range::{self, TimeRange};
 
 /// The HTTP request body, less transport concerns.
@@ -78,9 +80,11 @@ impl Source {
 pub struct Plan {
     pub entity: Entity,
     pub source: Source,
-    /// Why this source: shown by `/translate`.
-    pub reason: String,
-    pub sql: SqlQuery,
+    pub reason: Reason,
+    /// Inclusive bounds on the row timestamp, resolved against "now" and retention.
+    pub range: TimeRange,
+    /// The query's filters, ANDed, in query order.
+    pub predicates: Vec<Predicate>,
     pub output: Output,
     /// Upstream keys the query used that change nothing here, for the API to report.
     pub ignored_keys: Vec<String>,
@@ -109,6 +113,7 @@ pub enum Output {
     Aggregate {
         keys: Vec<(String, ColumnType)>,
         limit: u32,
+        measures: Measures,
     },
 }
 
@@ -121,6 +126,8 @@ pub struct Page {
     pub direction: Direction,
     /// The request came with a cursor, so a page exists on the other side.
     pub from_cursor: bool,
+    /// The cursor row's key values, typed like `keys`: rows strictly beyond it are read.
+    pub after: Option<Vec<Param>>,
 }
 
 impl Page {
@@ -144,7 +151,7 @@ impl Page {
     }
 }
 
-/// Parse, plan and generate SQL in one go.
+/// Parse and plan in one go.
 pub fn compile(
     req: &Request<'_>,
     catalog: &Catalog,
@@ -161,155 +168,137 @@ pub fn plan(
     catalog: &Catalog,
     now: DateTime<Utc>,
 ) -> Result<Plan, CompileError> {
-    let entity = query.entity.ok_or_else(|| {
-        plan_err("missing `in:`: expected `in:otel_trace_summaries` or `in:traces`")
-    })?;
-    let mut range = time_range::resolve(query.time.as_ref(), now)?;
+    let entity = query.entity.ok_or(CompileError::MissingEntity)?;
+    let mut range =
+        time_range::resolve(query.time.as_ref(), now).map_err(|message| CompileError::Range {
+            offset: query.time_offset,
+            message,
+        })?;
     if let (None, Some(retention)) = (range.start, catalog.retention) {
         range.start = Some(now - retention);
     }
-    let filters = query
+    let predicates = query
         .filters
         .iter()
-        .map(|f| resolve_filter(entity, f))
+        .map(|f| predicate(entity, f))
         .collect::<Result<Vec<_>, _>>()?;
     if query.stats.is_some() && query.rollup_stats.is_some() {
-        return Err(plan_err("use either `stats:` or `rollup_stats:`, not both"));
+        return Err(CompileError::StatsAndRollup);
     }
-    let (source, reason) = choose_source(entity, &range, &filters, catalog, req.source)?;
-    let mut b = SqlBuilder::default();
-    let from = from_clause(&mut b, source, &range, &filters);
-    let mut conds = Vec::new();
-    time_conditions(&mut b, &range, &mut conds);
-    for f in &filters {
-        conds.push(filter_sql(&mut b, f));
-    }
-
+    let (source, reason) = choose_source(entity, &range, &predicates, catalog, req.source)?;
     let limit = limit(query, req, catalog)?;
-    let ignored_keys = query.ignored_keys.clone();
-    if let Some(name) = &query.rollup_stats {
-        let plan = rollup(b, entity, name, from, conds, source, reason, limit)?;
-        return Ok(Plan {
-            ignored_keys,
-            ..plan
-        });
-    }
-    if let Some(stats) = &query.stats {
-        let plan = aggregate(b, entity, stats, from, conds, source, reason, limit)?;
-        return Ok(Plan {
-            ignored_keys,
-            ..plan
-        });
-    }
-
-    let mut page = page(entity, query, req, limit)?;
-    if let Some(c) = req.cursor {
-        let (direction, values) = cursor::decode(c, &page.signature(), &page.key_types())?;
-        if req.direction.is_some_and(|asked| asked != direction) {
-            return Err(plan_err(format!(
-                "`direction` contradicts the cursor, which pages `{}`: pass the cursor without `direction`",
-                direction.name()
-            )));
+    let output = if let Some(name) = &query.rollup_stats {
+        rollup(entity, name, limit)?
+    } else if let Some(stats) = &query.stats {
+        aggregate(entity, stats, limit)?
+    } else {
+        let mut page = page(entity, query, req, limit)?;
+        if let Some(c) = req.cursor {
+            let (direction, values) = cursor::decode(c, &page.signature(), &page.key_types())?;
+            if req.direction.is_some_and(|asked| asked != direction) {
+                return Err(CompileError::DirectionContradictsCursor { cursor: direction });
+            }
+            page.direction = direction;
+            page.after = Some(values);
         }
-        page.direction = direction;
-        conds.push(keyset_condition(&mut b, &page, values));
-    }
-    let columns = schema::columns(entity);
-    let mut select: Vec<String> = columns.iter().map(|c| column_sql(entity, c)).collect();
-    for (i, (k, _)) in page.keys.iter().enumerate() {
-        select.push(format!("{} AS page_key_{i}", k.sql));
-    }
-    let order = page
-        .keys
-        .iter()
-        .map(|(k, desc)| {
-            let desc = *desc != (page.direction == Direction::Prev);
-            format!("{} {}", k.sql, if desc { "DESC" } else { "ASC" })
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    // One row more than the page tells whether another page exists.
-    let fetch = b.bind(Param::Int8(i64::from(page.limit) + 1));
-    let sql = format!(
-        "{from}\nSELECT {}\nFROM {}{}\nORDER BY {order}\nLIMIT {fetch}",
-        select.join(", "),
-        relation_name(source),
-        where_clause(&conds),
-    );
+        Output::Rows {
+            columns: schema::columns(entity),
+            page,
+        }
+    };
     Ok(Plan {
         entity,
         source,
         reason,
-        sql: b.finish(sql.trim_start().to_string()),
-        output: Output::Rows { columns, page },
-        ignored_keys,
+        range,
+        predicates,
+        output,
+        ignored_keys: query.ignored_keys.clone(),
     })
 }
 
 /// A filter checked against the entity's allow-list, its value typed.
-#[derive(Debug, Clone)]
-struct TypedFilter {
-    field: Field,
-    negated: bool,
-    value: TypedValue,
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predicate {
+    pub field: Field,
+    /// NULL counts as "not equal": `!root_service_name:x` keeps traces without a root.
+    pub negated: bool,
+    pub test: Test,
 }
 
-#[derive(Debug, Clone)]
-enum TypedValue {
+/// What a predicate checks of its field, with the value already typed for the bind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Test {
     Eq(Param),
+    /// Case-insensitive LIKE pattern.
     Like(String),
+    /// Membership in a list (an array bind).
     In(Param),
     Compare(CompareOp, Param),
 }
 
-fn resolve_filter(entity: Entity, f: &Filter) -> Result<TypedFilter, CompileError> {
-    let field = schema::filter_field(entity, &f.field).ok_or_else(|| {
-        plan_err(format!(
-            "unknown field `{}` for {}: expected one of {}",
-            f.field,
-            schema::entity_name(entity),
-            schema::filter_names(entity).join(", ")
-        ))
-    })?;
-    let value = match &f.value {
+impl Predicate {
+    /// A positive `trace_id:` equality or list: the query names its traces.
+    pub fn is_trace_id_lookup(&self) -> bool {
+        self.field.name == "trace_id"
+            && !self.negated
+            && matches!(self.test, Test::Eq(_) | Test::In(_))
+    }
+}
+
+fn predicate(entity: Entity, f: &Filter) -> Result<Predicate, CompileError> {
+    let field =
+        schema::filter_field(entity, &f.field).ok_or_else(|| CompileError::UnknownField {
+            offset: f.offset,
+            field: f.field.clone(),
+            entity: schema::entity_name(entity),
+            expected: schema::filter_names(entity),
+        })?;
+    let textual = matches!(field.kind, FieldKind::Text | FieldKind::ServiceSet);
+    let test = match &f.value {
         FilterValue::Scalar { value, like: true } => {
-            if !matches!(field.kind, FieldKind::Text | FieldKind::ServiceSet) {
-                return Err(plan_err(format!(
-                    "`{}` is numeric: `%` patterns apply to text fields only",
-                    f.field
-                )));
+            if !textual {
+                return Err(CompileError::PatternOnNumber {
+                    offset: f.offset,
+                    field: f.field.clone(),
+                });
             }
-            TypedValue::Like(value.clone())
+            Test::Like(value.clone())
         }
-        FilterValue::Scalar { value, .. } => TypedValue::Eq(scalar(&field, &f.field, value)?),
-        FilterValue::List(items) => TypedValue::In(list(&field, &f.field, items)?),
+        FilterValue::Scalar { value, .. } => Test::Eq(scalar(&field, &f.field, f.offset, value)?),
+        FilterValue::List(items) => Test::In(list(&field, &f.field, f.offset, items)?),
         FilterValue::Compare { op, value } => {
-            if matches!(field.kind, FieldKind::Text | FieldKind::ServiceSet) {
-                return Err(plan_err(format!(
-                    "`{}` is text: comparisons like `>` apply to numeric fields only",
-                    f.field
-                )));
+            if textual {
+                return Err(CompileError::CompareOnText {
+                    offset: f.offset,
+                    field: f.field.clone(),
+                });
             }
-            TypedValue::Compare(*op, scalar(&field, &f.field, value)?)
+            Test::Compare(*op, scalar(&field, &f.field, f.offset, value)?)
         }
     };
-    Ok(TypedFilter {
+    Ok(Predicate {
         field,
         negated: f.negated,
-        value,
+        test,
     })
 }
 
-fn scalar(field: &Field, written: &str, v: &str) -> Result<Param, CompileError> {
+fn scalar(field: &Field, written: &str, offset: usize, v: &str) -> Result<Param, CompileError> {
     Ok(match field.kind {
         FieldKind::Text | FieldKind::ServiceSet => Param::Text(v.to_string()),
-        FieldKind::Int4 => Param::Int4(number(written, v, "an integer")?),
-        FieldKind::Int8 => Param::Int8(number(written, v, "an integer")?),
-        FieldKind::Float8 => Param::Float8(finite(written, v)?),
+        FieldKind::Int4 => Param::Int4(number(written, offset, v, "an integer")?),
+        FieldKind::Int8 => Param::Int8(number(written, offset, v, "an integer")?),
+        FieldKind::Float8 => Param::Float8(finite(written, offset, v)?),
     })
 }
 
-fn list(field: &Field, written: &str, items: &[String]) -> Result<Param, CompileError> {
+fn list(
+    field: &Field,
+    written: &str,
+    offset: usize,
+    items: &[String],
+) -> Result<Param, CompileError> {
     fn each<T>(
         items: &[String],
         f: impl Fn(&str) -> Result<T, CompileError>,
@@ -318,207 +307,140 @@ fn list(field: &Field, written: &str, items: &[String]) -> Result<Param, Compile
     }
     Ok(match field.kind {
         FieldKind::Text | FieldKind::ServiceSet => Param::TextArray(items.to_vec()),
-        FieldKind::Int4 => Param::Int4Array(each(items, |v| number(written, v, "an integer"))?),
-        FieldKind::Int8 => Param::Int8Array(each(items, |v| number(written, v, "an integer"))?),
-        FieldKind::Float8 => Param::Float8Array(each(items, |v| finite(written, v))?),
+        FieldKind::Int4 => {
+            Param::Int4Array(each(items, |v| number(written, offset, v, "an integer"))?)
+        }
+        FieldKind::Int8 => {
+            Param::Int8Array(each(items, |v| number(written, offset, v, "an integer"))?)
+        }
+        FieldKind::Float8 => Param::Float8Array(each(items, |v| finite(written, offset, v))?),
     })
 }
 
-fn number<T: std::str::FromStr>(written: &str, v: &str, what: &str) -> Result<T, CompileError> {
-    v.parse().map_err(|_| wrong_type(written, v, what))
+fn number<T: std::str::FromStr>(
+    written: &str,
+    offset: usize,
+    v: &str,
+    what: &'static str,
+) -> Result<T, CompileError> {
+    v.parse().map_err(|_| wrong_type(written, offset, v, what))
 }
 
-fn finite(written: &str, v: &str) -> Result<f64, CompileError> {
-    let x: f64 = number(written, v, "a number")?;
+fn finite(written: &str, offset: usize, v: &str) -> Result<f64, CompileError> {
+    let x: f64 = number(written, offset, v, "a number")?;
     if x.is_finite() {
         Ok(x)
     } else {
-        Err(wrong_type(written, v, "a finite number"))
+        Err(wrong_type(written, offset, v, "a finite number"))
     }
 }
 
-fn wrong_type(written: &str, v: &str, what: &str) -> CompileError {
-    plan_err(format!(
-        "`{written}` expects {what}, found `{}`",
-        truncate(v, 40)
-    ))
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_string(),
+fn wrong_type(written: &str, offset: usize, v: &str, what: &'static str) -> CompileError {
+    CompileError::WrongType {
+        offset,
+        field: written.to_string(),
+        found: v.to_string(),
+        expected: what,
     }
-}
-
-/// A positive `trace_id:` equality or list: the query names its traces.
-fn trace_id_lookup(filters: &[TypedFilter]) -> Option<&TypedFilter> {
-    filters.iter().find(|f| {
-        f.field.name == "trace_id"
-            && !f.negated
-            && matches!(f.value, TypedValue::Eq(_) | TypedValue::In(_))
-    })
 }
 
 fn choose_source(
     entity: Entity,
     range: &TimeRange,
-    filters: &[TypedFilter],
+    predicates: &[Predicate],
     catalog: &Catalog,
     pref: SourcePreference,
-) -> Result<(Source, String), CompileError> {
+) -> Result<(Source, Reason), CompileError> {
     if entity == Entity::Traces {
-        return Ok((Source::Spans, "span rows are read from otel_traces".into()));
+        return Ok((Source::Spans, Reason::SpanRows));
     }
-    let summaries = summaries_usable(range, filters, catalog);
+    let summaries = summaries_usable(range, predicates, catalog);
     match (pref, summaries) {
-        (SourcePreference::OnTheFly, _) => {
-            Ok((Source::OnTheFly, "on-the-fly aggregation requested".into()))
-        }
+        (SourcePreference::OnTheFly, _) => Ok((Source::OnTheFly, Reason::OnTheFlyRequested)),
         (SourcePreference::Summaries, Ok(kind)) => {
-            Ok((Source::Summaries(kind), "summaries requested".into()))
+            Ok((Source::Summaries(kind), Reason::SummariesRequested))
         }
-        (SourcePreference::Summaries, Err(why)) => {
-            Err(plan_err(format!("summaries requested but unusable: {why}")))
+        (SourcePreference::Summaries, Err(why)) => Err(CompileError::SummariesUnusable {
+            why: why.to_string(),
+        }),
+        (SourcePreference::Auto, Ok(kind)) => Ok((Source::Summaries(kind), Reason::SummariesCover)),
+        (SourcePreference::Auto, Err(why)) => Ok((Source::OnTheFly, Reason::Unusable(why))),
+    }
+}
+
+/// Why this source answers: shown by `/translate`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reason {
+    SpanRows,
+    OnTheFlyRequested,
+    SummariesRequested,
+    SummariesCover,
+    /// Automatic choice of the on-the-fly path, because the summaries cannot answer.
+    Unusable(Unusable),
+}
+
+/// Why the summaries cannot answer a query exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unusable {
+    Missing,
+    Unpopulated,
+    TraceIdLookup,
+    BeforeWindow { covers_from: DateTime<Utc> },
+    NoStartBound,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::SpanRows => f.write_str("span rows are read from otel_traces"),
+            Reason::OnTheFlyRequested => f.write_str("on-the-fly aggregation requested"),
+            Reason::SummariesRequested => f.write_str("summaries requested"),
+            Reason::SummariesCover => f.write_str("the summaries cover the requested range"),
+            Reason::Unusable(why) => why.fmt(f),
         }
-        (SourcePreference::Auto, Ok(kind)) => Ok((
-            Source::Summaries(kind),
-            "the summaries cover the requested range".into(),
-        )),
-        (SourcePreference::Auto, Err(why)) => Ok((Source::OnTheFly, why)),
+    }
+}
+
+impl fmt::Display for Unusable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unusable::Missing => f.write_str("the summary relation does not exist"),
+            Unusable::Unpopulated => f.write_str("the summary relation is not populated yet"),
+            Unusable::TraceIdLookup => f.write_str(
+                "lookup by trace_id: aggregated from its spans by index, so traces newer than the summaries are found",
+            ),
+            Unusable::BeforeWindow { covers_from } => write!(
+                f,
+                "the range starts before the summary window (which begins {})",
+                covers_from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            Unusable::NoStartBound => {
+                f.write_str("the query has no start bound and span retention is unknown")
+            }
+        }
     }
 }
 
 /// The summary relation to read, or why it cannot answer this query exactly.
 fn summaries_usable(
     range: &TimeRange,
-    filters: &[TypedFilter],
+    predicates: &[Predicate],
     catalog: &Catalog,
-) -> Result<SummaryKind, String> {
+) -> Result<SummaryKind, Unusable> {
     let (kind, covers_from) = match &catalog.summaries {
-        SummaryState::Missing => return Err("the summary relation does not exist".into()),
-        SummaryState::Unpopulated { .. } => {
-            return Err("the summary relation is not populated yet".into())
-        }
+        SummaryState::Missing => return Err(Unusable::Missing),
+        SummaryState::Unpopulated { .. } => return Err(Unusable::Unpopulated),
         SummaryState::Ready {
             kind, covers_from, ..
         } => (*kind, *covers_from),
     };
-    if trace_id_lookup(filters).is_some() {
-        return Err(
-            "lookup by trace_id: aggregated from its spans by index, so traces newer than the summaries are found"
-                .into(),
-        );
+    if predicates.iter().any(Predicate::is_trace_id_lookup) {
+        return Err(Unusable::TraceIdLookup);
     }
     match range.start {
-        Some(start) if start < covers_from => Err(format!(
-            "the range starts before the summary window (which begins {})",
-            covers_from.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        )),
-        None => Err("the query has no start bound and span retention is unknown".into()),
+        Some(start) if start < covers_from => Err(Unusable::BeforeWindow { covers_from }),
+        None => Err(Unusable::NoStartBound),
         _ => Ok(kind),
-    }
-}
-
-/// `WITH` clause for the on-the-fly path, empty otherwise.
-fn from_clause(
-    b: &mut SqlBuilder,
-    source: Source,
-    range: &TimeRange,
-    filters: &[TypedFilter],
-) -> String {
-    if source != Source::OnTheFly {
-        return String::new();
-    }
-    // Only traces with a span in the range can have their latest span in it, and a
-    // trace's row is aggregated over all its spans, wherever they fall.
-    let span_filter = if let Some(lookup) = trace_id_lookup(filters) {
-        Some(filter_sql(b, lookup))
-    } else {
-        let mut conds = Vec::new();
-        time_conditions(b, range, &mut conds);
-        (!conds.is_empty()).then(|| {
-            format!(
-                "trace_id IN (SELECT trace_id FROM otel_traces WHERE {})",
-                conds.join(" AND ")
-            )
-        })
-    };
-    format!(
-        "WITH trace_summaries AS (\n  {}\n)",
-        summary_sql::aggregate_query(span_filter.as_deref())
-    )
-}
-
-fn relation_name(source: Source) -> &'static str {
-    match source {
-        Source::Summaries(_) => "otel_trace_summaries",
-        Source::OnTheFly => "trace_summaries",
-        Source::Spans => "otel_traces",
-    }
-}
-
-fn column_sql(entity: Entity, c: &Column) -> String {
-    match (entity, c.name) {
-        (Entity::Traces, "duration_ms") => format!("{} AS duration_ms", schema::SPAN_DURATION_MS),
-        _ => c.name.to_string(),
-    }
-}
-
-fn time_conditions(b: &mut SqlBuilder, range: &TimeRange, conds: &mut Vec<String>) {
-    if let Some(s) = range.start {
-        conds.push(format!("timestamp >= {}", b.bind(Param::Timestamptz(s))));
-    }
-    if let Some(e) = range.end {
-        conds.push(format!("timestamp <= {}", b.bind(Param::Timestamptz(e))));
-    }
-}
-
-fn where_clause(conds: &[String]) -> String {
-    if conds.is_empty() {
-        String::new()
-    } else {
-        format!("\nWHERE {}", conds.join("\n  AND "))
-    }
-}
-
-fn filter_sql(b: &mut SqlBuilder, f: &TypedFilter) -> String {
-    let col = f.field.sql;
-    let positive = match (&f.value, f.field.kind) {
-        (TypedValue::Eq(p), FieldKind::ServiceSet) => {
-            let Param::Text(s) = p else {
-                unreachable!("service_set values are text")
-            };
-            format!("{col} @> {}", b.bind(Param::TextArray(vec![s.clone()])))
-        }
-        (TypedValue::In(p), FieldKind::ServiceSet) => format!("{col} && {}", b.bind(p.clone())),
-        (TypedValue::Like(p), FieldKind::ServiceSet) => format!(
-            "EXISTS (SELECT 1 FROM unnest({col}) AS s(name) WHERE s.name ILIKE {})",
-            b.bind(Param::Text(p.clone()))
-        ),
-        (TypedValue::Eq(p), _) => format!("{col} = {}", b.bind(p.clone())),
-        (TypedValue::Like(p), _) => format!("{col} ILIKE {}", b.bind(Param::Text(p.clone()))),
-        (TypedValue::In(p), _) => format!("{col} = ANY({})", b.bind(p.clone())),
-        (TypedValue::Compare(op, p), _) => {
-            format!("{col} {} {}", op_sql(*op), b.bind(p.clone()))
-        }
-    };
-    if f.negated {
-        // NULL counts as "not equal": `!root_service_name:x` keeps traces without a root.
-        format!("({positive}) IS NOT TRUE")
-    } else {
-        positive
-    }
-}
-
-fn op_sql(op: CompareOp) -> &'static str {
-    match op {
-        CompareOp::Gt => ">",
-        CompareOp::Ge => ">=",
-        CompareOp::Lt => "<",
-        CompareOp::Le => "<=",
-        CompareOp::Eq => "=",
-        CompareOp::Ne => "<>",
     }
 }
 
@@ -526,11 +448,7 @@ fn op_sql(op: CompareOp) -> &'static str {
 /// `limit:0` gives one row, as upstream does; a body limit below 1 is a mistake.
 fn limit(query: &Query, req: &Request<'_>, catalog: &Catalog) -> Result<u32, CompileError> {
     let limit = match (req.limit, query.limit) {
-        (Some(n), _) if n < 1 => {
-            return Err(plan_err(format!(
-                "`limit` must be a positive integer, found {n}"
-            )))
-        }
+        (Some(n), _) if n < 1 => return Err(CompileError::Limit { found: n }),
         (Some(n), _) => n,
         (None, Some(n)) => i64::from(n.max(1)),
         (None, None) => i64::from(catalog.default_limit),
@@ -547,22 +465,19 @@ fn page(
 ) -> Result<Page, CompileError> {
     let mut keys: Vec<(SortField, bool)> = Vec::new();
     for k in &query.sort {
-        let field = schema::sort_field(entity, &k.field).ok_or_else(|| {
-            plan_err(format!(
-                "cannot sort {} by `{}`: expected one of {}",
-                schema::entity_name(entity),
-                k.field,
-                schema::sort_names(entity).join(", ")
-            ))
-        })?;
+        let field =
+            schema::sort_field(entity, &k.field).ok_or_else(|| CompileError::UnknownSort {
+                offset: k.offset,
+                field: k.field.clone(),
+                entity: schema::entity_name(entity),
+                expected: schema::sort_names(entity),
+            })?;
         if !keys.iter().any(|(f, _)| f.name == field.name) {
             keys.push((field, k.descending));
         }
     }
     if keys.is_empty() {
-        let ts =
-            schema::sort_field(entity, "timestamp").ok_or_else(|| plan_err("no default sort"))?;
-        keys.push((ts, true));
+        keys.push((schema::default_sort(entity), true));
     }
     let tie_desc = keys[0].1;
     for t in schema::tie_breakers(entity) {
@@ -575,146 +490,107 @@ fn page(
         keys,
         direction: req.direction.unwrap_or_default(),
         from_cursor: req.cursor.is_some(),
+        after: None,
     })
 }
 
-/// Rows strictly after the cursor row in the order being read.
-fn keyset_condition(b: &mut SqlBuilder, page: &Page, values: Vec<Param>) -> String {
-    let flip = page.direction == Direction::Prev;
-    let keys: Vec<(&str, bool, String)> = page
-        .keys
-        .iter()
-        .zip(values)
-        .map(|((k, desc), v)| (k.sql, *desc != flip, b.bind(v)))
-        .collect();
-    let first_desc = keys[0].1;
-    if keys.iter().all(|(_, d, _)| *d == first_desc) {
-        // One row comparison, which an index on the same keys can answer directly.
-        let cols: Vec<&str> = keys.iter().map(|(c, _, _)| *c).collect();
-        let vals: Vec<&str> = keys.iter().map(|(_, _, v)| v.as_str()).collect();
-        return format!(
-            "({}) {} ({})",
-            cols.join(", "),
-            if first_desc { "<" } else { ">" },
-            vals.join(", ")
-        );
-    }
-    // Mixed directions: k1 beyond, or k1 equal and the rest beyond, and so on.
-    let mut expr = String::new();
-    for (i, (col, desc, val)) in keys.iter().enumerate().rev() {
-        let beyond = format!("{col} {} {val}", if *desc { "<" } else { ">" });
-        expr = if i == keys.len() - 1 {
-            beyond
-        } else {
-            format!("({beyond} OR ({col} = {val} AND {expr}))")
-        };
-    }
-    expr
+/// What an aggregate query computes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Measures {
+    /// `stats:`, one value per alias, in order.
+    Stats(Vec<Stat>),
+    /// `rollup_stats:summary`: totals over root spans.
+    RootSummary,
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the pieces plan() has already built, passed once"
-)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stat {
+    /// `[a-z0-9_]+` (checked by the parser).
+    pub alias: String,
+    pub count: Count,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Count {
+    All,
+    /// Rows whose numeric field compares true to the value; a missing value counts as 0.
+    Where {
+        field: Field,
+        op: CompareOp,
+        value: Param,
+    },
+}
+
 fn aggregate(
-    mut b: SqlBuilder,
     entity: Entity,
     stats: &[srql_lang::StatExpr],
-    from: String,
-    conds: Vec<String>,
-    source: Source,
-    reason: String,
     limit: u32,
-) -> Result<Plan, CompileError> {
-    let mut select = Vec::new();
+) -> Result<Output, CompileError> {
+    let mut measures = Vec::new();
     let mut keys = Vec::new();
     for s in stats {
-        let expr = match &s.func {
-            StatFunc::Count => "count(*)".to_string(),
+        let count = match &s.func {
+            StatFunc::Count => Count::All,
             StatFunc::CountIf { field, op, value } => {
                 let f = schema::filter_field(entity, field)
-                    .filter(|f| matches!(f.kind, FieldKind::Int4 | FieldKind::Int8 | FieldKind::Float8))
-                    .ok_or_else(|| {
-                        plan_err(format!(
-                            "`{field}` cannot be used in `stats:`: expected a numeric field such as status_code or duration_ms"
-                        ))
+                    .filter(|f| {
+                        matches!(
+                            f.kind,
+                            FieldKind::Int4 | FieldKind::Int8 | FieldKind::Float8
+                        )
+                    })
+                    .ok_or_else(|| CompileError::StatsField {
+                        field: field.clone(),
                     })?;
-                let p = scalar(&f, field, value)?;
-                // A missing value counts as 0, as upstream does: a trace whose root has
-                // not arrived has no status, and must still land in `!= 1` so that
-                // `ok + not_ok = total` holds on the cards.
-                format!(
-                    "count(*) FILTER (WHERE coalesce({}, 0) {} {})",
-                    f.sql,
-                    op_sql(*op),
-                    b.bind(p)
-                )
+                // `stats:` expressions record no offset of their own.
+                let value = scalar(&f, field, 0, value).map_err(|e| match e {
+                    CompileError::WrongType {
+                        field,
+                        found,
+                        expected,
+                        ..
+                    } => CompileError::StatsValue {
+                        field,
+                        found,
+                        expected,
+                    },
+                    other => other,
+                })?;
+                Count::Where {
+                    field: f,
+                    op: *op,
+                    value,
+                }
             }
         };
-        // Aliases are `[a-z0-9_]+` (checked by the parser), so quoting them is enough.
-        select.push(format!("{expr} AS \"{}\"", s.alias));
+        measures.push(Stat {
+            alias: s.alias.clone(),
+            count,
+        });
         keys.push((s.alias.clone(), ColumnType::Int8));
     }
-    let sql = format!(
-        "{from}\nSELECT {}\nFROM {}{}",
-        select.join(", "),
-        relation_name(source),
-        where_clause(&conds)
-    );
-    Ok(Plan {
-        entity,
-        source,
-        reason,
-        sql: b.finish(sql.trim_start().to_string()),
-        output: Output::Aggregate { keys, limit },
-        ignored_keys: Vec::new(),
+    Ok(Output::Aggregate {
+        keys,
+        limit,
+        measures: Measures::Stats(measures),
     })
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the pieces plan() has already built, passed once"
-)]
-fn rollup(
-    b: SqlBuilder,
-    entity: Entity,
-    name: &str,
-    from: String,
-    mut conds: Vec<String>,
-    source: Source,
-    reason: String,
-    limit: u32,
-) -> Result<Plan, CompileError> {
+fn rollup(entity: Entity, name: &str, limit: u32) -> Result<Output, CompileError> {
     if entity != Entity::Traces || name != "summary" {
-        return Err(plan_err(format!(
-            "unknown rollup `{name}` for {}: expected `rollup_stats:summary` with `in:otel_traces`",
-            schema::entity_name(entity)
-        )));
+        return Err(CompileError::UnknownRollup {
+            name: name.to_string(),
+            entity: schema::entity_name(entity),
+        });
     }
-    // True figures over root spans, not averages of bucket averages.
-    conds.push("coalesce(parent_span_id, '') = ''".into());
-    let d = schema::SPAN_DURATION_MS;
-    let sql = format!(
-        "{from}\nSELECT count(*) AS total, count(*) FILTER (WHERE status_code = 2) AS errors, \
-         coalesce(avg({d}), 0)::float8 AS avg_duration_ms, \
-         coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY {d}), 0)::float8 AS p95_duration_ms\n\
-         FROM otel_traces{}",
-        where_clause(&conds)
-    );
-    Ok(Plan {
-        entity,
-        source,
-        reason,
-        sql: b.finish(sql.trim_start().to_string()),
-        output: Output::Aggregate {
-            keys: vec![
-                ("total".into(), ColumnType::Int8),
-                ("errors".into(), ColumnType::Int8),
-                ("avg_duration_ms".into(), ColumnType::Float8),
-                ("p95_duration_ms".into(), ColumnType::Float8),
-            ],
-            limit,
-        },
-        ignored_keys: Vec::new(),
+    Ok(Output::Aggregate {
+        keys: vec![
+            ("total".into(), ColumnType::Int8),
+            ("errors".into(), ColumnType::Int8),
+            ("avg_duration_ms".into(), ColumnType::Float8),
+            ("p95_duration_ms".into(), ColumnType::Float8),
+        ],
+        limit,
+        measures: Measures::RootSummary,
     })
 }

@@ -289,3 +289,19 @@ pub fn entity_name(entity: Entity) -> &'static str {
         Entity::Traces => "traces",
     }
 }
+
+/// The sort of a query without `sort:` (descending): each entity's first sort field,
+/// its timestamp.
+pub fn default_sort(entity: Entity) -> SortField {
+    sorts(entity)[0].1
+}
+
+/// The relations query SQL reads, by the name it reads them under.
+pub mod relation {
+    /// Span rows.
+    pub const SPANS: &str = "otel_traces";
+    /// Precomputed summaries (materialized view or table).
+    pub const SUMMARIES: &str = "otel_trace_summaries";
+    /// The `WITH` alias of summaries aggregated for one query.
+    pub const ON_THE_FLY: &str = "trace_summaries";
+}

@@ -3,8 +3,6 @@
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use srql_lang::TimeSpec;
 
-use crate::error::{plan_err, CompileError};
-
 /// The longest range a query may ask for.
 pub const MAX_RANGE_DAYS: i64 = 90;
 
@@ -15,7 +13,8 @@ pub struct TimeRange {
     pub end: Option<DateTime<Utc>>,
 }
 
-pub fn resolve(spec: Option<&TimeSpec>, now: DateTime<Utc>) -> Result<TimeRange, CompileError> {
+/// The range, or why it is refused (the caller knows where `time:` was written).
+pub fn resolve(spec: Option<&TimeSpec>, now: DateTime<Utc>) -> Result<TimeRange, String> {
     let midnight = now.date_naive().and_time(NaiveTime::MIN).and_utc();
     let range = match spec {
         None => TimeRange::default(),
@@ -39,21 +38,21 @@ pub fn resolve(spec: Option<&TimeSpec>, now: DateTime<Utc>) -> Result<TimeRange,
     };
     if let (Some(s), Some(e)) = (range.start, range.end) {
         if e < s {
-            return Err(plan_err(format!(
+            return Err(format!(
                 "time range ends before it starts: {} > {}",
                 fmt(s),
                 fmt(e)
-            )));
+            ));
         }
     }
     if let Some(s) = range.start {
         let e = range.end.unwrap_or(now);
         if e - s > Duration::days(MAX_RANGE_DAYS) {
-            return Err(plan_err(format!(
+            return Err(format!(
                 "time range from {} to {} is longer than {MAX_RANGE_DAYS} days",
                 fmt(s),
                 fmt(e)
-            )));
+            ));
         }
     }
     Ok(range)

@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::plan::{Output, Plan};
+use crate::render::render;
 use crate::schema::{self, ColumnType};
 use crate::sql::Param;
 
@@ -17,10 +18,11 @@ pub fn translation(plan: &Plan, cursor: Option<&str>) -> Value {
         Output::Rows { page, .. } => Some(page.direction.name()),
         Output::Aggregate { .. } => None,
     };
+    let sql = render(plan);
     json!({
-        "sql": plan.sql.sql,
-        "binds": plan.sql.params,
-        "params": plan.sql.params.iter().map(typed_param).collect::<Vec<_>>(),
+        "sql": sql.sql,
+        "binds": sql.params,
+        "params": sql.params.iter().map(typed_param).collect::<Vec<_>>(),
         "pagination": {
             "limit": plan.limit(),
             "cursor": cursor,

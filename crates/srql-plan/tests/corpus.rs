@@ -1,9 +1,11 @@
 //! The shared query corpus (`tests/queries/*.srql` at the repository root), planned against
 //! a catalog with ready summaries and one without, snapshotted as source, reason, SQL and
-//! bind values. Queries under `err/` must fail with a message, snapshotted too.
+//! bind values, and each query's parse tree and typed plan. Queries under `err/` must fail
+//! with a message, snapshotted too. `server/tests/corpus.rs` runs the same queries on
+//! PostgreSQL.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use srql_plan::{compile, Catalog, Request, SummaryKind, SummaryState};
+use srql_plan::{compile, render, Catalog, Request, SummaryKind, SummaryState};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
@@ -22,19 +24,22 @@ fn ready() -> Catalog {
     }
 }
 
-fn render(text: &str, catalog: &Catalog) -> String {
+fn describe(text: &str, catalog: &Catalog) -> String {
     let req = Request {
         query: text,
         ..Default::default()
     };
     match compile(&req, catalog, &srql_lang::Limits::default(), now()) {
-        Ok(plan) => format!(
-            "source: {}\nreason: {}\nparams: {}\n\n{}\n",
-            plan.source.label(),
-            plan.reason,
-            serde_json::to_string(&plan.sql.params).unwrap(),
-            plan.sql.sql
-        ),
+        Ok(plan) => {
+            let sql = render(&plan);
+            format!(
+                "source: {}\nreason: {}\nparams: {}\n\n{}\n",
+                plan.source.label(),
+                plan.reason,
+                serde_json::to_string(&sql.params).unwrap(),
+                sql.sql
+            )
+        }
         Err(e) => format!("error: {e}\n"),
     }
 }
@@ -43,7 +48,7 @@ fn render(text: &str, catalog: &Catalog) -> String {
 fn corpus_with_ready_summaries() {
     insta::glob!("../../../tests/queries", "*.srql", |path| {
         let text = std::fs::read_to_string(path).unwrap();
-        let out = render(text.trim_end_matches('\n'), &ready());
+        let out = describe(text.trim_end_matches('\n'), &ready());
         assert!(!out.starts_with("error:"), "{}: {out}", path.display());
         insta::assert_snapshot!(out);
     });
@@ -53,7 +58,7 @@ fn corpus_with_ready_summaries() {
 fn corpus_without_summaries_takes_the_on_the_fly_path() {
     insta::glob!("../../../tests/queries", "*.srql", |path| {
         let text = std::fs::read_to_string(path).unwrap();
-        let out = render(text.trim_end_matches('\n'), &Catalog::without_summaries());
+        let out = describe(text.trim_end_matches('\n'), &Catalog::without_summaries());
         assert!(!out.contains("source: materialized_view"), "{out}");
         insta::assert_snapshot!(out);
     });
@@ -63,8 +68,34 @@ fn corpus_without_summaries_takes_the_on_the_fly_path() {
 fn corpus_errors() {
     insta::glob!("../../../tests/queries/err", "*.srql", |path| {
         let text = std::fs::read_to_string(path).unwrap();
-        let out = render(text.trim_end_matches('\n'), &ready());
+        let out = describe(text.trim_end_matches('\n'), &ready());
         assert!(out.starts_with("error:"), "{}: {out}", path.display());
         insta::assert_snapshot!(out);
+    });
+}
+
+/// Each stage's output for every query of the corpus, against ready summaries: the parse
+/// tree, then the typed plan (what `render` turns into the SQL the other snapshots show).
+#[test]
+fn corpus_stages() {
+    insta::glob!("../../../tests/queries", "*.srql", |path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let text = text.trim_end_matches('\n');
+        let query = srql_lang::parse(text, &srql_lang::Limits::default()).unwrap();
+        let req = Request {
+            query: text,
+            ..Default::default()
+        };
+        let plan = srql_plan::plan(&query, &req, &ready(), now()).unwrap();
+        let output = match &plan.output {
+            srql_plan::Output::Rows { page, .. } => format!("{page:#?}"),
+            srql_plan::Output::Aggregate { keys, measures, .. } => {
+                format!("keys: {keys:#?}\nmeasures: {measures:#?}")
+            }
+        };
+        insta::assert_snapshot!(format!(
+            "parse: {query:#?}\n\nsource: {:?}\nreason: {:?}\nrange: {:?}\npredicates: {:#?}\n{output}\n",
+            plan.source, plan.reason, plan.range, plan.predicates
+        ));
     });
 }

@@ -40,12 +40,13 @@ fn cursor_towards(query: &str, direction: Direction, values: serde_json::Value) 
 }
 
 fn tail(p: &Plan) -> String {
-    let sql = &p.sql.sql;
+    let rendered = srql_plan::render(p);
+    let sql = &rendered.sql;
     let at = sql.rfind("\nFROM").unwrap();
     format!(
         "{}\nparams: {}",
         &sql[at + 1..],
-        serde_json::to_string(&p.sql.params).unwrap()
+        serde_json::to_string(&rendered.params).unwrap()
     )
 }
 

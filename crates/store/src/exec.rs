@@ -38,15 +38,16 @@ pub fn to_sql(p: &Param) -> &(dyn ToSql + Sync) {
 }
 
 pub async fn run(client: &impl GenericClient, plan: &Plan) -> Result<QueryResult, DbError> {
-    let params: Vec<&(dyn ToSql + Sync)> = plan.sql.params.iter().map(to_sql).collect();
-    let rows = client.query(plan.sql.sql.as_str(), &params).await?;
+    let sql = srql_plan::render(plan);
+    let params: Vec<&(dyn ToSql + Sync)> = sql.params.iter().map(to_sql).collect();
+    let rows = client.query(sql.sql.as_str(), &params).await?;
     Ok(shape(plan, &rows))
 }
 
 /// Rows to API JSON, with cursors for keyset pagination.
 pub fn shape(plan: &Plan, rows: &[Row]) -> QueryResult {
     match &plan.output {
-        Output::Aggregate { keys, limit } => {
+        Output::Aggregate { keys, limit, .. } => {
             let obj = rows.first().map(|row| {
                 let mut m = Map::new();
                 for (i, (name, ty)) in keys.iter().enumerate() {

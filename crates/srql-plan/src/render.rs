@@ -1,0 +1,240 @@
+//! Plan -> SQL text and binds: the only code that writes query SQL.
+//!
+//! Identifiers come from [`crate::schema`]'s allow-lists and relation names; every user
+//! value reaches SQL as a bind through [`SqlBuilder::bind`]. Binds are made in a fixed
+//! order (the on-the-fly `WITH`, time bounds, predicates, then the rest), which fixes the
+//! `$n` numbering the snapshots show.
+
+use srql_lang::{CompareOp, Entity};
+
+use crate::plan::{Count, Direction, Measures, Output, Page, Plan, Predicate, Source, Test};
+use crate::schema::{self, relation, Column, FieldKind};
+use crate::sql::{Param, SqlBuilder, SqlQuery};
+use crate::summary_sql;
+use crate::time_range::TimeRange;
+
+pub fn render(plan: &Plan) -> SqlQuery {
+    let mut b = SqlBuilder::default();
+    let with = with_clause(&mut b, plan);
+    let mut conds = Vec::new();
+    time_conditions(&mut b, &plan.range, &mut conds);
+    for p in &plan.predicates {
+        conds.push(predicate_sql(&mut b, p));
+    }
+    let from = relation_name(plan.source);
+    let sql = match &plan.output {
+        Output::Rows { columns, page } => {
+            rows(&mut b, plan.entity, columns, page, &with, from, conds)
+        }
+        Output::Aggregate {
+            measures: Measures::Stats(stats),
+            ..
+        } => {
+            let select: Vec<String> = stats
+                .iter()
+                .map(|s| {
+                    let expr = match &s.count {
+                        Count::All => "count(*)".to_string(),
+                        // A missing value counts as 0, as upstream does: a trace whose root
+                        // has not arrived has no status, and must still land in `!= 1` so
+                        // that `ok + not_ok = total` holds on the cards.
+                        Count::Where { field, op, value } => format!(
+                            "count(*) FILTER (WHERE coalesce({}, 0) {} {})",
+                            field.sql,
+                            op_sql(*op),
+                            b.bind(value.clone())
+                        ),
+                    };
+                    // Aliases are `[a-z0-9_]+` (checked by the parser), so quoting them is
+                    // enough.
+                    format!("{expr} AS \"{}\"", s.alias)
+                })
+                .collect();
+            format!(
+                "{with}\nSELECT {}\nFROM {from}{}",
+                select.join(", "),
+                where_clause(&conds)
+            )
+        }
+        Output::Aggregate {
+            measures: Measures::RootSummary,
+            ..
+        } => {
+            // True figures over root spans, not averages of bucket averages.
+            conds.push("coalesce(parent_span_id, '') = ''".into());
+            let d = schema::SPAN_DURATION_MS;
+            format!(
+                "{with}\nSELECT count(*) AS total, count(*) FILTER (WHERE status_code = 2) AS errors, \
+                 coalesce(avg({d}), 0)::float8 AS avg_duration_ms, \
+                 coalesce(percentile_cont(0.95) WITHIN GROUP (ORDER BY {d}), 0)::float8 AS p95_duration_ms\n\
+                 FROM {}{}",
+                relation::SPANS,
+                where_clause(&conds)
+            )
+        }
+    };
+    b.finish(sql.trim_start().to_string())
+}
+
+fn rows(
+    b: &mut SqlBuilder,
+    entity: Entity,
+    columns: &[Column],
+    page: &Page,
+    with: &str,
+    from: &str,
+    mut conds: Vec<String>,
+) -> String {
+    if let Some(values) = &page.after {
+        conds.push(keyset_condition(b, page, values));
+    }
+    let mut select: Vec<String> = columns.iter().map(|c| column_sql(entity, c)).collect();
+    for (i, (k, _)) in page.keys.iter().enumerate() {
+        select.push(format!("{} AS page_key_{i}", k.sql));
+    }
+    let order = page
+        .keys
+        .iter()
+        .map(|(k, desc)| {
+            let desc = *desc != (page.direction == Direction::Prev);
+            format!("{} {}", k.sql, if desc { "DESC" } else { "ASC" })
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    // One row more than the page tells whether another page exists.
+    let fetch = b.bind(Param::Int8(i64::from(page.limit) + 1));
+    format!(
+        "{with}\nSELECT {}\nFROM {from}{}\nORDER BY {order}\nLIMIT {fetch}",
+        select.join(", "),
+        where_clause(&conds),
+    )
+}
+
+/// `WITH` clause for the on-the-fly path, empty otherwise.
+fn with_clause(b: &mut SqlBuilder, plan: &Plan) -> String {
+    if plan.source != Source::OnTheFly {
+        return String::new();
+    }
+    // Only traces with a span in the range can have their latest span in it, and a
+    // trace's row is aggregated over all its spans, wherever they fall.
+    let lookup = plan.predicates.iter().find(|p| p.is_trace_id_lookup());
+    let span_filter = if let Some(lookup) = lookup {
+        Some(predicate_sql(b, lookup))
+    } else {
+        let mut conds = Vec::new();
+        time_conditions(b, &plan.range, &mut conds);
+        (!conds.is_empty()).then(|| {
+            format!(
+                "trace_id IN (SELECT trace_id FROM {} WHERE {})",
+                relation::SPANS,
+                conds.join(" AND ")
+            )
+        })
+    };
+    format!(
+        "WITH {} AS (\n  {}\n)",
+        relation::ON_THE_FLY,
+        summary_sql::aggregate_query(span_filter.as_deref())
+    )
+}
+
+fn relation_name(source: Source) -> &'static str {
+    match source {
+        Source::Summaries(_) => relation::SUMMARIES,
+        Source::OnTheFly => relation::ON_THE_FLY,
+        Source::Spans => relation::SPANS,
+    }
+}
+
+fn column_sql(entity: Entity, c: &Column) -> String {
+    match (entity, c.name) {
+        (Entity::Traces, "duration_ms") => format!("{} AS duration_ms", schema::SPAN_DURATION_MS),
+        _ => c.name.to_string(),
+    }
+}
+
+fn time_conditions(b: &mut SqlBuilder, range: &TimeRange, conds: &mut Vec<String>) {
+    if let Some(s) = range.start {
+        conds.push(format!("timestamp >= {}", b.bind(Param::Timestamptz(s))));
+    }
+    if let Some(e) = range.end {
+        conds.push(format!("timestamp <= {}", b.bind(Param::Timestamptz(e))));
+    }
+}
+
+fn where_clause(conds: &[String]) -> String {
+    if conds.is_empty() {
+        String::new()
+    } else {
+        format!("\nWHERE {}", conds.join("\n  AND "))
+    }
+}
+
+fn predicate_sql(b: &mut SqlBuilder, p: &Predicate) -> String {
+    let col = p.field.sql;
+    let positive = match (&p.test, p.field.kind) {
+        (Test::Eq(Param::Text(s)), FieldKind::ServiceSet) => {
+            format!("{col} @> {}", b.bind(Param::TextArray(vec![s.clone()])))
+        }
+        (Test::In(v), FieldKind::ServiceSet) => format!("{col} && {}", b.bind(v.clone())),
+        (Test::Like(v), FieldKind::ServiceSet) => format!(
+            "EXISTS (SELECT 1 FROM unnest({col}) AS s(name) WHERE s.name ILIKE {})",
+            b.bind(Param::Text(v.clone()))
+        ),
+        (Test::Eq(v), _) => format!("{col} = {}", b.bind(v.clone())),
+        (Test::Like(v), _) => format!("{col} ILIKE {}", b.bind(Param::Text(v.clone()))),
+        (Test::In(v), _) => format!("{col} = ANY({})", b.bind(v.clone())),
+        (Test::Compare(op, v), _) => format!("{col} {} {}", op_sql(*op), b.bind(v.clone())),
+    };
+    if p.negated {
+        // NULL counts as "not equal": `!root_service_name:x` keeps traces without a root.
+        format!("({positive}) IS NOT TRUE")
+    } else {
+        positive
+    }
+}
+
+fn op_sql(op: CompareOp) -> &'static str {
+    match op {
+        CompareOp::Gt => ">",
+        CompareOp::Ge => ">=",
+        CompareOp::Lt => "<",
+        CompareOp::Le => "<=",
+        CompareOp::Eq => "=",
+        CompareOp::Ne => "<>",
+    }
+}
+
+/// Rows strictly after the cursor row in the order being read.
+fn keyset_condition(b: &mut SqlBuilder, page: &Page, values: &[Param]) -> String {
+    let flip = page.direction == Direction::Prev;
+    let keys: Vec<(&str, bool, String)> = page
+        .keys
+        .iter()
+        .zip(values)
+        .map(|((k, desc), v)| (k.sql, *desc != flip, b.bind(v.clone())))
+        .collect();
+    let first_desc = keys[0].1;
+    if keys.iter().all(|(_, d, _)| *d == first_desc) {
+        // One row comparison, which an index on the same keys can answer directly.
+        let cols: Vec<&str> = keys.iter().map(|(c, _, _)| *c).collect();
+        let vals: Vec<&str> = keys.iter().map(|(_, _, v)| v.as_str()).collect();
+        return format!(
+            "({}) {} ({})",
+            cols.join(", "),
+            if first_desc { "<" } else { ">" },
+            vals.join(", ")
+        );
+    }
+    // Mixed directions: k1 beyond, or k1 equal and the rest beyond, and so on.
+    let mut expr = String::new();
+    for (i, (col, desc, val)) in keys.iter().enumerate().rev() {
+        let beyond = format!("{col} {} {val}", if *desc { "<" } else { ">" });
+        expr = if i == keys.len() - 1 {
+            beyond
+        } else {
+            format!("({beyond} OR ({col} = {val} AND {expr}))")
+        };
+    }
+    expr
+}
