@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "roles",
         sql: include_str!("../migrations/0006_roles.sql"),
     },
+    Migration {
+        version: 7,
+        name: "maintenance_helpers",
+        sql: include_str!("../migrations/0007_maintenance_helpers.sql"),
+    },
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.
