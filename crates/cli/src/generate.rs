@@ -57,17 +57,18 @@ pub async fn generate(
 
 /// One refresh (view mode) or drain (incremental mode) through the shared procedure.
 async fn refresh(url: &str) -> Result<(), String> {
+    use store::summaries::RunOutcome;
     let client = store::db::connect(url).await.map_err(|e| e.to_string())?;
     let run = store::summaries::refresh(&client, store::summaries::RefreshMethod::Concurrently)
         .await
         .map_err(|e| e.to_string())?;
-    match run.outcome.as_str() {
-        "ok" => {
+    match run.outcome {
+        RunOutcome::Ok => {
             println!("summaries refreshed: {} traces", run.rows.unwrap_or(0));
             Ok(())
         }
         // Another refresh (pg_cron, a running service) holds the lock and covers the load.
-        "skipped" => {
+        RunOutcome::Skipped => {
             println!("summaries: a refresh already running covers the load");
             Ok(())
         }

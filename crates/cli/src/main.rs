@@ -98,7 +98,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                     .unwrap_or(0.0),
                 run.error.map(|e| format!(" ({e})")).unwrap_or_default()
             );
-            if run.outcome == "ok" {
+            if run.outcome == store::summaries::RunOutcome::Ok {
                 Ok(())
             } else {
                 Err(format!("refresh did not succeed: {}", run.outcome))

@@ -151,7 +151,7 @@ pub async fn start_otlp(
             .get()
             .await
             .map_err(|e| store::DbError::from(e).to_string())?;
-        store::summaries::stored_config(&client)
+        store::summaries::stored_config(&**client)
             .await
             .map_err(|e| e.to_string())?
             .retention

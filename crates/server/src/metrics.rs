@@ -285,11 +285,11 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
         let run = store::summaries::RefreshRun {
             id: 1,
-            method: "concurrently".into(),
+            method: store::summaries::RunMethod::Concurrently,
             started_at: now - Duration::seconds(100),
             finished_at: Some(now - Duration::seconds(70)),
             snapshot_at: Some(now - Duration::seconds(100)),
-            outcome: "ok".into(),
+            outcome: store::summaries::RunOutcome::Ok,
             rows: Some(1234),
             error: None,
             ..Default::default()

@@ -15,7 +15,7 @@ use chrono::Duration;
 use tokio::sync::watch;
 use tokio_postgres::Client;
 
-use store::summaries::{self, keys, RefreshMethod, RefreshRun, SummaryMode};
+use store::summaries::{self, keys, RefreshMethod, RefreshRun, RunOutcome, SummaryMode};
 
 /// What one round did.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +45,7 @@ pub async fn tick_on(client: &Client, url: &str) -> Result<TickReport, store::Db
     if maintenance.mode == SummaryMode::Incremental {
         let run = summaries::refresh(client, RefreshMethod::Concurrently).await?;
         // Every second: only drains that did something, or went wrong, are worth a line.
-        if run.outcome != "ok" || run.rows.unwrap_or(0) > 0 {
+        if run.outcome != RunOutcome::Ok || run.rows.unwrap_or(0) > 0 {
             tracing::debug!(
                 outcome = %run.outcome,
                 traces = ?run.rows,
@@ -56,7 +56,7 @@ pub async fn tick_on(client: &Client, url: &str) -> Result<TickReport, store::Db
                 "summary drain"
             );
         }
-        if run.outcome == "failed" {
+        if run.outcome == RunOutcome::Failed {
             tracing::warn!(error = ?run.error, "summary drain failed");
         }
         return Ok(TickReport {

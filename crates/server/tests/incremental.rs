@@ -96,7 +96,7 @@ async fn incremental_mode_end_to_end() {
         .unwrap()
         .refresh
         .expect("the service drains");
-    assert_eq!(run.outcome, "ok", "{run:?}");
+    assert_eq!(run.outcome, store::summaries::RunOutcome::Ok, "{run:?}");
     assert!(
         run.rows.unwrap_or(0) > 0 && run.lag_max_secs.is_some(),
         "{run:?}"

@@ -132,6 +132,6 @@ async fn without_pg_cron_the_service_scheduler_refreshes() {
     );
     let tick = server::scheduler::tick(&url).await.unwrap();
     let run = tick.refresh.expect("the service refreshes");
-    assert_eq!(run.outcome, "ok", "{run:?}");
+    assert_eq!(run.outcome, store::summaries::RunOutcome::Ok, "{run:?}");
     assert_eq!(tick.interval, Duration::minutes(2));
 }

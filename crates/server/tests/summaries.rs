@@ -118,7 +118,7 @@ async fn view_and_on_the_fly_paths_return_identical_rows_for_randomized_queries(
     let run = summaries::refresh(&client, RefreshMethod::Concurrently)
         .await
         .unwrap();
-    assert_eq!(run.outcome, "ok", "{run:?}");
+    assert_eq!(run.outcome, store::summaries::RunOutcome::Ok, "{run:?}");
 
     let app = support::app(&db, None);
     let stamps: Vec<DateTime<Utc>> = support::raw_spans(&db)
@@ -238,7 +238,7 @@ async fn falls_back_when_the_view_is_missing_unpopulated_or_the_range_predates_i
     let run = summaries::refresh(&client, RefreshMethod::Concurrently)
         .await
         .unwrap();
-    assert_eq!(run.outcome, "ok", "{run:?}");
+    assert_eq!(run.outcome, store::summaries::RunOutcome::Ok, "{run:?}");
     assert_eq!(
         support::query(&app, json!({ "query": two_days }))
             .await
@@ -349,7 +349,10 @@ async fn reads_complete_during_a_concurrent_refresh_but_wait_for_a_plain_one() {
         tokio::time::timeout(StdDuration::from_secs(2), support::query(&app, q.clone())).await;
     assert!(blocked.is_err(), "a read during a plain refresh waits");
     blocker.batch_execute("COMMIT").await.unwrap();
-    assert_eq!(plain.await.unwrap().unwrap().outcome, "ok");
+    assert_eq!(
+        plain.await.unwrap().unwrap().outcome,
+        store::summaries::RunOutcome::Ok
+    );
 }
 
 #[tokio::test]
@@ -369,9 +372,12 @@ async fn one_refresh_at_a_time_and_a_crashed_refresher_leaves_nothing_stuck() {
     let skipped = summaries::refresh(&second, RefreshMethod::Concurrently)
         .await
         .unwrap();
-    assert_eq!(skipped.outcome, "skipped");
+    assert_eq!(skipped.outcome, store::summaries::RunOutcome::Skipped);
     let tick = server::scheduler::tick(&db.url).await.unwrap();
-    assert_eq!(tick.refresh.map(|r| r.outcome).as_deref(), Some("skipped"));
+    assert_eq!(
+        tick.refresh.map(|r| r.outcome),
+        Some(store::summaries::RunOutcome::Skipped)
+    );
 
     // The refresher dies mid-way.
     db.client()
@@ -398,7 +404,7 @@ async fn one_refresh_at_a_time_and_a_crashed_refresher_leaves_nothing_stuck() {
     let next = summaries::refresh(&second, RefreshMethod::Concurrently)
         .await
         .unwrap();
-    assert_eq!(next.outcome, "ok", "{next:?}");
+    assert_eq!(next.outcome, store::summaries::RunOutcome::Ok, "{next:?}");
     let outcomes: Vec<String> = second
         .query("SELECT outcome FROM srql_refresh_runs ORDER BY id", &[])
         .await

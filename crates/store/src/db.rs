@@ -29,6 +29,9 @@ pub enum DbError {
     /// A task of ours (a load's writer or generator) panicked or was cancelled.
     #[error("{0}")]
     Task(String),
+    /// A stored value this build does not know (a row written by a newer version).
+    #[error("cannot decode: {0}")]
+    Decode(String),
 }
 
 impl From<deadpool_postgres::PoolError> for DbError {

@@ -19,12 +19,20 @@ use srql_plan::summary_sql;
 use tokio_postgres::Client;
 
 use crate::db::DbError;
-use crate::migrate::LOCK_CLASS;
-use crate::summaries::{self, keys, BackfillProgress, SummaryMode, LOCK_REFRESH};
+use crate::locks::AdvisoryLock;
+use crate::refresh_runs::{last_applying_drain, record_build, RunMethod};
+use crate::settings::{delete_setting, get_setting, keys, set_setting, SummaryMode};
 
-/// Advisory lock (with [`LOCK_CLASS`]) held by whoever backfills a summary table, so two
-/// `srql migrate` runs never fill the same `_next` table.
-pub const LOCK_BACKFILL: i32 = 3;
+/// A backfill step, for progress display: `done` of `total` chunks (days of trace end
+/// time), `rows` summary rows written so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackfillProgress {
+    pub done: u64,
+    pub total: u64,
+    pub rows: u64,
+    /// The chunks done before this call, when resuming an interrupted backfill.
+    pub resumed_from: u64,
+}
 
 /// The summary table's row definition, hashed into its marker comment: a changed
 /// definition rebuilds the table like a changed window does.
@@ -196,17 +204,12 @@ pub async fn drop_current_sql(client: &Client) -> Result<String, DbError> {
 /// emptied (nobody would drain it), an unfinished backfill forgotten. A no-op, without
 /// taking any lock, when there is nothing to undo.
 pub async fn disable(client: &Client) -> Result<(), DbError> {
-    let progress = summaries::get_setting(client, keys::BACKFILL).await?;
+    let progress = get_setting(client, keys::BACKFILL).await?;
     let next = relkind(client, "otel_trace_summaries_next").await?;
     if !capture_enabled(client).await? && progress.is_none() && next.as_deref() != Some("r") {
         return Ok(());
     }
-    client
-        .execute(
-            "SELECT pg_advisory_lock($1, $2)",
-            &[&LOCK_CLASS, &LOCK_BACKFILL],
-        )
-        .await?;
+    AdvisoryLock::Backfill.acquire(client).await?;
     let result = async {
         client
             .batch_execute(&format!(
@@ -229,12 +232,7 @@ pub async fn disable(client: &Client) -> Result<(), DbError> {
         Ok::<_, DbError>(())
     }
     .await;
-    client
-        .execute(
-            "SELECT pg_advisory_unlock($1, $2)",
-            &[&LOCK_CLASS, &LOCK_BACKFILL],
-        )
-        .await?;
+    AdvisoryLock::Backfill.release(client).await?;
     result
 }
 
@@ -342,17 +340,6 @@ fn far_future() -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-async fn last_applying_drain(client: &Client) -> Result<i64, DbError> {
-    Ok(client
-        .query_one(
-            "SELECT coalesce(max(id), 0) FROM srql_refresh_runs
-             WHERE method IN ('incremental', 'resync') AND rows > 0",
-            &[],
-        )
-        .await?
-        .get(0))
-}
-
 /// Makes `otel_trace_summaries` the incremental table for `window`: nothing to do if it
 /// already is; otherwise capture on, backfill a `_next` table day by day (resuming a
 /// previous attempt when still valid), then swap it in. Returns whether it built.
@@ -367,20 +354,15 @@ pub async fn ensure_table(
         client
             .execute("SELECT srql_summary_set_capture(true)", &[])
             .await?;
-        summaries::set_setting(
-            client,
+        set_setting(
+            &*client,
             keys::SUMMARY_MODE,
             SummaryMode::Incremental.as_str(),
         )
         .await?;
         return Ok(false);
     }
-    client
-        .execute(
-            "SELECT pg_advisory_lock($1, $2)",
-            &[&LOCK_CLASS, &LOCK_BACKFILL],
-        )
-        .await?;
+    AdvisoryLock::Backfill.acquire(&*client).await?;
     // Replacing a table: drains must wait (they would feed the old table entries the
     // new one needs). Replacing a view: its refreshes go on until the swap.
     let from_table = relkind(client, "otel_trace_summaries").await?.as_deref() == Some("r");
@@ -401,17 +383,14 @@ pub async fn ensure_table(
         .await
     }
     .await;
-    let mut unlock = vec![LOCK_BACKFILL];
+    let mut unlock = vec![AdvisoryLock::Backfill];
     if refresh_held {
-        unlock.push(LOCK_REFRESH);
+        unlock.push(AdvisoryLock::Refresh);
     }
     let mut unlocked = Ok(());
-    for key in unlock {
-        if let Err(e) = client
-            .execute("SELECT pg_advisory_unlock($1, $2)", &[&LOCK_CLASS, &key])
-            .await
-        {
-            unlocked = Err(DbError::from(e));
+    for lock in unlock {
+        if let Err(e) = lock.release(&*client).await {
+            unlocked = Err(e);
         }
     }
     let built = result?;
@@ -433,13 +412,7 @@ async fn is_current(client: &Client, marker: &str) -> Result<bool, DbError> {
 }
 
 async fn lock_refresh(client: &Client) -> Result<(), DbError> {
-    client
-        .execute(
-            "SELECT pg_advisory_lock($1, $2)",
-            &[&LOCK_CLASS, &LOCK_REFRESH],
-        )
-        .await?;
-    Ok(())
+    AdvisoryLock::Refresh.acquire(client).await
 }
 
 async fn build(
@@ -527,25 +500,17 @@ async fn build(
          COMMENT ON TABLE otel_trace_summaries IS '{marker}';"
     ))
     .await?;
-    tx.execute(
-        "INSERT INTO srql_settings (key, value) VALUES ($1, $2)
-         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-        &[&keys::SUMMARY_MODE, &SummaryMode::Incremental.as_str()],
-    )
-    .await?;
-    tx.execute(
-        "DELETE FROM srql_settings WHERE key = $1",
-        &[&keys::BACKFILL],
-    )
-    .await?;
+    set_setting(&tx, keys::SUMMARY_MODE, SummaryMode::Incremental.as_str()).await?;
+    delete_setting(&tx, keys::BACKFILL).await?;
     // The backfill is the table's first refresh: it reflects every span committed
     // before capture began; later ones wait in the log for the first drain.
     let rows = i64::try_from(state.rows).unwrap_or(i64::MAX);
-    tx.execute(
-        "INSERT INTO srql_refresh_runs
-             (method, started_at, finished_at, snapshot_at, covers_from, outcome, rows)
-         VALUES ('backfill', $1, clock_timestamp(), $1, $2, 'ok', $3)",
-        &[&state.capture_at, &state.cutoff, &rows],
+    record_build(
+        &tx,
+        RunMethod::Backfill,
+        Some(state.capture_at),
+        Some(state.cutoff),
+        rows,
     )
     .await?;
     tx.commit().await?;
@@ -564,7 +529,7 @@ async fn resumable(
     window: Duration,
     from_table: bool,
 ) -> Result<Option<Backfill>, DbError> {
-    let Some(stored) = summaries::get_setting(client, keys::BACKFILL)
+    let Some(stored) = get_setting(client, keys::BACKFILL)
         .await?
         .and_then(|s| Backfill::decode(&s))
     else {
@@ -621,12 +586,7 @@ async fn start_backfill(
         summary_sql::aggregate_query(None)
     ))
     .await?;
-    tx.execute(
-        "INSERT INTO srql_settings (key, value) VALUES ($1, $2)
-         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-        &[&keys::BACKFILL, &state.encode()],
-    )
-    .await?;
+    set_setting(&tx, keys::BACKFILL, &state.encode()).await?;
     tx.commit().await?;
     tracing::info!(
         window_secs = state.window_secs,
@@ -700,12 +660,7 @@ pub async fn upkeep(
         Ok::<_, DbError>(report)
     }
     .await;
-    let unlock = client
-        .execute(
-            "SELECT pg_advisory_unlock($1, $2)",
-            &[&LOCK_CLASS, &LOCK_REFRESH],
-        )
-        .await;
+    let unlock = AdvisoryLock::Refresh.release(client).await;
     let report = result?;
     unlock?;
     client

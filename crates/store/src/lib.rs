@@ -1,9 +1,12 @@
 //! Everything that talks to PostgreSQL: the embedded cluster, connections, migrations,
 //! partition upkeep, span writes, summary maintenance and query execution.
 
+pub mod catalog;
 pub mod credentials;
 pub mod db;
 pub mod embedded;
+pub mod freshness;
+pub mod locks;
 pub mod migrate;
 pub mod partitions;
 pub mod roles;
@@ -16,6 +19,8 @@ pub mod exec;
 pub mod incremental;
 pub mod ingest;
 pub mod load;
+pub mod refresh_runs;
+pub mod settings;
 pub mod setup;
 pub mod spans;
 pub mod summaries;

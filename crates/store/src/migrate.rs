@@ -7,6 +7,7 @@
 use tokio_postgres::Client;
 
 use crate::db::DbError;
+use crate::locks::AdvisoryLock;
 
 pub struct Migration {
     pub version: i32,
@@ -45,27 +46,18 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "roles",
         sql: include_str!("../migrations/0006_roles.sql"),
     },
+    Migration {
+        version: 7,
+        name: "maintenance_helpers",
+        sql: include_str!("../migrations/0007_maintenance_helpers.sql"),
+    },
 ];
-
-/// Advisory lock key (two-int form) shared by every schema change of this service.
-pub(crate) const LOCK_CLASS: i32 = 7_355_608;
-pub(crate) const LOCK_MIGRATE: i32 = 2;
 
 /// Applies pending migrations; returns the versions applied by this call.
 pub async fn run(client: &mut Client) -> Result<Vec<i32>, DbError> {
-    client
-        .execute(
-            "SELECT pg_advisory_lock($1, $2)",
-            &[&LOCK_CLASS, &LOCK_MIGRATE],
-        )
-        .await?;
+    AdvisoryLock::Migrate.acquire(&*client).await?;
     let result = apply_pending(client).await;
-    client
-        .execute(
-            "SELECT pg_advisory_unlock($1, $2)",
-            &[&LOCK_CLASS, &LOCK_MIGRATE],
-        )
-        .await?;
+    AdvisoryLock::Migrate.release(&*client).await?;
     result
 }
 

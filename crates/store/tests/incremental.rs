@@ -111,8 +111,12 @@ async fn drain(client: &Client) -> RefreshRun {
     let run = summaries::refresh(client, RefreshMethod::Concurrently)
         .await
         .expect("drain");
-    assert_eq!(run.outcome, "ok", "{run:?}");
-    assert_eq!(run.method, "incremental", "{run:?}");
+    assert_eq!(run.outcome, store::summaries::RunOutcome::Ok, "{run:?}");
+    assert_eq!(
+        run.method,
+        store::summaries::RunMethod::Incremental,
+        "{run:?}"
+    );
     run
 }
 
@@ -534,7 +538,7 @@ async fn concurrent_writers_and_drains_end_exact() {
                 let run = summaries::refresh(&c, RefreshMethod::Concurrently)
                     .await
                     .unwrap();
-                assert_ne!(run.outcome, "failed", "{run:?}");
+                assert_ne!(run.outcome, store::summaries::RunOutcome::Failed, "{run:?}");
                 runs += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
             }

@@ -156,7 +156,7 @@ async fn the_writer_ingests_and_maintains_but_is_no_superuser() {
     let run = store::summaries::refresh(&writer, RefreshMethod::Concurrently)
         .await
         .expect("refresh");
-    assert_eq!(run.outcome, "ok", "{run:?}");
+    assert_eq!(run.outcome, store::summaries::RunOutcome::Ok, "{run:?}");
     store::partitions::upkeep(&writer, Duration::days(7))
         .await
         .expect("partition upkeep");
@@ -185,7 +185,7 @@ async fn the_writer_drains_in_incremental_mode() {
     let run = store::summaries::refresh(&writer, RefreshMethod::Concurrently)
         .await
         .expect("drain");
-    assert_eq!(run.outcome, "ok", "{run:?}");
+    assert_eq!(run.outcome, store::summaries::RunOutcome::Ok, "{run:?}");
     let reader = connect(&db.reader_url()).await;
     let pending: i64 = reader
         .query_one("SELECT count(*) FROM srql_summary_log", &[])

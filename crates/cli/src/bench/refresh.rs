@@ -41,7 +41,7 @@ async fn refresh(url: &str, method: RefreshMethod) -> Result<(Duration, i64), St
         .await
         .map_err(|e| format!("{} refresh: {e}", method.as_str()))?;
     let elapsed = started.elapsed();
-    if run.outcome != "ok" {
+    if run.outcome != store::summaries::RunOutcome::Ok {
         return Err(format!(
             "{} refresh ended `{}`{}",
             method.as_str(),

@@ -297,7 +297,7 @@ async fn measure_scale(
             .await
             .map_err(|e| e.to_string())?;
         spinner.finish_and_clear();
-        if run.outcome != "ok" {
+        if run.outcome != summaries::RunOutcome::Ok {
             return Err(format!("full refresh failed: {:?}", run.error));
         }
         full_refresh_secs.push(secs(run.duration()));
@@ -397,7 +397,7 @@ fn expect_ok(
     run: Result<summaries::RefreshRun, store::DbError>,
 ) -> Result<summaries::RefreshRun, String> {
     let run = run.map_err(|e| e.to_string())?;
-    if run.outcome == "ok" {
+    if run.outcome == summaries::RunOutcome::Ok {
         Ok(run)
     } else {
         Err(format!(
