@@ -1,5 +1,5 @@
-//! The row type of spans received from outside (OTLP), written by `spans.rs`'s binary COPY
-//! encoder, the one the generated workload goes through too.
+//! Binary COPY of spans received from outside (OTLP), beside `spans.rs`, which writes the
+//! generated workload.
 //!
 //! Received spans share their resource and scope with the other spans of the same
 //! request, so those parts are reference-counted instead of copied per span, and
@@ -10,10 +10,12 @@ use std::borrow::Borrow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use futures_util::pin_mut;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
 
 use crate::db::DbError;
-use crate::spans::{Row, RowCopy};
 
 /// What the OTLP write path has done, as `/metrics` reports it. Defined here, below both
 /// the receivers (which count) and the server (which renders), so neither depends on the
@@ -36,6 +38,34 @@ pub struct IngestStats {
     /// Requests waiting for a writer now.
     pub queued_requests: usize,
 }
+
+const COPY_SQL: &str =
+    "COPY otel_traces (timestamp, trace_id, span_id, parent_span_id, name, kind, \
+    start_time_unix_nano, end_time_unix_nano, service_name, service_version, service_instance, \
+    scope_name, scope_version, status_code, status_message, attributes, resource_attributes, \
+    events, links) FROM STDIN (FORMAT binary)";
+
+const TYPES: &[Type] = &[
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::TEXT,
+    Type::JSONB,
+    Type::JSONB,
+    Type::JSONB,
+    Type::JSONB,
+];
 
 /// What the spans of one resource (one process, in OpenTelemetry terms) share.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -100,32 +130,60 @@ pub async fn copy_records<R: Borrow<SpanRecord> + Sync>(
     client: &Client,
     records: &[R],
 ) -> Result<u64, DbError> {
-    let mut copy = RowCopy::start(client, "otel_traces", "FORMAT binary", false).await?;
+    let sink = client.copy_in(COPY_SQL).await?;
+    let writer = BinaryCopyInWriter::new(sink, TYPES);
+    pin_mut!(writer);
     for r in records {
         let r: &SpanRecord = r.borrow();
-        let row = Row {
-            timestamp: r.timestamp(),
-            trace_id: &r.trace_id,
-            span_id: &r.span_id,
-            parent_span_id: &r.parent_span_id,
-            name: &r.name,
-            kind: r.kind,
-            start_time_unix_nano: r.start_time_unix_nano,
-            end_time_unix_nano: r.end_time_unix_nano,
-            service_name: r.resource.service_name.as_deref(),
-            service_version: r.resource.service_version.as_deref(),
-            service_instance: r.resource.service_instance.as_deref(),
-            scope_name: &r.scope.name,
-            scope_version: &r.scope.version,
-            status_code: r.status_code,
-            status_message: &r.status_message,
-            attributes: &r.attributes_json,
-            resource_attributes: &r.resource.attributes_json,
-            events: &r.events_json,
-            links: &r.links_json,
-            created_at: None,
-        };
-        copy.push(&row).await?;
+        let timestamp = r.timestamp();
+        let row: [&(dyn ToSql + Sync); 19] = [
+            &timestamp,
+            &r.trace_id,
+            &r.span_id,
+            &r.parent_span_id,
+            &r.name,
+            &r.kind,
+            &r.start_time_unix_nano,
+            &r.end_time_unix_nano,
+            &r.resource.service_name,
+            &r.resource.service_version,
+            &r.resource.service_instance,
+            &r.scope.name,
+            &r.scope.version,
+            &r.status_code,
+            &r.status_message,
+            &RawJson(&r.attributes_json),
+            &RawJson(&r.resource.attributes_json),
+            &RawJson(&r.events_json),
+            &RawJson(&r.links_json),
+        ];
+        writer.as_mut().write(&row).await?;
     }
-    copy.finish().await
+    Ok(writer.finish().await?)
+}
+
+/// JSON text that is already valid, sent as `jsonb` without parsing it again. (The same
+/// as the private one in `spans.rs`, which is not ours to change.)
+#[derive(Debug)]
+struct RawJson<'a>(&'a str);
+
+impl ToSql for RawJson<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        if *ty == Type::JSONB {
+            // jsonb's binary format: a version byte, then the JSON text.
+            out.extend_from_slice(&[1]);
+        }
+        out.extend_from_slice(self.0.as_bytes());
+        Ok(tokio_postgres::types::IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB || *ty == Type::JSON
+    }
+
+    tokio_postgres::types::to_sql_checked!();
 }

@@ -1,5 +1,4 @@
-//! Writing spans with binary COPY, the fastest way into PostgreSQL: the one encoder and
-//! column list of `otel_traces`, for generated spans here and received ones (`ingest`).
+//! Writing spans with binary COPY, the fastest way into PostgreSQL.
 //!
 //! Rows are encoded here, column by column, into large buffers: the columns and their
 //! types are fixed, so the generic path (a type check and a `dyn ToSql` call per value,
@@ -8,21 +7,18 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, Utc};
-use futures_util::SinkExt;
-use std::pin::Pin;
-use tokio_postgres::{Client, CopyInSink};
+use futures_util::{pin_mut, SinkExt};
+use tokio_postgres::Client;
 use workload::Span;
 
 use crate::db::DbError;
 
-/// The columns of `otel_traces` every writer fills, in the order [`CopyRows::push`]
-/// writes them. `created_at` follows when the writer sets it (see [`Row::created_at`]);
-/// otherwise the column default applies.
+/// The columns of `otel_traces` in the order [`CopyRows::push`] writes them.
 const COLUMNS: &str = "timestamp, trace_id, span_id, parent_span_id, name, kind, \
     start_time_unix_nano, end_time_unix_nano, service_name, service_version, service_instance, \
     scope_name, scope_version, status_code, status_message, attributes, resource_attributes, \
-    events, links";
-const COLUMN_COUNT: i16 = 19;
+    events, links, created_at";
+const COLUMN_COUNT: i16 = 20;
 
 /// Bytes handed to the connection per COPY data message: each message costs a trip
 /// through the connection task, so fewer, larger ones.
@@ -79,7 +75,13 @@ async fn copy<'a>(
     spans: impl IntoIterator<Item = &'a Span>,
     arrival: Arrival,
 ) -> Result<u64, DbError> {
-    let mut copy = RowCopy::start(client, table, options, true).await?;
+    let sql = format!(
+        "COPY \"{}\" ({COLUMNS}) FROM STDIN ({options})",
+        table.replace('"', "\"\"")
+    );
+    let sink = client.copy_in::<_, Bytes>(sql.as_str()).await?;
+    pin_mut!(sink);
+    let mut rows = CopyRows::new();
     for s in spans {
         let created_at = match arrival {
             Arrival::Simulated => {
@@ -87,120 +89,14 @@ async fn copy<'a>(
             }
             Arrival::At(t) => t,
         };
-        copy.push(&Row::generated(s, created_at)).await?;
-    }
-    copy.finish().await
-}
-
-/// One `otel_traces` row as the encoder reads it, borrowed from a received
-/// (`ingest::SpanRecord`) or a generated (`workload::Span`) span, so both are written by
-/// the same code in the same column order.
-pub(crate) struct Row<'a> {
-    pub timestamp: DateTime<Utc>,
-    pub trace_id: &'a str,
-    pub span_id: &'a str,
-    pub parent_span_id: &'a str,
-    pub name: &'a str,
-    pub kind: i32,
-    pub start_time_unix_nano: i64,
-    pub end_time_unix_nano: i64,
-    /// `None` is NULL: a received resource may not name its service.
-    pub service_name: Option<&'a str>,
-    pub service_version: Option<&'a str>,
-    pub service_instance: Option<&'a str>,
-    pub scope_name: &'a str,
-    pub scope_version: &'a str,
-    pub status_code: i32,
-    pub status_message: &'a str,
-    /// The JSON columns, valid JSON text already.
-    pub attributes: &'a str,
-    pub resource_attributes: &'a str,
-    pub events: &'a str,
-    pub links: &'a str,
-    /// Written when the caller knows the arrival (the workload simulates it); `None`
-    /// leaves the column to its default, `now()`, the writing transaction's start.
-    pub created_at: Option<DateTime<Utc>>,
-}
-
-impl<'a> Row<'a> {
-    fn generated(s: &'a Span, created_at: DateTime<Utc>) -> Self {
-        Row {
-            timestamp: s.timestamp,
-            trace_id: &s.trace_id,
-            span_id: &s.span_id,
-            parent_span_id: &s.parent_span_id,
-            name: &s.name,
-            kind: s.kind,
-            start_time_unix_nano: s.start_time_unix_nano,
-            end_time_unix_nano: s.end_time_unix_nano,
-            service_name: Some(&s.service_name),
-            service_version: Some(&s.service_version),
-            service_instance: Some(&s.service_instance),
-            scope_name: &s.scope_name,
-            scope_version: &s.scope_version,
-            status_code: s.status_code,
-            status_message: &s.status_message,
-            attributes: &s.attributes,
-            resource_attributes: &s.resource_attributes,
-            events: &s.events,
-            links: &s.links,
-            created_at: Some(created_at),
+        // An error here drops the sink unfinished, which aborts the COPY.
+        rows.push(s, created_at)?;
+        if rows.buf.len() >= CHUNK_BYTES {
+            sink.as_mut().send(rows.buf.split().freeze()).await?;
         }
     }
-}
-
-/// One COPY into `table` (one transaction), fed row by row. `with_created_at` says
-/// whether every row carries `created_at`: one COPY names one column list.
-pub(crate) struct RowCopy {
-    sink: Pin<Box<CopyInSink<Bytes>>>,
-    rows: CopyRows,
-    with_created_at: bool,
-}
-
-impl RowCopy {
-    pub(crate) async fn start(
-        client: &Client,
-        table: &str,
-        options: &str,
-        with_created_at: bool,
-    ) -> Result<Self, DbError> {
-        let created_at = if with_created_at { ", created_at" } else { "" };
-        // A plain name goes unquoted (quoting would not change it), so the statement
-        // reads `COPY otel_traces ...` in pg_stat_activity whichever writer runs it.
-        let plain = table
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        let table = if plain {
-            table.to_string()
-        } else {
-            format!("\"{}\"", table.replace('"', "\"\""))
-        };
-        let sql = format!("COPY {table} ({COLUMNS}{created_at}) FROM STDIN ({options})");
-        let sink = client.copy_in::<_, Bytes>(sql.as_str()).await?;
-        Ok(Self {
-            sink: Box::pin(sink),
-            rows: CopyRows::new(),
-            with_created_at,
-        })
-    }
-
-    /// An error drops the copy unfinished, which aborts it.
-    pub(crate) async fn push(&mut self, row: &Row<'_>) -> Result<(), DbError> {
-        self.rows.push(row, self.with_created_at)?;
-        if self.rows.buf.len() >= CHUNK_BYTES {
-            self.sink
-                .as_mut()
-                .send(self.rows.buf.split().freeze())
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Ends the COPY; returns the number of rows.
-    pub(crate) async fn finish(mut self) -> Result<u64, DbError> {
-        self.sink.as_mut().send(self.rows.finish()).await?;
-        Ok(self.sink.as_mut().finish().await?)
-    }
+    sink.as_mut().send(rows.finish()).await?;
+    Ok(sink.as_mut().finish().await?)
 }
 
 /// PostgreSQL's binary COPY format (the `COPY` reference, "Binary Format"): a header,
@@ -225,22 +121,22 @@ impl CopyRows {
         Self { buf }
     }
 
-    fn push(&mut self, s: &Row<'_>, with_created_at: bool) -> Result<(), DbError> {
+    fn push(&mut self, s: &Span, created_at: DateTime<Utc>) -> Result<(), DbError> {
         let text_bytes = [
-            s.trace_id,
-            s.span_id,
-            s.parent_span_id,
-            s.name,
-            s.service_name.unwrap_or_default(),
-            s.service_version.unwrap_or_default(),
-            s.service_instance.unwrap_or_default(),
-            s.scope_name,
-            s.scope_version,
-            s.status_message,
-            s.attributes,
-            s.resource_attributes,
-            s.events,
-            s.links,
+            &s.trace_id,
+            &s.span_id,
+            &s.parent_span_id,
+            &s.name,
+            &s.service_name,
+            &s.service_version,
+            &s.service_instance,
+            &s.scope_name,
+            &s.scope_version,
+            &s.status_message,
+            &s.attributes,
+            &s.resource_attributes,
+            &s.events,
+            &s.links,
         ]
         .iter()
         .map(|v| v.len())
@@ -253,47 +149,34 @@ impl CopyRows {
                 s.trace_id, s.span_id
             )));
         }
-        let created_at = match (with_created_at, s.created_at) {
-            (false, _) => None,
-            (true, Some(t)) => Some(t),
-            (true, None) => {
-                return Err(DbError::Encode(format!(
-                    "span {}/{} has no created_at in a COPY that writes it",
-                    s.trace_id, s.span_id
-                )))
-            }
-        };
-        self.buf
-            .put_i16(COLUMN_COUNT + i16::from(created_at.is_some()));
+        self.buf.put_i16(COLUMN_COUNT);
         self.timestamptz(s.timestamp);
-        self.text(s.trace_id);
-        self.text(s.span_id);
-        self.text(s.parent_span_id);
-        self.text(s.name);
+        self.text(&s.trace_id);
+        self.text(&s.span_id);
+        self.text(&s.parent_span_id);
+        self.text(&s.name);
         self.int4(s.kind);
         self.int8(s.start_time_unix_nano);
         self.int8(s.end_time_unix_nano);
-        self.nullable_text(s.service_name);
-        self.nullable_text(s.service_version);
-        self.nullable_text(s.service_instance);
-        self.text(s.scope_name);
-        self.text(s.scope_version);
+        self.text(&s.service_name);
+        self.text(&s.service_version);
+        self.text(&s.service_instance);
+        self.text(&s.scope_name);
+        self.text(&s.scope_version);
         self.int4(s.status_code);
-        self.text(s.status_message);
-        self.jsonb(s.attributes);
-        self.jsonb(s.resource_attributes);
-        self.jsonb(s.events);
-        self.jsonb(s.links);
-        if let Some(t) = created_at {
-            self.timestamptz(t);
-        }
+        self.text(&s.status_message);
+        self.jsonb(&s.attributes);
+        self.jsonb(&s.resource_attributes);
+        self.jsonb(&s.events);
+        self.jsonb(&s.links);
+        self.timestamptz(created_at);
         Ok(())
     }
 
     /// The rest of the stream, with the end-of-data marker.
-    fn finish(&mut self) -> Bytes {
+    fn finish(mut self) -> Bytes {
         self.buf.put_i16(-1);
-        self.buf.split().freeze()
+        self.buf.freeze()
     }
 
     /// Lengths fit: `push` refuses rows of `MAX_ROW_BYTES` and more.
@@ -306,15 +189,7 @@ impl CopyRows {
         self.buf.put_slice(v.as_bytes());
     }
 
-    /// NULL is a length of -1 and no bytes.
-    fn nullable_text(&mut self, v: Option<&str>) {
-        match v {
-            Some(v) => self.text(v),
-            None => self.buf.put_i32(-1),
-        }
-    }
-
-    /// The producers' JSON is valid already; jsonb's binary format is a version byte
+    /// The generator's JSON is valid already; jsonb's binary format is a version byte
     /// followed by the JSON text, which the server parses once.
     fn jsonb(&mut self, v: &str) {
         self.len(v.len() + 1);
