@@ -97,7 +97,10 @@ pub async fn demo(db: &DbArgs, summaries: &SummaryArgs, args: &DemoArgs) -> Resu
 
 /// The demo feeding itself: its own OTLP/gRPC receiver on a spare port, the workload sent
 /// through it, the receiver stopped once everything is stored.
-async fn load_via_otlp(url: &str, spans: u64) -> Result<otlp::client::SendReport, String> {
+async fn load_via_otlp(
+    url: &str,
+    spans: u64,
+) -> Result<srql_bench::otlp_client::SendReport, String> {
     // Day partitions first, as the COPY loader does, so the spans land in place rather
     // than in the default partition until the next upkeep.
     let client = store::db::connect(url).await.map_err(|e| e.to_string())?;

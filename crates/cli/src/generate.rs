@@ -111,7 +111,7 @@ pub async fn via_otlp(
     spans: u64,
     days: i64,
     seed: u64,
-) -> Result<otlp::client::SendReport, String> {
+) -> Result<srql_bench::otlp_client::SendReport, String> {
     let end = Utc::now();
     let config = WorkloadConfig::for_spans(seed, spans, end - Duration::days(days), end);
     let bar = ProgressBar::new(spans);
@@ -123,9 +123,10 @@ pub async fn via_otlp(
         .progress_chars("=> "),
     );
     let b = bar.clone();
-    let report = otlp::client::send_workload(endpoint, config, 4, move |n| b.set_position(n))
-        .await
-        .map_err(|e| e.to_string())?;
+    let report =
+        srql_bench::otlp_client::send_workload(endpoint, config, 4, move |n| b.set_position(n))
+            .await
+            .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
     Ok(report)
 }
@@ -136,13 +137,13 @@ pub async fn bench_otlp(db: &DbArgs, args: &BenchOtlpArgs) -> Result<(), String>
     println!(
         "sending {} spans over OTLP/gRPC in requests of {} spans, {} clients, {} writers...",
         args.spans,
-        otlp::client::BATCH_SPANS,
+        srql_bench::otlp_client::BATCH_SPANS,
         args.clients,
         args.writers
     );
-    let report = otlp::bench::run(
+    let report = srql_bench::otlp_ingest::run(
         &db.url,
-        &otlp::bench::BenchOptions {
+        &srql_bench::otlp_ingest::BenchOptions {
             spans: args.spans,
             clients: args.clients,
             writers: args.writers,

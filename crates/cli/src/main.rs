@@ -4,6 +4,7 @@ mod args;
 mod bench;
 mod bench_incremental;
 mod bench_soak;
+mod command;
 mod database;
 mod demo;
 mod generate;
@@ -15,7 +16,7 @@ mod table;
 
 use clap::Parser;
 
-use args::{Cli, Command};
+use command::{Cli, Command};
 
 /// Spans, decoded OTLP requests and COPY buffers are built on one thread and freed on
 /// another, many small allocations each; glibc's malloc spent about 6% of the machine's

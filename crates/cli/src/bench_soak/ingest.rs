@@ -113,8 +113,9 @@ async fn pace(plan: &Plan, tx: mpsc::Sender<Batch>) -> Result<u64, String> {
             spans.extend(workload::trace_at(plan.seed, BASE_INDEX + index, at).spans);
             index += 1;
         }
-        for chunk in spans.chunks(otlp::client::BATCH_SPANS) {
-            let request = otlp::client::workload_request(chunk).map_err(|e| e.to_string())?;
+        for chunk in spans.chunks(srql_bench::otlp_client::BATCH_SPANS) {
+            let request =
+                srql_bench::otlp_client::workload_request(chunk).map_err(|e| e.to_string())?;
             let keys = chunk
                 .iter()
                 .map(|s| (s.trace_id.clone(), s.span_id.clone()))

@@ -18,8 +18,10 @@ use tokio_postgres::NoTls;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 
-use crate::client::{self, BATCH_SPANS};
-use crate::{IngestConfig, IngestStats, Options};
+use otlp::client::retry_delay;
+use otlp::{IngestConfig, IngestStats, Options};
+
+use crate::otlp_client::{workload_request, BATCH_SPANS};
 
 /// The scratch database; dropped and recreated by every run. Never the service's own.
 pub const BENCH_DATABASE: &str = "srql_bench_otlp";
@@ -112,7 +114,7 @@ async fn run_in(url: &str, opts: &BenchOptions) -> Result<BenchReport, String> {
     config.application_name("srql-bench-otlp");
     let pool = store::db::pool_for(config, opts.writers + 1).map_err(|e| e.to_string())?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let receivers = crate::start(
+    let receivers = otlp::start(
         pool,
         Options {
             grpc_listen: Some("127.0.0.1:0".into()),
@@ -168,7 +170,7 @@ async fn run_in(url: &str, opts: &BenchOptions) -> Result<BenchReport, String> {
                         .await;
                     match sent {
                         Ok(resp) => break resp,
-                        Err(status) => match client::retry_delay(&status) {
+                        Err(status) => match retry_delay(&status) {
                             Some(delay) if attempts < 1000 => tokio::time::sleep(delay).await,
                             _ => return Err(status.to_string()),
                         },
@@ -228,13 +230,13 @@ fn build_requests(
     for trace in workload::Generator::new(config) {
         buf.extend(trace.spans);
         while buf.len() >= BATCH_SPANS {
-            let req = client::workload_request(&buf[..BATCH_SPANS]).map_err(|e| e.to_string())?;
+            let req = workload_request(&buf[..BATCH_SPANS]).map_err(|e| e.to_string())?;
             out.push((BATCH_SPANS as u64, req.encode_to_vec().into()));
             buf.drain(..BATCH_SPANS);
         }
     }
     if !buf.is_empty() {
-        let req = client::workload_request(&buf).map_err(|e| e.to_string())?;
+        let req = workload_request(&buf).map_err(|e| e.to_string())?;
         out.push((buf.len() as u64, req.encode_to_vec().into()));
     }
     Ok(out)

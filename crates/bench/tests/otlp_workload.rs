@@ -1,15 +1,57 @@
 //! The generated workload through OTLP (`srql generate --via-otlp`, the benchmark):
 //! every span comes back column for column as the COPY loader would have written it.
 
-mod common;
-
 use std::collections::BTreeMap;
 
 use chrono::{Duration, Utc};
-use common::*;
-use otlp::IngestConfig;
+use otlp::{IngestConfig, Options};
 use serde_json::Value;
+use store::testing::TestDb;
+use tokio::sync::watch;
 use workload::{Generator, WorkloadConfig};
+
+/// The receivers on an ephemeral gRPC port over a fresh migrated database.
+struct Harness {
+    db: TestDb,
+    grpc: std::net::SocketAddr,
+    receivers: Option<otlp::Receivers>,
+    stop: watch::Sender<bool>,
+}
+
+impl Harness {
+    async fn start(ingest: IngestConfig) -> Harness {
+        let db = TestDb::migrated().await;
+        let pool = store::db::pool(&db.url, ingest.writers + 1).expect("pool");
+        let (stop, stop_rx) = watch::channel(false);
+        let options = Options {
+            grpc_listen: Some("127.0.0.1:0".into()),
+            http_listen: None,
+            ingest,
+            ..Options::default()
+        };
+        let receivers = otlp::start(pool, options, stop_rx)
+            .await
+            .expect("receivers start");
+        Harness {
+            db,
+            grpc: receivers.grpc_addr.expect("grpc address"),
+            receivers: Some(receivers),
+            stop,
+        }
+    }
+
+    async fn sql(&self) -> tokio_postgres::Client {
+        self.db.client().await
+    }
+
+    /// Signals shutdown and waits until the queue is drained.
+    async fn stop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(r) = self.receivers.take() {
+            r.stopped().await;
+        }
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_workload_round_trips_through_grpc() {
@@ -18,13 +60,16 @@ async fn generated_workload_round_trips_through_grpc() {
     let config = WorkloadConfig::for_spans(7, 3_000, end - Duration::days(2), end);
     let expected: Vec<workload::Span> = Generator::new(config).flat_map(|t| t.spans).collect();
 
-    let report = otlp::client::send_workload(&format!("http://{}", h.grpc), config, 3, |_| {})
-        .await
-        .expect("sent");
+    let report =
+        srql_bench::otlp_client::send_workload(&format!("http://{}", h.grpc), config, 3, |_| {})
+            .await
+            .expect("sent");
     assert_eq!(report.spans, expected.len() as u64);
     assert_eq!(
         report.requests,
-        expected.len().div_ceil(otlp::client::BATCH_SPANS) as u64
+        expected
+            .len()
+            .div_ceil(srql_bench::otlp_client::BATCH_SPANS) as u64
     );
 
     let rows = h
@@ -95,9 +140,9 @@ async fn generated_workload_round_trips_through_grpc() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_benchmark_stores_every_span_it_sends() {
     let db = store::testing::TestDb::empty().await;
-    let report = otlp::bench::run(
+    let report = srql_bench::otlp_ingest::run(
         &db.url,
-        &otlp::bench::BenchOptions {
+        &srql_bench::otlp_ingest::BenchOptions {
             spans: 3_000,
             clients: 3,
             writers: 2,
