@@ -14,19 +14,18 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use prost::Message;
 use tls::{Alpn, TlsListener};
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
-use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
-use crate::auth::Token;
 use crate::convert::{map_request, Rejections};
 use crate::grpc_admission::{Admit, Reservation};
-use crate::pipeline::{Ingest, IngestError};
-use crate::rpc_status::{RetryInfo, RpcStatus};
+use crate::grpc_status::to_status;
+use crate::pipeline::Ingest;
 use crate::Access;
+
+pub use crate::grpc_status::RETRY_INFO_TRAILER;
 
 /// Serves OTLP/gRPC on `listener` (over TLS and requiring the token when `access` says
 /// so) until `shutdown` resolves, then lets in-flight requests finish.
@@ -68,22 +67,6 @@ pub async fn serve(
                 .await
         }
     }
-}
-
-/// UNAUTHENTICATED (final: OTLP clients do not retry it) unless the token matches.
-pub(crate) fn authenticate(
-    token: Option<&Token>,
-    headers: &axum::http::HeaderMap,
-) -> Result<(), Status> {
-    let Some(token) = token else {
-        return Ok(());
-    };
-    token
-        .check(headers.get("authorization").map(|v| v.as_bytes()))
-        .map_err(|refusal| {
-            tracing::warn!(reason = %refusal, "OTLP/gRPC request refused");
-            Status::unauthenticated(refusal.to_string())
-        })
 }
 
 struct Receiver {
@@ -130,36 +113,6 @@ pub(crate) fn response(rejections: &Rejections) -> ExportTraceServiceResponse {
         }),
     }
 }
-
-/// OTLP/gRPC's mapping of our failures: RESOURCE_EXHAUSTED with RetryInfo for a full
-/// queue (retryable, at the given delay), UNAVAILABLE for database trouble (retryable),
-/// INVALID_ARGUMENT for data the database refused (not retryable).
-pub(crate) fn to_status(e: &IngestError) -> Status {
-    match e {
-        IngestError::Busy { retry_after } => {
-            let details = RpcStatus::new(Code::ResourceExhausted, e.to_string())
-                .with_retry_after(*retry_after)
-                .encode_to_vec();
-            let mut status =
-                Status::with_details(Code::ResourceExhausted, e.to_string(), details.into());
-            // Clients differ in where they look for the delay: the status details
-            // (grpc-status-details-bin; Go, the Collector) or this trailer of its own
-            // (the Python SDK).
-            status.metadata_mut().insert_bin(
-                RETRY_INFO_TRAILER,
-                MetadataValue::from_bytes(&RetryInfo::after(*retry_after).encode_to_vec()),
-            );
-            status
-        }
-        IngestError::ShuttingDown | IngestError::Unavailable(_) => {
-            Status::unavailable(e.to_string())
-        }
-        IngestError::Refused(_) => Status::invalid_argument(e.to_string()),
-    }
-}
-
-/// The trailer carrying a bare `google.rpc.RetryInfo`.
-pub const RETRY_INFO_TRAILER: &str = "google.rpc.retryinfo-bin";
 
 /// Set by the handler: a request that never reached it failed in tonic's decoding.
 #[derive(Clone)]

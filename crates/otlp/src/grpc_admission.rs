@@ -59,7 +59,7 @@ where
         // The service made ready is the one to call; a fresh clone stays behind.
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
-        if let Err(status) = crate::grpc::authenticate(self.token.as_ref(), req.headers()) {
+        if let Err(status) = crate::grpc_status::authenticate(self.token.as_ref(), req.headers()) {
             return Box::pin(async move { Ok(status.into_http()) });
         }
         if req.uri().path() != EXPORT_PATH {
@@ -102,7 +102,7 @@ async fn admit(req: Request<Body>, ingest: &Ingest, max: usize) -> Result<Reques
         ingest.count_refusal(&r);
         match r {
             Refusal::Invalid(m) | Refusal::TooLarge(m) => Status::invalid_argument(m),
-            Refusal::Busy => crate::grpc::to_status(&IngestError::Busy {
+            Refusal::Busy => crate::grpc_status::to_status(&IngestError::Busy {
                 retry_after: ingest.config().retry_after,
             }),
         }

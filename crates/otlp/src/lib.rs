@@ -17,6 +17,7 @@ pub mod convert;
 mod failure_log;
 pub mod grpc;
 mod grpc_admission;
+mod grpc_status;
 pub mod http;
 pub mod json;
 pub mod pipeline;

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::direction::Direction;
 use crate::error::CursorError;
-use crate::plan::Direction;
 use crate::schema::ColumnType;
 use crate::sql::Param;
 

@@ -1,6 +1,6 @@
 use std::fmt;
 
-use crate::plan::Direction;
+use crate::direction::Direction;
 
 /// Why a query could not be compiled. Every variant is the user's to fix (HTTP 400).
 ///

@@ -7,6 +7,7 @@
 
 mod catalog;
 mod cursor;
+mod direction;
 mod error;
 mod plan;
 mod render;
@@ -17,10 +18,11 @@ mod time_range;
 mod translate;
 
 pub use catalog::{Catalog, SummaryKind, SummaryState};
+pub use direction::Direction;
 pub use error::{CompileError, CursorError};
 pub use plan::{
-    compile, plan, Count, Direction, Measures, Output, Page, Plan, Predicate, Reason, Request,
-    Source, SourcePreference, Stat, Test, Unusable,
+    compile, plan, Count, Measures, Output, Page, Plan, Predicate, Reason, Request, Source,
+    SourcePreference, Stat, Test, Unusable,
 };
 pub use render::render;
 pub use sql::{Param, SqlQuery};

@@ -4,11 +4,12 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use srql_lang::{CompareOp, Entity, Filter, FilterValue, Query, StatFunc};
 
 use crate::catalog::{Catalog, SummaryKind, SummaryState};
 use crate::cursor;
+use crate::direction::Direction;
 use crate::error::CompileError;
 use crate::schema::{self, Column, ColumnType, Field, FieldKind, SortField};
 use crate::sql::Param;
@@ -24,14 +25,6 @@ pub struct Request<'a> {
     /// it must agree with the cursor's.
     pub direction: Option<Direction>,
     pub source: SourcePreference,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    #[default]
-    Next,
-    Prev,
 }
 
 /// Lets tests and benchmarks pin the summary path or the on-the-fly path.
@@ -53,15 +46,6 @@ pub enum Source {
     OnTheFly,
     /// Span rows of `otel_traces`.
     Spans,
-}
-
-impl Direction {
-    pub fn name(self) -> &'static str {
-        match self {
-            Direction::Next => "next",
-            Direction::Prev => "prev",
-        }
-    }
 }
 
 impl Source {

@@ -7,7 +7,8 @@
 
 use srql_lang::{CompareOp, Entity};
 
-use crate::plan::{Count, Direction, Measures, Output, Page, Plan, Predicate, Source, Test};
+use crate::direction::Direction;
+use crate::plan::{Count, Measures, Output, Page, Plan, Predicate, Source, Test};
 use crate::schema::{self, relation, Column, FieldKind};
 use crate::sql::{Param, SqlBuilder, SqlQuery};
 use crate::summary_sql;

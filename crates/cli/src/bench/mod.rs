@@ -7,6 +7,7 @@
 
 mod api;
 mod first_page;
+mod format;
 pub(crate) mod http_client;
 pub(crate) mod latency;
 pub(crate) mod machine;

@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::api::Path;
+pub use super::format::{fmt_ms, fmt_secs};
 use super::latency::{LatencySummary, Measurement};
 use super::results::BenchResults;
 use super::storage::per_million;
@@ -18,24 +19,6 @@ pub struct Links<'a> {
     pub svg: &'a str,
     /// Hand-written notes on the recorded run, included verbatim.
     pub notes: Option<&'a str>,
-}
-
-pub fn fmt_ms(ms: f64) -> String {
-    if ms < 10.0 {
-        format!("{ms:.2}")
-    } else if ms < 100.0 {
-        format!("{ms:.1}")
-    } else {
-        format!("{ms:.0}")
-    }
-}
-
-pub fn fmt_secs(secs: f64) -> String {
-    if secs < 60.0 {
-        format!("{secs:.1} s")
-    } else {
-        format!("{} min {:02.0} s", (secs / 60.0).floor(), secs % 60.0)
-    }
 }
 
 fn fmt_bytes(bytes: f64) -> String {

@@ -7,7 +7,6 @@ use super::first_page::{Policies, QueryLatency};
 use super::machine::Machine;
 use super::refresh::RefreshResult;
 use super::storage::Storage;
-use super::targets::TargetCheck;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchResults {
@@ -60,4 +59,13 @@ pub struct LoadResult {
     /// The `VACUUM (ANALYZE)` after the load that puts the tables in a steady state; not
     /// in `secs`.
     pub vacuum_secs: f64,
+}
+
+/// One of the seed's targets, as measured by a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetCheck {
+    pub target: String,
+    pub measured: String,
+    /// `None` when the run did not measure it (no L, or the measurement was skipped).
+    pub met: Option<bool>,
 }

@@ -2,26 +2,16 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
-
 use super::api::Path;
+use super::format::{fmt_ms, fmt_secs};
 use super::queries::LAST_24H;
-use super::report::{fmt_ms, fmt_secs};
-use super::results::ScaleResult;
+use super::results::{ScaleResult, TargetCheck};
 
 const MAX_SUMMARY_P50_MS: f64 = 10.0;
 const MIN_SPEEDUP_24H: f64 = 100.0;
 const MAX_P99_DURING_REFRESH_MS: f64 = 20.0;
 const MIN_LOAD_SPANS_PER_SEC: f64 = 100_000.0;
 const MAX_RUN_TIME: Duration = Duration::from_secs(15 * 60);
-
-#[derive(Debug, Clone, Serialize)]
-pub struct TargetCheck {
-    pub target: String,
-    pub measured: String,
-    /// `None` when the run did not measure it (no L, or the measurement was skipped).
-    pub met: Option<bool>,
-}
 
 /// Checks each target on the `L` results when present; `total` is the whole run's time.
 pub fn check(scales: &[ScaleResult], total: Duration) -> Vec<TargetCheck> {
