@@ -37,6 +37,7 @@ pub fn app(state: AppState) -> Router {
         .merge(protected)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .merge(crate::ui::router())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
@@ -290,6 +291,16 @@ async fn health(client: &tokio_postgres::Client) -> Result<Value, DbError> {
     let scheduler =
         store::summaries::get_setting(client, store::summaries::keys::REFRESH_SCHEDULER).await?;
     let freshness = store::summaries::freshness(client).await?;
+    // The period after which summaries are due again: the UI warns past two of them.
+    let interval = if freshness.mode == store::summaries::SummaryMode::Incremental {
+        store::summaries::stored_maintenance(client)
+            .await?
+            .drain_interval
+    } else {
+        store::summaries::stored_config(client)
+            .await?
+            .refresh_interval
+    };
     Ok(json!({
         "status": "ok",
         "database": "ok",
@@ -297,6 +308,7 @@ async fn health(client: &tokio_postgres::Client) -> Result<Value, DbError> {
         "freshness": freshness,
         "refresh": {
             "scheduler": scheduler,
+            "interval_seconds": interval.num_milliseconds() as f64 / 1000.0,
             "last_success": last_ok,
             "last_run": last,
             "last_success_duration_seconds": last_ok.as_ref().and_then(|r| r.duration()).map(|d| d.num_milliseconds() as f64 / 1000.0),

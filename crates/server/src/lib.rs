@@ -8,6 +8,7 @@ mod lanes;
 mod metrics;
 pub mod scheduler;
 mod state;
+mod ui;
 
 pub use app::app;
 pub use error::ApiError;
