@@ -1,0 +1,152 @@
+//! The service the browser talks to: the real HTTP server (`server::run`, as `srql serve`
+//! runs it) on a loopback port, over generated spans plus a few hand-made traces.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use server::{AppState, ServiceConfig};
+use store::summaries::{self, SummaryConfig};
+use store::testing::TestDb;
+use tokio::sync::watch;
+use workload::Span;
+
+use crate::support;
+
+/// A root span name that would run script if the page ever treated names as HTML.
+pub const HOSTILE_NAME: &str = "<img src=x onerror=alert(1)>";
+pub const HOSTILE_TRACE: &str = "0000000000000000000000000000a11e";
+pub const BIG_TRACE: &str = "00000000000000000000000000000b19";
+pub const BIG_SPANS: usize = 10_000;
+
+pub struct Service {
+    pub db: TestDb,
+    pub base: String,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+fn span(trace: &str, id: String, parent: String, at: DateTime<Utc>, ms: i64) -> Span {
+    let start = at.timestamp_nanos_opt().unwrap_or(0);
+    Span {
+        timestamp: at,
+        trace_id: trace.to_string(),
+        span_id: id,
+        parent_span_id: parent,
+        name: "work".into(),
+        kind: 1,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + ms * 1_000_000,
+        service_name: "svc-ui".into(),
+        service_version: "1.0.0".into(),
+        service_instance: "i-1".into(),
+        scope_name: "ui-test".into(),
+        scope_version: "1".into(),
+        status_code: 1,
+        status_message: String::new(),
+        attributes: "{}".into(),
+        resource_attributes: "{}".into(),
+        events: "[]".into(),
+        links: "[]".into(),
+        arrival_delay_ms: 0,
+    }
+}
+
+/// A root whose name and attributes are markup, and one child.
+fn hostile_trace(now: DateTime<Utc>) -> Vec<Span> {
+    let at = now - Duration::minutes(20);
+    let mut root = span(
+        HOSTILE_TRACE,
+        "a11e000000000001".into(),
+        String::new(),
+        at,
+        40,
+    );
+    root.name = HOSTILE_NAME.into();
+    root.kind = 2;
+    root.attributes = json!({ "note": "<script>window.pwned = 1</script>" }).to_string();
+    let child = span(
+        HOSTILE_TRACE,
+        "a11e000000000002".into(),
+        "a11e000000000001".into(),
+        at + Duration::milliseconds(5),
+        10,
+    );
+    vec![root, child]
+}
+
+/// 10,000 spans, four children per span, over five services, plus one span whose parent
+/// never arrived.
+fn big_trace(now: DateTime<Utc>) -> Vec<Span> {
+    let at = now - Duration::minutes(30);
+    let id = |i: usize| format!("{:016x}", 0xb190_0000_0000_0000_u64 + i as u64);
+    let mut spans: Vec<Span> = (0..BIG_SPANS - 1)
+        .map(|i| {
+            let parent = if i == 0 {
+                String::new()
+            } else {
+                id((i - 1) / 4)
+            };
+            let mut s = span(
+                BIG_TRACE,
+                id(i),
+                parent,
+                at + Duration::microseconds(i as i64 * 50),
+                if i == 0 { 900 } else { 5 },
+            );
+            s.name = format!("op-{i}");
+            s.service_name = format!("svc-{}", i % 5);
+            if i % 997 == 0 {
+                s.status_code = 2;
+            }
+            s
+        })
+        .collect();
+    spans[0].name = "big-trace".into();
+    spans.push(span(
+        BIG_TRACE,
+        id(BIG_SPANS),
+        "ffffffffffffffff".into(),
+        at + Duration::milliseconds(100),
+        20,
+    ));
+    spans
+}
+
+/// Generated spans over the last day, the hand-made traces, the summaries view built, and
+/// the server listening. With `api_key`, the API asks for it as `SRQL_API_KEY` makes it.
+pub async fn start(api_key: Option<&str>) -> Service {
+    let db = TestDb::migrated().await;
+    let now = Utc::now();
+    support::seed(&db, 3_000, 1, 15).await;
+    support::insert(&db, &hostile_trace(now)).await;
+    support::insert(&db, &big_trace(now)).await;
+    let mut client = db.client().await;
+    let config = SummaryConfig {
+        window: Duration::days(7),
+        retention: Duration::days(7),
+        refresh_interval: Duration::minutes(2),
+    };
+    summaries::ensure_view(&mut client, &config)
+        .await
+        .expect("build view");
+
+    let pool = store::db::pool(&db.reader_url(), 8).expect("pool");
+    let state = AppState::new(
+        pool,
+        ServiceConfig {
+            api_key: api_key.map(str::to_string),
+            ..ServiceConfig::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("address"));
+    let (shutdown, rx) = watch::channel(false);
+    tokio::spawn(server::run(listener, state, rx));
+    Service { db, base, shutdown }
+}
