@@ -21,3 +21,9 @@ export function el(tag, props = {}, ...children) {
 export function show(e, visible) {
   e.hidden = !visible;
 }
+
+/** Marks `name` once the browser has painted what the DOM holds now (the frame after the
+ * next animation frame), so a benchmark can read when rows became visible. */
+export function markPainted(name) {
+  requestAnimationFrame(() => setTimeout(() => performance.mark(name), 0));
+}

@@ -1,7 +1,7 @@
 // The traces list: controls, query bar, cards, scatter plot, the page of rows, paging.
 
 import { query, ApiError } from './api.js';
-import { $, el, show } from './dom.js';
+import { $, el, markPainted, show } from './dom.js';
 import { count, duration, time } from './format.js';
 import * as loc from './location.js';
 import {
@@ -118,6 +118,7 @@ export async function showList(s, { live = false } = {}) {
   const rows = query(body).then((r) => {
     if (mine !== generation) return null;
     renderRows(r.body.results, r.body.pagination);
+    markPainted('srql:rows-painted');
     reportFreshness(r);
     return r.body.results;
   }, (e) => {
@@ -197,8 +198,8 @@ async function loadScatter(q, mine) {
       window.dispatchEvent(new PopStateEvent('popstate'));
     });
     $('scatter-caption').textContent = rows.length < SCATTER_POINTS
-      ? `All ${rows.length} matching traces, duration (log scale) over start time; red: traces with errors. Click a dot to open its trace.`
-      : `The ${SCATTER_POINTS} slowest matching traces, duration (log scale) over start time; red: traces with errors. Click a dot to open its trace.`;
+      ? `All ${rows.length} matching traces, duration (log scale) over time; red: traces with errors. Click a dot to open its trace.`
+      : `The ${SCATTER_POINTS} slowest matching traces, duration (log scale) over time; red: traces with errors. Click a dot to open its trace.`;
     return rows;
   } catch {
     if (mine === generation) $('scatter-caption').textContent = 'No plot: the query failed.';

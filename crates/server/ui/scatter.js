@@ -14,9 +14,10 @@ export function draw(canvas, rows, onPick) {
   g.setTransform(dpr, 0, 0, dpr, 0, 0);
   g.clearRect(0, 0, width, height);
 
-  // A start of 0 is a span that never said when it started: it has no place on the axis.
-  const pts = rows.filter((r) => Number(r.start_time_unix_nano) > 0 && r.duration_ms != null);
-  const ts = pts.map((r) => Number(r.start_time_unix_nano) / 1e6);
+  // x is the trace's `timestamp` (its latest span), the time the range filters on, so
+  // every point lies in the range even when a span reports a nonsense start time.
+  const pts = rows.filter((r) => Number.isFinite(Date.parse(r.timestamp)) && r.duration_ms != null);
+  const ts = pts.map((r) => Date.parse(r.timestamp));
   const t0 = Math.min(...ts);
   const t1 = Math.max(...ts, t0 + 1);
   // Durations spread over orders of magnitude: a log axis keeps the fast ones visible.

@@ -2,7 +2,7 @@
 // waterfall and the selected span's details.
 
 import { allRows } from './api.js';
-import { $, el, show } from './dom.js';
+import { $, el, markPainted, show } from './dom.js';
 import { count, duration, kind, status, time, value } from './format.js';
 import { quote } from './query.js';
 import { Waterfall } from './waterfall.js';
@@ -26,6 +26,7 @@ export async function showTrace(id, onFreshness) {
     onFreshness({ source, ageSeconds: null });
     header(id, rows, truncated);
     waterfall.show(rows);
+    markPainted('srql:trace-painted');
     document.body.dataset.traceLoaded = id;
   } catch (e) {
     if (mine !== generation) return;
