@@ -6,16 +6,16 @@
 mod support;
 
 mod assets;
+mod browser;
 mod service;
-mod webdriver;
 
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
+use browser::Browser as Session;
 use service::{Service, BIG_SPANS, BIG_TRACE, HOSTILE_NAME, HOSTILE_TRACE};
-use webdriver::{Driver, Session};
 
 /// One browser at a time: Chromium is heavy and the machines running this are small.
 static BROWSER: Mutex<()> = Mutex::const_new(());
@@ -97,8 +97,7 @@ async fn the_list_shows_the_api_rows_for_filters_sorts_and_pages() {
     let _one = BROWSER.lock().await;
     let svc: Service = service::start(None).await;
     let app = support::app(&svc.db, None);
-    let driver = Driver::start();
-    let s = driver.session(1400, 1000);
+    let s = Session::open();
 
     s.goto(&format!("{}/?range=24h", svc.base));
     wait_list(&s, "");
@@ -235,8 +234,7 @@ async fn a_trace_shows_one_row_per_span_and_the_details_of_a_span() {
     )
     .await;
     let spans = spans.results().clone();
-    let driver = Driver::start();
-    let s = driver.session(1400, 1000);
+    let s = Session::open();
 
     // A hand-written query in the URL, as a shared link carries it.
     s.goto(&format!("{}/?q={}", svc.base, url_escape(pick_query)));
@@ -346,8 +344,7 @@ async fn a_trace_shows_one_row_per_span_and_the_details_of_a_span() {
 async fn a_span_name_made_of_markup_is_shown_as_text_and_runs_nothing() {
     let _one = BROWSER.lock().await;
     let svc = service::start(None).await;
-    let driver = Driver::start();
-    let s = driver.session(1400, 1000);
+    let s = Session::open();
     let op: String = url_escape(HOSTILE_NAME);
     s.goto(&format!("{}/?range=24h&op={op}", svc.base));
     wait_list(&s, "");
@@ -389,8 +386,7 @@ async fn a_span_name_made_of_markup_is_shown_as_text_and_runs_nothing() {
 async fn with_an_api_key_the_page_asks_for_it_once_and_refuses_a_wrong_one() {
     let _one = BROWSER.lock().await;
     let svc = service::start(Some("s3cret-key")).await;
-    let driver = Driver::start();
-    let s = driver.session(1400, 1000);
+    let s = Session::open();
     s.goto(&format!("{}/?range=24h", svc.base));
     let dialog_open = "document.getElementById('key-dialog').open";
     s.wait_for("the key prompt", dialog_open, WAIT);

@@ -78,44 +78,6 @@ fn hostile_trace(now: DateTime<Utc>) -> Vec<Span> {
     vec![root, child]
 }
 
-/// 10,000 spans, four children per span, over five services, plus one span whose parent
-/// never arrived.
-fn big_trace(now: DateTime<Utc>) -> Vec<Span> {
-    let at = now - Duration::minutes(30);
-    let id = |i: usize| format!("{:016x}", 0xb190_0000_0000_0000_u64 + i as u64);
-    let mut spans: Vec<Span> = (0..BIG_SPANS - 1)
-        .map(|i| {
-            let parent = if i == 0 {
-                String::new()
-            } else {
-                id((i - 1) / 4)
-            };
-            let mut s = span(
-                BIG_TRACE,
-                id(i),
-                parent,
-                at + Duration::microseconds(i as i64 * 50),
-                if i == 0 { 900 } else { 5 },
-            );
-            s.name = format!("op-{i}");
-            s.service_name = format!("svc-{}", i % 5);
-            if i % 997 == 0 {
-                s.status_code = 2;
-            }
-            s
-        })
-        .collect();
-    spans[0].name = "big-trace".into();
-    spans.push(span(
-        BIG_TRACE,
-        id(BIG_SPANS),
-        "ffffffffffffffff".into(),
-        at + Duration::milliseconds(100),
-        20,
-    ));
-    spans
-}
-
 /// Generated spans over the last day, the hand-made traces, the summaries view built, and
 /// the server listening. With `api_key`, the API asks for it as `SRQL_API_KEY` makes it.
 pub async fn start(api_key: Option<&str>) -> Service {
@@ -123,7 +85,11 @@ pub async fn start(api_key: Option<&str>) -> Service {
     let now = Utc::now();
     support::seed(&db, 3_000, 1, 15).await;
     support::insert(&db, &hostile_trace(now)).await;
-    support::insert(&db, &big_trace(now)).await;
+    support::insert(
+        &db,
+        &srql_bench::wide_trace::wide_trace(BIG_TRACE, BIG_SPANS, now - Duration::minutes(30)),
+    )
+    .await;
     let mut client = db.client().await;
     let config = SummaryConfig {
         window: Duration::days(7),

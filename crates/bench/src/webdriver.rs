@@ -1,10 +1,10 @@
-//! A minimal W3C WebDriver client for chromedriver. chromedriver listens on loopback and
-//! answers one small JSON request at a time, so blocking HTTP/1.1 over `std::net` covers
-//! every command the tests need without an HTTP client or a WebDriver crate.
+//! A minimal W3C WebDriver client for chromedriver, shared by the traces tab's browser
+//! tests and `srql bench-ui`. chromedriver listens on loopback and answers one small JSON
+//! request at a time, so blocking HTTP/1.1 over `std::net` covers every command needed
+//! without an HTTP client or a WebDriver crate. Calls block: run them off async workers.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,23 +33,22 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// Starts chromedriver, or fails saying what to install.
-    pub fn start() -> Driver {
-        const INSTALL: &str = "the browser tests need Chromium and its WebDriver: install the \
-            Debian packages `chromium` and `chromium-driver` (scripts/ensure-deps does)";
-        let driver = find_binary(&["chromedriver"]).unwrap_or_else(|| panic!("{INSTALL}"));
-        let chromium =
-            find_binary(&["chromium", "chromium-browser"]).unwrap_or_else(|| panic!("{INSTALL}"));
+    /// Starts chromedriver, or says what to install.
+    pub fn start() -> Result<Driver, String> {
+        const INSTALL: &str = "driving a browser needs Chromium and its WebDriver: install \
+            the Debian packages `chromium` and `chromium-driver` (scripts/ensure-deps does)";
+        let driver = find_binary(&["chromedriver"]).ok_or(INSTALL)?;
+        let chromium = find_binary(&["chromium", "chromium-browser"]).ok_or(INSTALL)?;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
-            .expect("a free port")
+            .map_err(|e| format!("no free port for chromedriver: {e}"))?
             .port();
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start chromedriver: {e}"));
+            .map_err(|e| format!("cannot start chromedriver: {e}"))?;
         let d = Driver {
             child,
             port,
@@ -59,19 +58,18 @@ impl Driver {
         loop {
             if let Ok(v) = request(port, "GET", "/status", None) {
                 if v["ready"].as_bool() == Some(true) {
-                    return d;
+                    return Ok(d);
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not become ready within 20 s"
-            );
+            if Instant::now() > deadline {
+                return Err("chromedriver did not become ready within 20 s".into());
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     /// A headless browser window of `width`×`height` CSS pixels.
-    pub fn session(&self, width: u32, height: u32) -> Session {
+    pub fn session(&self, width: u32, height: u32) -> Result<Session, String> {
         let caps = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -81,11 +79,14 @@ impl Driver {
             },
         }}});
         let v = request(self.port, "POST", "/session", Some(&caps))
-            .unwrap_or_else(|e| panic!("cannot open a Chromium session: {e}"));
-        Session {
+            .map_err(|e| format!("cannot open a Chromium session: {e}"))?;
+        let id = v["sessionId"]
+            .as_str()
+            .ok_or("no sessionId from chromedriver")?;
+        Ok(Session {
             port: self.port,
-            id: v["sessionId"].as_str().expect("sessionId").to_string(),
-        }
+            id: id.to_string(),
+        })
     }
 }
 
@@ -108,69 +109,69 @@ impl Session {
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let path = format!("/session/{}{path}", self.id);
         request(self.port, method, &path, body.as_ref())
+            .map_err(|e| format!("WebDriver {method} {path}: {e}"))
     }
 
-    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        self.call(method, path, body)
-            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"))
+    pub fn goto(&self, url: &str) -> Result<(), String> {
+        self.call("POST", "/url", Some(json!({ "url": url })))
+            .map(drop)
     }
 
-    pub fn goto(&self, url: &str) {
-        self.ok("POST", "/url", Some(json!({ "url": url })));
-    }
-
-    pub fn back(&self) {
-        self.ok("POST", "/back", Some(json!({})));
+    pub fn back(&self) -> Result<(), String> {
+        self.call("POST", "/back", Some(json!({}))).map(drop)
     }
 
     /// Runs `script` (a function body; `arguments` holds `args`) and returns its value.
-    pub fn js(&self, script: &str, args: Vec<Value>) -> Value {
-        self.ok(
+    pub fn js(&self, script: &str, args: Vec<Value>) -> Result<Value, String> {
+        self.call(
             "POST",
             "/execute/sync",
             Some(json!({ "script": script, "args": args })),
         )
     }
 
-    /// Polls the expression `expr` until it is truthy; fails after `secs` with `what`.
-    pub fn wait_for(&self, what: &str, expr: &str, secs: u64) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(secs);
+    /// Polls the expression `expr` until it is truthy and returns its value; gives up
+    /// after `limit`, naming `what`.
+    pub fn wait_for(&self, what: &str, expr: &str, limit: Duration) -> Result<Value, String> {
+        let deadline = Instant::now() + limit;
         loop {
-            let v = self.js(&format!("return ({expr});"), vec![]);
+            let v = self.js(&format!("return ({expr});"), vec![])?;
             if !(v.is_null() || v == json!(false) || v == json!(0) || v == json!("")) {
-                return v;
+                return Ok(v);
             }
-            assert!(Instant::now() < deadline, "waited {secs} s for {what}");
-            std::thread::sleep(Duration::from_millis(50));
+            if Instant::now() > deadline {
+                return Err(format!("waited {limit:?} for {what}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    pub fn find(&self, css: &str) -> Element {
-        let v = self.ok(
+    pub fn find(&self, css: &str) -> Result<Element, String> {
+        let v = self.call(
             "POST",
             "/element",
             Some(json!({ "using": "css selector", "value": css })),
-        );
-        Element(
-            v[ELEMENT]
-                .as_str()
-                .unwrap_or_else(|| panic!("no element id for {css}: {v}"))
-                .to_string(),
-        )
+        )?;
+        v[ELEMENT]
+            .as_str()
+            .map(|id| Element(id.to_string()))
+            .ok_or_else(|| format!("no element id for {css}: {v}"))
     }
 
-    pub fn click(&self, e: &Element) {
-        self.ok("POST", &format!("/element/{}/click", e.0), Some(json!({})));
+    pub fn click(&self, e: &Element) -> Result<(), String> {
+        self.call("POST", &format!("/element/{}/click", e.0), Some(json!({})))
+            .map(drop)
     }
 
     /// Clears the field and types `text` into it as key strokes.
-    pub fn type_into(&self, e: &Element, text: &str) {
-        self.ok("POST", &format!("/element/{}/clear", e.0), Some(json!({})));
-        self.ok(
+    pub fn type_into(&self, e: &Element, text: &str) -> Result<(), String> {
+        self.call("POST", &format!("/element/{}/clear", e.0), Some(json!({})))?;
+        self.call(
             "POST",
             &format!("/element/{}/value", e.0),
             Some(json!({ "text": text })),
-        );
+        )
+        .map(drop)
     }
 
     /// The open `alert()`'s text, if one is open.
@@ -180,13 +181,16 @@ impl Session {
             .and_then(|v| v.as_str().map(str::to_string))
     }
 
-    pub fn screenshot(&self, to: &Path) {
-        let v = self.ok("GET", "/screenshot", None);
+    /// The window as a PNG.
+    pub fn screenshot(&self) -> Result<Vec<u8>, String> {
+        let v = self.call("GET", "/screenshot", None)?;
         let png = base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().expect("base64 screenshot"))
-            .expect("valid base64");
-        assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
-        std::fs::write(to, png).unwrap_or_else(|e| panic!("write {}: {e}", to.display()));
+            .decode(v.as_str().ok_or("the screenshot is not a string")?)
+            .map_err(|e| format!("the screenshot is not base64: {e}"))?;
+        if !png.starts_with(b"\x89PNG") {
+            return Err("the screenshot is not a PNG".into());
+        }
+        Ok(png)
     }
 }
 
