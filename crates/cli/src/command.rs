@@ -9,6 +9,7 @@ use crate::args::{
 use crate::bench::BenchArgs;
 use crate::bench_incremental::BenchIncrementalArgs;
 use crate::bench_soak::BenchSoakArgs;
+use crate::bench_ui::BenchUiArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,6 +55,9 @@ pub enum Command {
     /// The service under a steady mixed load: concurrent query clients over the traces
     /// tab's requests while OTLP ingest runs at a fixed rate; errors and lost spans.
     BenchSoak(BenchSoakArgs),
+    /// The traces tab in headless Chromium: navigation to the first rows painted, and a
+    /// 1,000-span trace view painted.
+    BenchUi(BenchUiArgs),
 }
 
 #[cfg(test)]

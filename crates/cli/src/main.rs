@@ -4,6 +4,7 @@ mod args;
 mod bench;
 mod bench_incremental;
 mod bench_soak;
+mod bench_ui;
 mod command;
 mod database;
 mod demo;
@@ -111,5 +112,6 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Bench(args) => bench::bench(&cli.db, &cli.summaries, &args).await,
         Command::BenchIncremental(args) => bench_incremental::run(&cli.db, &args).await,
         Command::BenchSoak(args) => bench_soak::run(&cli.db, &cli.summaries, &args).await,
+        Command::BenchUi(args) => bench_ui::run(&cli.db, &cli.summaries, &args).await,
     }
 }

@@ -212,7 +212,8 @@ async fn measure(
 
 /// `srql serve`'s flags (and their environment) with every listener on an ephemeral
 /// loopback port, the OTLP/HTTP receiver off (ingest goes over gRPC) and no API key.
-fn service_args() -> Result<ServeArgs, String> {
+/// The service's settings for a benchmark: loopback listeners on free ports, no key.
+pub(crate) fn service_args() -> Result<ServeArgs, String> {
     #[derive(Parser)]
     struct Flags {
         #[command(flatten)]
