@@ -427,3 +427,35 @@ fn url_escape(s: &str) -> String {
         })
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn freshness_warns_past_two_refresh_intervals_and_live_mode_refreshes_in_place() {
+    let _one = BROWSER.lock().await;
+    let svc = service::start(None).await;
+    // A one-second period, so the view built at start is soon older than two of them.
+    let client = svc.db.client().await;
+    store::summaries::set_setting(&client, store::summaries::keys::REFRESH_INTERVAL_SECS, "1")
+        .await
+        .expect("setting");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let s = Session::open();
+    s.goto(&format!("{}/?range=24h&live=1", svc.base));
+    wait_list(&s, "");
+    let freshness = s.wait_for(
+        "the stale warning",
+        "document.querySelector('#freshness.stale')?.textContent",
+        WAIT,
+    );
+    let text = freshness.as_str().unwrap();
+    assert!(
+        text.contains("materialized view") && text.contains("older than two refresh intervals"),
+        "{text}"
+    );
+    let url = s.js("return location.href;", vec![]);
+    let first = page_ids(&s);
+    // Live mode reloads the first page by itself, in place.
+    let before = loaded(&s);
+    wait_list(&s, &before);
+    assert_eq!(s.js("return location.href;", vec![]), url);
+    assert_eq!(page_ids(&s), first);
+}
