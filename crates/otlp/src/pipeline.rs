@@ -1,8 +1,8 @@
 //! The write path shared by both receivers: a bounded queue of requests, drained by
 //! writer tasks that coalesce whatever is waiting into one binary COPY.
 //!
-//! Durability: a request is answered only after the COPY holding its spans returned,
-//! and a COPY is its own transaction, so an acknowledged span is committed. A failed
+//! Durability: a request is answered only after the transaction of the COPY holding its spans
+//! committed (`store::ingest::copy_records`), so an acknowledged span is stored. A failed
 //! COPY acknowledges nothing; the client is told to retry (database trouble) or that
 //! its data was refused. Delivery is at least once: a client that gave up waiting (or
 //! lost the answer) and sends again may store a span twice.

@@ -122,11 +122,36 @@ impl SpanRecord {
     }
 }
 
-/// Writes `records` in one COPY, which PostgreSQL runs as one transaction: when this
-/// returns `Ok`, every row is committed, and on `Err` none is. Returns the row count.
+/// Writes `records` in one COPY inside an explicit transaction: when this returns `Ok`,
+/// every row is committed, and on `Err` none is. Returns the row count.
+///
+/// Why not a bare COPY: over the extended protocol its implicit transaction commits at the
+/// `Sync` that follows the COPY, after the row count (`CommandComplete`) has already reached
+/// us. A crash in between lost spans that had been acknowledged. `COMMIT` answers only once
+/// the commit is durable.
 /// `records` is a slice (of rows or of references to rows) rather than any iterator so
 /// the future stays `Send` for callers that build the list in a spawned task.
 pub async fn copy_records<R: Borrow<SpanRecord> + Sync>(
+    client: &Client,
+    records: &[R],
+) -> Result<u64, DbError> {
+    client.batch_execute("BEGIN").await?;
+    match copy_in_transaction(client, records).await {
+        Ok(rows) => {
+            client.batch_execute("COMMIT").await?;
+            Ok(rows)
+        }
+        Err(e) => {
+            // The connection goes back to the pool (or is retried for one request at a
+            // time): leave it outside the failed transaction. A broken connection fails
+            // here too, and the caller's error is the COPY's.
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+async fn copy_in_transaction<R: Borrow<SpanRecord> + Sync>(
     client: &Client,
     records: &[R],
 ) -> Result<u64, DbError> {
