@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use store::db::{self, DbError};
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 use workload::{Generator, Span, WorkloadConfig};
 
-use crate::db::{self, DbError};
 use crate::spans::{copy_spans, copy_spans_frozen, copy_spans_into, Arrival};
 
 /// Spans per COPY statement: large enough to amortise the round trip, small enough that
@@ -91,7 +91,7 @@ pub async fn bulk(
     }
     tracing::debug!(elapsed = ?started.elapsed(), "days loaded");
     // Days without traces, and the day after the last, which late-night traces reach.
-    crate::partitions::ensure(&setup, config.start, config.end + Duration::days(1)).await?;
+    store::partitions::ensure(&setup, config.start, config.end + Duration::days(1)).await?;
     // In incremental mode, new partitions capture writes addressed to them (a later load
     // copies into a partition directly). A catalog lookup when capture is off.
     setup
@@ -346,7 +346,7 @@ pub async fn follow(
 ) -> Result<u64, DbError> {
     let client = db::connect(url).await?;
     let now = Utc::now();
-    crate::partitions::ensure(&client, now, now + Duration::days(1)).await?;
+    store::partitions::ensure(&client, now, now + Duration::days(1)).await?;
     let tick = StdDuration::from_millis(100);
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -397,6 +397,33 @@ pub async fn follow(
     }
     progress(written);
     Ok(written)
+}
+
+/// [`bulk`] of `spans` spans ending now and starting `days` ago, with a progress bar: what
+/// `srql generate` and the benchmarks load.
+pub async fn with_progress(
+    url: &str,
+    spans: u64,
+    days: i64,
+    seed: u64,
+    writers: usize,
+) -> Result<LoadReport, String> {
+    let end = Utc::now();
+    let config = WorkloadConfig::for_spans(seed, spans, end - Duration::days(days), end);
+    let bar = indicatif::ProgressBar::new(spans);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} loading spans [{bar:40}] {human_pos}/{human_len} ({per_sec}, eta {eta})",
+        )
+        .map_err(|e| e.to_string())?
+        .progress_chars("=> "),
+    );
+    let b = bar.clone();
+    let report = bulk(url, config, writers, move |n| b.set_position(n))
+        .await
+        .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -1,15 +1,14 @@
 //! A gRPC client for the receivers that honours their back-pressure: connect, export with
-//! retries, and how long a refusal asks the client to wait. The workload sender built on
-//! it lives in the `srql-bench` crate.
+//! retries, and how long a refusal asks the client to wait. `otlp_client` sends the
+//! workload on it; the receivers' tests use it as a client would.
 
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use otlp::rpc_status::RpcStatus;
 use tonic::transport::Channel;
 use tonic::Code;
-
-use crate::rpc_status::RpcStatus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {

@@ -8,10 +8,9 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures_util::{pin_mut, SinkExt};
+use store::db::DbError;
 use tokio_postgres::Client;
 use workload::Span;
-
-use crate::db::DbError;
 
 /// The columns of `otel_traces` in the order [`CopyRows::push`] writes them.
 const COLUMNS: &str = "timestamp, trace_id, span_id, parent_span_id, name, kind, \

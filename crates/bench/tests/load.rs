@@ -2,7 +2,7 @@
 //! mode keeps inserting at about its rate and delivers late spans after the rest.
 
 use chrono::{DateTime, Duration, Utc};
-use store::load::DayOutcome;
+use srql_bench::load::DayOutcome;
 use store::testing::TestDb;
 use tokio::sync::watch;
 use workload::{Generator, WorkloadConfig};
@@ -15,7 +15,7 @@ async fn bulk_load_stores_every_generated_span_with_its_simulated_arrival() {
     let expected: u64 = Generator::new(config).map(|t| t.spans.len() as u64).sum();
     let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let s = seen.clone();
-    let report = store::load::bulk(&db.url, config, 2, move |n| {
+    let report = srql_bench::load::bulk(&db.url, config, 2, move |n| {
         s.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
     })
     .await
@@ -144,7 +144,7 @@ async fn bulk_load_keeps_every_span_already_stored_whatever_state_its_day_is_in(
         .get(0);
     assert_eq!(stranded, 1);
 
-    let report = store::load::bulk(&db.url, config, 2, |_| {})
+    let report = srql_bench::load::bulk(&db.url, config, 2, |_| {})
         .await
         .expect("bulk load");
     let outcome = |n: i64| report.days.get(&day(n).date_naive()).copied();
@@ -187,7 +187,7 @@ async fn a_query_running_on_the_spans_delays_the_load_without_failing_it() {
         tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         reader.batch_execute("COMMIT").await.unwrap();
     });
-    let report = store::load::bulk(&db.url, config, 2, |_| {})
+    let report = srql_bench::load::bulk(&db.url, config, 2, |_| {})
         .await
         .expect("the load waits, retries and finishes");
     release.await.unwrap();
@@ -215,7 +215,7 @@ async fn days_built_offline_are_captured_for_incremental_summaries() {
         .unwrap();
     let now = Utc::now();
     let config = WorkloadConfig::for_spans(6, 20_000, now - Duration::days(2), now);
-    let report = store::load::bulk(&db.url, config, 2, |_| {})
+    let report = srql_bench::load::bulk(&db.url, config, 2, |_| {})
         .await
         .expect("bulk load");
     assert!(report
@@ -251,7 +251,9 @@ async fn follow_mode_inserts_at_its_rate_and_late_spans_arrive_later() {
     let url = db.url.clone();
     // Late delays shrunk 1000x: up to 0.6 s instead of 10 minutes.
     let task =
-        tokio::spawn(async move { store::load::follow(&url, 5, 3_000, 0.001, rx, |_| {}).await });
+        tokio::spawn(
+            async move { srql_bench::load::follow(&url, 5, 3_000, 0.001, rx, |_| {}).await },
+        );
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     stop.send(true).unwrap();
     let written = task.await.unwrap().expect("follow");

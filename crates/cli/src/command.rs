@@ -6,9 +6,9 @@ use clap::{Parser, Subcommand};
 use crate::args::{
     BenchOtlpArgs, DbArgs, DemoArgs, GenerateArgs, QueryArgs, ServeArgs, SummaryArgs,
 };
-use crate::bench::BenchArgs;
-use crate::bench_incremental::BenchIncrementalArgs;
-use crate::bench_soak::BenchSoakArgs;
+use srql_bench::incremental::BenchIncrementalArgs;
+use srql_bench::soak::BenchSoakArgs;
+use srql_bench::summaries::BenchArgs;
 
 #[derive(Debug, Parser)]
 #[command(

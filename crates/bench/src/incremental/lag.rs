@@ -1,4 +1,4 @@
-//! Freshness under sustained ingest: `store::load::follow` writes at a rate, the service
+//! Freshness under sustained ingest: `load::follow` writes at a rate, the service
 //! scheduler drains as in production, and probes measure, from outside, how long a span
 //! takes from its committed insert to a summary row that reflects it.
 //!
@@ -82,7 +82,7 @@ pub async fn measure(
     let seed = args.seed.wrapping_add(rate);
     let delay_scale = args.delay_scale;
     let follow = tokio::spawn(async move {
-        store::load::follow(&follow_url, seed, rate, delay_scale, stop_rx, move |n| {
+        crate::load::follow(&follow_url, seed, rate, delay_scale, stop_rx, move |n| {
             w.store(n, std::sync::atomic::Ordering::Relaxed)
         })
         .await

@@ -7,7 +7,7 @@
 //! 3. drain cycles: insert N new spans the way a live feed does (a COPY per 100 ms tick),
 //!    then time the one drain that applies them, for several N: cost against new-span
 //!    volume here, against total volume across scale points;
-//! 4. freshness under sustained ingest (`store::load::follow` at each rate, the service
+//! 4. freshness under sustained ingest (`load::follow` at each rate, the service
 //!    scheduler draining every second): probes measure span arrival to summary row;
 //! 5. optionally, the capture triggers' cost on a bulk COPY load (a second database
 //!    loaded with capture on).
@@ -26,12 +26,11 @@ use chrono::{Duration, Utc};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use store::spans::{copy_spans, Arrival};
 use store::summaries::{self, keys, Maintenance, RefreshMethod, SummaryConfig, SummaryMode};
 use workload::{Scale, WorkloadConfig};
 
-use crate::args::DbArgs;
-use crate::database::{self, Database};
+use crate::scratch::{self, Server};
+use crate::spans::{copy_spans, Arrival};
 
 /// Spans per COPY in a drain cycle: what a 1k spans/s feed writes per 100 ms tick.
 const CYCLE_COPY_SPANS: usize = 100;
@@ -73,7 +72,7 @@ pub struct BenchIncrementalArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Parallel COPY connections for the bulk loads.
-    #[arg(long, default_value_t = store::load::DEFAULT_WRITERS)]
+    #[arg(long, default_value_t = crate::load::DEFAULT_WRITERS)]
     pub writers: usize,
     #[arg(long, default_value = "bench-results/incremental.json")]
     pub out: PathBuf,
@@ -138,8 +137,7 @@ pub struct Overhead {
     pub backlog_drain_secs: f64,
 }
 
-pub async fn run(db: &DbArgs, args: &BenchIncrementalArgs) -> Result<(), String> {
-    let db = database::open(db).await?;
+pub async fn run(db: &Server, args: &BenchIncrementalArgs) -> Result<(), String> {
     let mut results = report::read(&args.out).unwrap_or(Results {
         machine: machine(&db.url).await?,
         scales: Vec::new(),
@@ -157,7 +155,7 @@ pub async fn run(db: &DbArgs, args: &BenchIncrementalArgs) -> Result<(), String>
                 );
                 continue;
             };
-            results.scales[i].capture_overhead = Some(overhead(&db, args, scale).await?);
+            results.scales[i].capture_overhead = Some(overhead(db, args, scale).await?);
             report::write(&results, &args.out, &args.markdown)?;
         }
         return Ok(());
@@ -169,7 +167,7 @@ pub async fn run(db: &DbArgs, args: &BenchIncrementalArgs) -> Result<(), String>
             scale.spans(),
             workload::DEFAULT_RANGE.num_days()
         );
-        let r = run_scale(&db, args, scale).await?;
+        let r = run_scale(db, args, scale).await?;
         report::print_scale(&r);
         results.scales.retain(|s| s.scale != r.scale);
         results.scales.push(r);
@@ -224,15 +222,15 @@ fn incremental() -> Maintenance {
 }
 
 async fn run_scale(
-    db: &Database,
+    db: &Server,
     args: &BenchIncrementalArgs,
     scale: Scale,
 ) -> Result<ScaleResult, String> {
     let name = format!("srql_bench_incr_{}", scale.name().to_ascii_lowercase());
-    let url = database::recreate_database(db, &name).await?;
+    let url = scratch::recreate_database(db, &name).await?;
     let result = measure_scale(db, &url, args, scale).await;
     // Dropped whatever happened: L's gigabytes are freed and a rerun starts clean.
-    let dropped = database::drop_database(db, &name).await;
+    let dropped = scratch::drop_database(db, &name).await;
     let result = result?;
     dropped?;
     Ok(result)
@@ -256,11 +254,11 @@ async fn load(
     args: &BenchIncrementalArgs,
     scale: Scale,
     what: &str,
-) -> Result<(WorkloadConfig, store::load::LoadReport), String> {
+) -> Result<(WorkloadConfig, crate::load::LoadReport), String> {
     let config = WorkloadConfig::at_scale(args.seed, scale, Utc::now());
     let b = bar(scale.spans(), what)?;
     let b2 = b.clone();
-    let report = store::load::bulk(url, config, args.writers, move |n| b2.set_position(n))
+    let report = crate::load::bulk(url, config, args.writers, move |n| b2.set_position(n))
         .await
         .map_err(|e| e.to_string())?;
     b.finish_and_clear();
@@ -268,7 +266,7 @@ async fn load(
 }
 
 async fn measure_scale(
-    db: &Database,
+    db: &Server,
     url: &str,
     args: &BenchIncrementalArgs,
     scale: Scale,
@@ -440,7 +438,7 @@ async fn feed(url: &str, seed: u64, next: &mut u64, n: u64) -> Result<(u64, u64)
 /// databases alternately in view mode (no triggers) and in incremental mode, the last
 /// incremental one's backlog then drained.
 async fn overhead(
-    db: &Database,
+    db: &Server,
     args: &BenchIncrementalArgs,
     scale: Scale,
 ) -> Result<Overhead, String> {
@@ -452,7 +450,7 @@ async fn overhead(
                 "srql_bench_incr_capture_{}",
                 scale.name().to_ascii_lowercase()
             );
-            let url = database::recreate_database(db, &name).await?;
+            let url = scratch::recreate_database(db, &name).await?;
             let result = async {
                 let maintenance = if capture {
                     incremental()
@@ -490,7 +488,7 @@ async fn overhead(
                 ))
             }
             .await;
-            let dropped = database::drop_database(db, &name).await;
+            let dropped = scratch::drop_database(db, &name).await;
             let (n, rate, entries, drain) = result?;
             dropped?;
             spans = n;

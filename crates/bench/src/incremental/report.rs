@@ -119,7 +119,7 @@ fn section(r: &Results) -> String {
 
     out.push_str("\n### Freshness under sustained ingest\n\n");
     out.push_str(
-        "`store::load::follow` writes at the rate (late spans delayed by 1% of their generated \
+        "`crate::load::follow` writes at the rate (late spans delayed by 1% of their generated \
          delay), the service scheduler drains every second. Every 250 ms a probe commits a \
          span (alternately a new trace and a late, older-timestamped span of a summarized \
          one) and is polled every 20 ms until its summary row reflects it: lag is commit to \
@@ -164,7 +164,7 @@ fn section(r: &Results) -> String {
     if !overheads.is_empty() {
         out.push_str("\n### Capture on a bulk load\n\n");
         out.push_str(
-            "The same scale point bulk-loaded by `store::load::bulk` (two writers, a day at a \
+            "The same scale point bulk-loaded by `crate::load::bulk` (two writers, a day at a \
              time: binary COPY into a stage table, indexes built, attached as the partition) \
              into fresh databases, alternately in view mode (capture off) and in incremental \
              mode (capture on: each attached day logs one entry per trace in one statement, \

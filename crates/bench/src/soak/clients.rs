@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::mix;
 use super::results::{Outcome, Sample};
-use crate::bench::http_client::HttpClient;
+use crate::summaries::http_client::HttpClient;
 
 /// Running totals, read by the progress display.
 #[derive(Debug, Default)]

@@ -71,7 +71,7 @@ struct Batch {
 }
 
 pub async fn run(plan: Plan) -> Result<Outcome, String> {
-    let client = otlp::client::connect(&plan.endpoint)
+    let client = crate::otlp_export::connect(&plan.endpoint)
         .await
         .map_err(|e| e.to_string())?;
     let plan = Arc::new(plan);
@@ -113,9 +113,8 @@ async fn pace(plan: &Plan, tx: mpsc::Sender<Batch>) -> Result<u64, String> {
             spans.extend(workload::trace_at(plan.seed, BASE_INDEX + index, at).spans);
             index += 1;
         }
-        for chunk in spans.chunks(srql_bench::otlp_client::BATCH_SPANS) {
-            let request =
-                srql_bench::otlp_client::workload_request(chunk).map_err(|e| e.to_string())?;
+        for chunk in spans.chunks(crate::otlp_client::BATCH_SPANS) {
+            let request = crate::otlp_client::workload_request(chunk).map_err(|e| e.to_string())?;
             let keys = chunk
                 .iter()
                 .map(|s| (s.trace_id.clone(), s.span_id.clone()))
@@ -205,7 +204,7 @@ async fn export(
         if status.code() == tonic::Code::ResourceExhausted {
             refused += 1;
         }
-        match otlp::client::retry_delay(&status) {
+        match crate::otlp_export::retry_delay(&status) {
             Some(delay) if attempt < MAX_ATTEMPTS => tokio::time::sleep(delay).await,
             _ => return (Err(format!("export: {status}")), refused),
         }

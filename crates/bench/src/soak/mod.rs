@@ -4,7 +4,7 @@
 //! rate reached, refusals, and acknowledged spans that did not reach the database.
 //!
 //! The run gets a database of its own on the same server, dropped afterwards; the service
-//! is `serve::start`, the one `srql serve` runs. Every request and every wait is bounded,
+//! is the one `srql serve` runs, started by the binary through [`StartService`]. Every request and every wait is bounded,
 //! so a service that stalls yields errors in the report, never a benchmark that hangs.
 
 mod clients;
@@ -15,17 +15,19 @@ mod plot;
 mod report;
 mod results;
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use clap::{Args, Parser};
+use clap::Args;
 use workload::Scale;
 
-use crate::args::{DbArgs, ServeArgs, SummaryArgs};
-use crate::bench::{link_from, machine, progress, write_file};
-use crate::database;
+use crate::scratch::{self, Server};
+use crate::summaries::{link_from, machine, progress, write_file};
 use results::{Load, SoakResults};
 
 /// The run's database, beside the service's own.
@@ -62,7 +64,7 @@ pub struct BenchSoakArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Parallel COPY connections for the load.
-    #[arg(long, default_value_t = store::load::DEFAULT_WRITERS)]
+    #[arg(long, default_value_t = crate::load::DEFAULT_WRITERS)]
     pub writers: usize,
     /// Where soak.json and soak.svg go (and soak-notes.md is read from, if present).
     #[arg(long, default_value = "bench-results")]
@@ -74,23 +76,39 @@ pub struct BenchSoakArgs {
     pub markdown: PathBuf,
 }
 
-pub async fn run(db: &DbArgs, summaries: &SummaryArgs, args: &BenchSoakArgs) -> Result<(), String> {
+/// The service under test, running on the run's database.
+pub struct Service {
+    /// Where the query API listens.
+    pub addr: SocketAddr,
+    /// Where the OTLP/gRPC receiver listens.
+    pub otlp_grpc: SocketAddr,
+    /// Stops the service once polled: answers what is in flight, writes accepted spans.
+    pub stop: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+/// Starts the service as `srql serve` runs it (every listener on an ephemeral loopback
+/// port, no API key) on the database at the URL. The binary provides it: how the service
+/// is put together is its business, and no library depends on it.
+pub type StartService =
+    dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<Service, String>> + Send>> + Send + Sync;
+
+pub async fn run(
+    db: &Server,
+    cfg: &store::summaries::SummaryConfig,
+    args: &BenchSoakArgs,
+    start: &StartService,
+) -> Result<(), String> {
     if args.clients == 0 || args.seconds == 0 || args.timeout == 0 {
         return Err("--clients, --seconds and --timeout must be at least 1".into());
     }
     let started = Instant::now();
     let started_at = Utc::now();
-    let cfg = summaries.config()?;
-    let db = database::open(db).await?;
     let machine = machine::Machine::describe(&db.url).await?;
-    let postmaster = db
-        ._cluster
-        .as_ref()
-        .and_then(|c| machine::postmaster_pid(c.data_dir()));
-    let url = database::recreate_database(&db, DATABASE).await?;
-    let measured = measure(&url, &cfg, args, postmaster).await;
+    let postmaster = db.data_dir.as_deref().and_then(machine::postmaster_pid);
+    let url = scratch::recreate_database(db, DATABASE).await?;
+    let measured = measure(&url, cfg, args, postmaster, start).await;
     // Dropped whatever happened, so a rerun starts clean.
-    let dropped = database::drop_database(&db, DATABASE).await;
+    let dropped = scratch::drop_database(db, DATABASE).await;
     let (load, window) = measured?;
     dropped?;
     let results = SoakResults {
@@ -131,6 +149,7 @@ async fn measure(
     cfg: &store::summaries::SummaryConfig,
     args: &BenchSoakArgs,
     postmaster: Option<u32>,
+    start: &StartService,
 ) -> Result<(Load, Window), String> {
     // No pg_cron: the service's own scheduler keeps the summaries, as it does wherever
     // pg_cron is missing.
@@ -138,7 +157,7 @@ async fn measure(
         .await
         .map_err(|e| e.to_string())?;
     let spans = args.spans.unwrap_or(args.scale.spans());
-    let loaded = crate::generate::load(
+    let loaded = crate::load::with_progress(
         url,
         spans,
         workload::DEFAULT_RANGE.num_days(),
@@ -146,8 +165,8 @@ async fn measure(
         args.writers,
     )
     .await?;
-    crate::bench::vacuum(url).await?;
-    crate::bench::refresh::populate(url).await?;
+    crate::summaries::vacuum(url).await?;
+    crate::summaries::refresh::populate(url).await?;
     let trace_ids = lookup_trace_ids(url).await?;
     let load = Load {
         spans: loaded.spans,
@@ -157,16 +176,12 @@ async fn measure(
 
     // The benchmark's own database, made by the superuser: the service runs on it as
     // that user for both parts.
-    let service = crate::serve::start(url, url, &service_args()?, None).await?;
-    let grpc = service
-        .otlp
-        .as_ref()
-        .and_then(|r| r.grpc_addr)
-        .ok_or("the OTLP/gRPC receiver did not start")?;
+    let service = start(url.to_string()).await?;
+    let grpc = service.otlp_grpc;
     let before = machine::CpuSample::take(postmaster);
     let window = drive(service.addr, grpc, trace_ids, args).await;
     let after = machine::CpuSample::take(postmaster);
-    if tokio::time::timeout(STOP_TIMEOUT, service.stop())
+    if tokio::time::timeout(STOP_TIMEOUT, service.stop)
         .await
         .is_err()
     {
@@ -208,28 +223,6 @@ async fn measure(
                 .and_then(|(a, b)| a.others_share_since(&b)),
         },
     ))
-}
-
-/// `srql serve`'s flags (and their environment) with every listener on an ephemeral
-/// loopback port, the OTLP/HTTP receiver off (ingest goes over gRPC) and no API key.
-fn service_args() -> Result<ServeArgs, String> {
-    #[derive(Parser)]
-    struct Flags {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
-    let mut flags = Flags::try_parse_from([
-        "srql-serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--otlp-grpc-listen",
-        "127.0.0.1:0",
-        "--otlp-http-listen",
-        "off",
-    ])
-    .map_err(|e| format!("service settings: {e}"))?;
-    flags.serve.api_key = None;
-    Ok(flags.serve)
 }
 
 async fn lookup_trace_ids(url: &str) -> Result<Arc<Vec<String>>, String> {
@@ -361,10 +354,10 @@ fn print_summary(r: &SoakResults) {
         r.load.spans,
         q.all.requests,
         q.per_sec,
-        l.map_or("-".into(), |l| crate::bench::report::fmt_ms(l.p50_ms)),
-        l.map_or("-".into(), |l| crate::bench::report::fmt_ms(l.p90_ms)),
-        l.map_or("-".into(), |l| crate::bench::report::fmt_ms(l.p99_ms)),
-        l.map_or("-".into(), |l| crate::bench::report::fmt_ms(l.max_ms)),
+        l.map_or("-".into(), |l| crate::summaries::report::fmt_ms(l.p50_ms)),
+        l.map_or("-".into(), |l| crate::summaries::report::fmt_ms(l.p90_ms)),
+        l.map_or("-".into(), |l| crate::summaries::report::fmt_ms(l.p99_ms)),
+        l.map_or("-".into(), |l| crate::summaries::report::fmt_ms(l.max_ms)),
     );
     println!(
         "errors: {} ({} non-2xx, {} timeouts, {} transport)",

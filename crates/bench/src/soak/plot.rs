@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::results::Second;
-use crate::bench::plot::{ms_label, LogAxis};
+use crate::summaries::plot::{ms_label, LogAxis};
 
 const WIDTH: f64 = 780.0;
 const HEIGHT: f64 = 520.0;

@@ -4,8 +4,8 @@ use std::fmt::Write;
 
 use super::mix::{self, MIX};
 use super::results::{KindResult, SoakResults};
-use crate::bench::latency::LatencySummary;
-use crate::bench::report::{fmt_ms, fmt_secs};
+use crate::summaries::latency::LatencySummary;
+use crate::summaries::report::{fmt_ms, fmt_secs};
 
 pub const SECTION: &str = "soak";
 

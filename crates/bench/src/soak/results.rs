@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::mix::MIX;
-use crate::bench::latency::{summarize, LatencySummary};
-use crate::bench::machine::Machine;
+use crate::summaries::latency::{summarize, LatencySummary};
+use crate::summaries::machine::Machine;
 
 /// How one request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,8 +29,7 @@ use clap::Args;
 use tokio::sync::watch;
 use workload::Scale;
 
-use crate::args::{DbArgs, SummaryArgs};
-use crate::database::{self, Database};
+use crate::scratch::{self, Server};
 use first_page::Policies;
 use latency::RunPolicy;
 use results::{BenchResults, LoadResult, ScaleResult, Settings};
@@ -76,7 +75,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Parallel COPY connections for the load.
-    #[arg(long, default_value_t = store::load::DEFAULT_WRITERS)]
+    #[arg(long, default_value_t = crate::load::DEFAULT_WRITERS)]
     pub writers: usize,
     /// Where bench.json and latency.svg go (and notes.md is read from, if present).
     #[arg(long, default_value = "bench-results")]
@@ -86,12 +85,14 @@ pub struct BenchArgs {
     pub markdown: PathBuf,
 }
 
-pub async fn bench(db: &DbArgs, summaries: &SummaryArgs, args: &BenchArgs) -> Result<(), String> {
+pub async fn bench(
+    db: &Server,
+    cfg: &store::summaries::SummaryConfig,
+    args: &BenchArgs,
+) -> Result<(), String> {
     let started = Instant::now();
     let started_at = Utc::now();
-    let cfg = summaries.config()?;
     let policies = policies(args);
-    let db = database::open(db).await?;
     let mut scales = args.scales.clone();
     scales.sort_by_key(|s| s.spans());
     scales.dedup();
@@ -111,10 +112,7 @@ pub async fn bench(db: &DbArgs, summaries: &SummaryArgs, args: &BenchArgs) -> Re
         scales: Vec::new(),
         targets: Vec::new(),
     };
-    let postmaster = db
-        ._cluster
-        .as_ref()
-        .and_then(|c| machine::postmaster_pid(c.data_dir()));
+    let postmaster = db.data_dir.as_deref().and_then(machine::postmaster_pid);
     for (i, &scale) in scales.iter().enumerate() {
         println!(
             "== scale {}: {} spans over {} days",
@@ -122,7 +120,7 @@ pub async fn bench(db: &DbArgs, summaries: &SummaryArgs, args: &BenchArgs) -> Re
             scale.spans(),
             workload::DEFAULT_RANGE.num_days()
         );
-        let r = run_scale(&db, &cfg, args, policies, scale, postmaster).await?;
+        let r = run_scale(db, cfg, args, policies, scale, postmaster).await?;
         print_scale(&r);
         results.scales.push(r);
         results.complete = i + 1 == scales.len();
@@ -169,7 +167,7 @@ fn policies(args: &BenchArgs) -> Policies {
 }
 
 async fn run_scale(
-    db: &Database,
+    db: &Server,
     cfg: &store::summaries::SummaryConfig,
     args: &BenchArgs,
     policies: Policies,
@@ -177,12 +175,12 @@ async fn run_scale(
     postmaster: Option<u32>,
 ) -> Result<ScaleResult, String> {
     let name = format!("srql_bench_{}", scale.name().to_ascii_lowercase());
-    let url = database::recreate_database(db, &name).await?;
+    let url = scratch::recreate_database(db, &name).await?;
     let before = machine::CpuSample::take(postmaster);
     let result = measure_scale(&url, cfg, args, policies, scale).await;
     let after = machine::CpuSample::take(postmaster);
     // Dropped whatever happened: a rerun starts clean and L's gigabytes are freed.
-    let dropped = database::drop_database(db, &name).await;
+    let dropped = scratch::drop_database(db, &name).await;
     let mut result = result?;
     dropped?;
     result.other_cpu_share = after
@@ -203,7 +201,7 @@ async fn measure_scale(
     store::setup::run(url, cfg, false)
         .await
         .map_err(|e| e.to_string())?;
-    let loaded = crate::generate::load(
+    let loaded = crate::load::with_progress(
         url,
         scale.spans(),
         workload::DEFAULT_RANGE.num_days(),

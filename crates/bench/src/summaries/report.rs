@@ -198,7 +198,7 @@ pub fn render(r: &BenchResults, links: &Links) -> String {
 
     md.push_str(
         "\n### Load and storage\n\n\
-         Load: `store::load::bulk` (generation; per day binary COPY into a stage table, \
+         Load: `crate::load::bulk` (generation; per day binary COPY into a stage table, \
          its indexes built, attached as the partition; ANALYZE), then a \
          `VACUUM (ANALYZE)` that is not counted. Sizes after the \
          first refresh: spans summed over the day partitions of `otel_traces` (heap and \

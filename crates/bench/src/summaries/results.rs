@@ -52,7 +52,7 @@ pub struct ScaleResult {
 pub struct LoadResult {
     pub spans: u64,
     pub traces: u64,
-    /// Generation and COPY, then ANALYZE (what `store::load::bulk` does).
+    /// Generation and COPY, then ANALYZE (what `load::bulk` does).
     pub secs: f64,
     pub spans_per_sec: f64,
     pub writers: usize,
