@@ -21,9 +21,9 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
-# Seed with the parser's test corpus so the run starts from valid and near-valid queries.
+# Seed with the query corpus so the run starts from valid and near-valid queries.
 mkdir -p corpus/parse corpus/otlp
-cp ../crates/srql-lang/tests/corpus/ok/*.srql ../crates/srql-lang/tests/corpus/err/*.srql corpus/parse/
+cp ../tests/queries/*.srql ../tests/queries/err/*.srql corpus/parse/
 cp seeds/otlp/* corpus/otlp/
 
 # -max_len above the default 8192-byte query limit, so the length check is reached too.

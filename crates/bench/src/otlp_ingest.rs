@@ -18,7 +18,7 @@ use tokio_postgres::NoTls;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 
-use otlp::client::retry_delay;
+use crate::otlp_export::retry_delay;
 use otlp::{IngestConfig, IngestStats, Options};
 
 use crate::otlp_client::{workload_request, BATCH_SPANS};

@@ -6,10 +6,10 @@ use clap::{Parser, Subcommand};
 use crate::args::{
     BenchOtlpArgs, DbArgs, DemoArgs, GenerateArgs, QueryArgs, ServeArgs, SummaryArgs,
 };
-use crate::bench::BenchArgs;
-use crate::bench_incremental::BenchIncrementalArgs;
-use crate::bench_soak::BenchSoakArgs;
-use crate::bench_ui::BenchUiArgs;
+use srql_bench::incremental::BenchIncrementalArgs;
+use srql_bench::soak::BenchSoakArgs;
+use srql_bench::summaries::BenchArgs;
+use srql_bench::ui::BenchUiArgs;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -112,6 +112,14 @@ pub async fn open(args: &DbArgs) -> Result<Database, String> {
 }
 
 impl Database {
+    /// The server as the benchmarks see it: where they make their scratch databases.
+    pub fn bench_server(&self) -> srql_bench::scratch::Server {
+        srql_bench::scratch::Server {
+            url: self.url.clone(),
+            data_dir: self._cluster.as_ref().map(|c| c.data_dir().to_path_buf()),
+        }
+    }
+
     pub async fn migrate(
         &self,
         summaries: &SummaryArgs,
@@ -143,48 +151,6 @@ impl Database {
     }
 }
 
-/// A fresh, empty database `name` on the same server as `db` (dropped first if a previous
-/// run left it behind), and its URL. For benchmarks, which must not touch the service's
-/// own data. `name` must be a plain identifier chosen by us, never user input.
-pub async fn recreate_database(db: &Database, name: &str) -> Result<String, String> {
-    drop_database(db, name).await?;
-    let admin = store::db::connect(&db.url)
-        .await
-        .map_err(|e| e.to_string())?;
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .map_err(|e| format!("cannot create database `{name}`: {e}"))?;
-    Ok(url_with_database(&db.url, name))
-}
-
-/// Drops database `name` on `db`'s server, disconnecting whoever still uses it.
-pub async fn drop_database(db: &Database, name: &str) -> Result<(), String> {
-    let admin = store::db::connect(&db.url)
-        .await
-        .map_err(|e| e.to_string())?;
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .map_err(|e| format!("cannot drop database `{name}`: {e}"))
-}
-
-/// `url` pointing at database `name` instead: the path of a `postgres://` URL, or a
-/// `dbname=` appended to a key/value string (the last occurrence wins there).
-fn url_with_database(url: &str, name: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return format!("{url} dbname={name}");
-    };
-    let authority_start = scheme_end + 3;
-    let query_start = url[authority_start..]
-        .find('?')
-        .map_or(url.len(), |i| authority_start + i);
-    let path_start = url[authority_start..query_start]
-        .find('/')
-        .map_or(query_start, |i| authority_start + i);
-    format!("{}/{name}{}", &url[..path_start], &url[query_start..])
-}
-
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -203,7 +169,7 @@ pub async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::{open, url_with_database};
+    use super::open;
     use crate::args::DbArgs;
 
     fn args(reader: Option<&str>, writer: Option<&str>) -> DbArgs {
@@ -239,28 +205,5 @@ mod tests {
             .err()
             .expect("a bad reader URL is refused");
         assert!(err.starts_with("SRQL_READER_DATABASE_URL"), "{err}");
-    }
-
-    #[test]
-    fn url_with_database_replaces_only_the_database() {
-        assert_eq!(
-            url_with_database(
-                "postgres://postgres@127.0.0.1:5/srql?connect_timeout=10",
-                "b"
-            ),
-            "postgres://postgres@127.0.0.1:5/b?connect_timeout=10"
-        );
-        assert_eq!(
-            url_with_database("postgresql://u:p@h", "b"),
-            "postgresql://u:p@h/b"
-        );
-        assert_eq!(
-            url_with_database("postgres://h?sslmode=disable", "b"),
-            "postgres://h/b?sslmode=disable"
-        );
-        assert_eq!(
-            url_with_database("host=h dbname=x", "b"),
-            "host=h dbname=x dbname=b"
-        );
     }
 }

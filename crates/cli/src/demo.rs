@@ -24,7 +24,7 @@ pub async fn demo(db: &DbArgs, summaries: &SummaryArgs, args: &DemoArgs) -> Resu
             report.spans_per_sec()
         );
     } else if (have as u64) < args.spans / 2 {
-        let report = crate::generate::load(&db.writer_url, args.spans, 7, 1, 2).await?;
+        let report = srql_bench::load::with_progress(&db.writer_url, args.spans, 7, 1, 2).await?;
         println!(
             "loaded {} spans ({} traces) in {:.1} s ({:.0} spans/s)",
             report.spans,

@@ -29,7 +29,7 @@ pub async fn generate(
     let db = database::open(db).await?;
     db.migrate(summaries).await?;
     if args.spans > 0 {
-        let report = load(
+        let report = srql_bench::load::with_progress(
             &db.writer_url,
             args.spans,
             args.days,
@@ -77,31 +77,6 @@ async fn refresh(url: &str) -> Result<(), String> {
             run.error.map(|e| format!(" ({e})")).unwrap_or_default()
         )),
     }
-}
-
-pub async fn load(
-    url: &str,
-    spans: u64,
-    days: i64,
-    seed: u64,
-    writers: usize,
-) -> Result<store::load::LoadReport, String> {
-    let end = Utc::now();
-    let config = WorkloadConfig::for_spans(seed, spans, end - Duration::days(days), end);
-    let bar = ProgressBar::new(spans);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} loading spans [{bar:40}] {human_pos}/{human_len} ({per_sec}, eta {eta})",
-        )
-        .map_err(|e| e.to_string())?
-        .progress_chars("=> "),
-    );
-    let b = bar.clone();
-    let report = store::load::bulk(url, config, writers, move |n| b.set_position(n))
-        .await
-        .map_err(|e| e.to_string())?;
-    bar.finish_and_clear();
-    Ok(report)
 }
 
 /// Sends the workload to an OTLP/gRPC endpoint in requests of 512 spans; returns once
@@ -174,7 +149,7 @@ async fn follow(url: &str, seed: u64, rate: u64) -> Result<(), String> {
     let b = bar.clone();
     let url = url.to_string();
     let task = tokio::spawn(async move {
-        store::load::follow(&url, seed, rate, 1.0, rx, move |n| b.set_position(n)).await
+        srql_bench::load::follow(&url, seed, rate, 1.0, rx, move |n| b.set_position(n)).await
     });
     database::shutdown_signal().await;
     let _ = tx.send(true);

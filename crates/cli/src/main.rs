@@ -1,15 +1,10 @@
 //! `srql`: trace summaries over OpenTelemetry spans in PostgreSQL, queried with SRQL.
 
 mod args;
-mod bench;
-mod bench_incremental;
-mod bench_soak;
-mod bench_ui;
 mod command;
 mod database;
 mod demo;
 mod generate;
-mod markdown_section;
 mod migrate;
 mod query;
 mod serve;
@@ -109,9 +104,24 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Query(args) => query::query(&cli.db, &args).await,
         Command::Demo(args) => demo::demo(&cli.db, &cli.summaries, &args).await,
         Command::BenchOtlp(args) => generate::bench_otlp(&cli.db, &args).await,
-        Command::Bench(args) => bench::bench(&cli.db, &cli.summaries, &args).await,
-        Command::BenchIncremental(args) => bench_incremental::run(&cli.db, &args).await,
-        Command::BenchSoak(args) => bench_soak::run(&cli.db, &cli.summaries, &args).await,
-        Command::BenchUi(args) => bench_ui::run(&cli.db, &cli.summaries, &args).await,
+        Command::Bench(args) => {
+            let cfg = cli.summaries.config()?;
+            let db = database::open(&cli.db).await?;
+            srql_bench::summaries::bench(&db.bench_server(), &cfg, &args).await
+        }
+        Command::BenchIncremental(args) => {
+            let db = database::open(&cli.db).await?;
+            srql_bench::incremental::run(&db.bench_server(), &args).await
+        }
+        Command::BenchSoak(args) => {
+            let cfg = cli.summaries.config()?;
+            let db = database::open(&cli.db).await?;
+            srql_bench::soak::run(&db.bench_server(), &cfg, &args, &serve::start_for_bench).await
+        }
+        Command::BenchUi(args) => {
+            let cfg = cli.summaries.config()?;
+            let db = database::open(&cli.db).await?;
+            srql_bench::ui::run(&db.bench_server(), &cfg, &args, &serve::start_for_bench).await
+        }
     }
 }

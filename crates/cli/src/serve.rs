@@ -165,3 +165,49 @@ pub async fn start_otlp(
         .map(Some)
         .map_err(|e| e.to_string())
 }
+
+/// The service `srql bench-soak` and `srql bench-ui` measure: this one, on the run's
+/// database, as its superuser.
+pub fn start_for_bench(
+    url: String,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<srql_bench::soak::Service, String>> + Send>,
+> {
+    Box::pin(async move {
+        let running = start(&url, &url, &soak_args()?, None).await?;
+        let otlp_grpc = running
+            .otlp
+            .as_ref()
+            .and_then(|r| r.grpc_addr)
+            .ok_or("the OTLP/gRPC receiver did not start")?;
+        Ok(srql_bench::soak::Service {
+            addr: running.addr,
+            otlp_grpc,
+            stop: Box::pin(running.stop()),
+        })
+    })
+}
+
+/// `srql serve`'s flags (and their environment) with every listener on an ephemeral
+/// loopback port, the OTLP/HTTP receiver off (ingest goes over gRPC) and no API key.
+fn soak_args() -> Result<ServeArgs, String> {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+    let mut flags = Flags::try_parse_from([
+        "srql-serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--otlp-grpc-listen",
+        "127.0.0.1:0",
+        "--otlp-http-listen",
+        "off",
+    ])
+    .map_err(|e| format!("service settings: {e}"))?;
+    flags.serve.api_key = None;
+    Ok(flags.serve)
+}

@@ -12,7 +12,6 @@
 
 pub mod admission;
 pub mod auth;
-pub mod client;
 pub mod convert;
 mod failure_log;
 pub mod grpc;

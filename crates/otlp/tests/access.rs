@@ -348,7 +348,7 @@ async fn grpc_over_tls_with_the_token() {
 
     // A plain-text (h2c) client gets nowhere on the TLS port.
     let plain = async {
-        let mut c = otlp::client::connect(&format!("http://{}", h.grpc))
+        let mut c = srql_bench::otlp_export::connect(&format!("http://{}", h.grpc))
             .await
             .map_err(|e| e.to_string())?;
         let req: ExportTraceServiceRequest = request(vec![span(4, 1, "plain")]);

@@ -59,7 +59,7 @@ async fn grpc_full_queue_is_resource_exhausted_with_retry_info_and_nothing_is_lo
     let info = otlp::rpc_status::RetryInfo::decode(trailer.as_ref()).expect("RetryInfo");
     assert_eq!(info.retry_delay.map(|d| d.seconds), Some(2));
     assert_eq!(
-        otlp::client::retry_delay(&refused),
+        srql_bench::otlp_export::retry_delay(&refused),
         Some(Duration::from_secs(2)),
         "a client sees a retryable RESOURCE_EXHAUSTED"
     );
@@ -245,7 +245,7 @@ async fn shutdown_drains_accepted_requests_before_returning() {
     assert_eq!(h.span_names().await, ["d0", "d1", "d2", "d3"]);
     // New connections are no longer accepted.
     assert!(
-        otlp::client::connect(&format!("http://{}", h.grpc))
+        srql_bench::otlp_export::connect(&format!("http://{}", h.grpc))
             .await
             .is_err()
             || c.export(request(vec![span(9, 9, "late")])).await.is_err(),

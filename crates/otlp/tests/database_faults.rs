@@ -94,7 +94,9 @@ async fn crash_restart_freeze_thaw_lose_no_acknowledged_span() {
         let (tally, sending, router, grpc) =
             (tally.clone(), sending.clone(), router.clone(), grpc.clone());
         senders.push(tokio::spawn(async move {
-            let mut client = otlp::client::connect(&grpc).await.expect("grpc client");
+            let mut client = srql_bench::otlp_export::connect(&grpc)
+                .await
+                .expect("grpc client");
             let mut n = 0u32;
             while sending.load(Ordering::Relaxed) {
                 n += 1;

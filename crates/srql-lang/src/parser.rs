@@ -3,7 +3,7 @@
 //! Syntax only: field names are checked for shape, not against a schema, and comparison
 //! values stay text. The planner knows which fields exist and what type they have.
 //!
-//! What is accepted, in brief (the corpus under `tests/corpus` shows every form):
+//! What is accepted, in brief (the query corpus under the repository's `tests/queries` shows every form):
 //! - tokens `[!]KEY:VALUE` separated by spaces, tabs or newlines; `KEY` is
 //!   `[A-Za-z_][A-Za-z0-9_.]*`, case-insensitive;
 //! - `VALUE` is bare (up to the next whitespace; a backslash escapes the next character,

@@ -295,7 +295,7 @@ impl EmbeddedCluster {
             "-c max_wal_size=8GB".into(),
             // Nothing replicates or archives a private cluster, so its WAL only needs to
             // make crashes safe. At `minimal`, a bulk load's day built in the
-            // transaction that filled its stage table (store::load) writes no WAL; the
+            // transaction that filled its stage table (`srql_bench::load`) writes no WAL; the
             // files are synced at commit instead. That halves what a load writes: 10M
             // spans went from 72k to 104k spans/s, the disk having been the limit.
             "-c wal_level=minimal".into(),

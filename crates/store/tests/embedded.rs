@@ -303,7 +303,7 @@ async fn bulk_loaded_days_skip_the_wal() {
         .await
         .unwrap()
         .get(0);
-    let report = store::load::bulk(&url, config, 2, |_| {})
+    let report = srql_bench::load::bulk(&url, config, 2, |_| {})
         .await
         .expect("bulk load");
     let row = client
@@ -321,7 +321,7 @@ async fn bulk_loaded_days_skip_the_wal() {
         report
             .days
             .values()
-            .all(|o| *o != store::load::DayOutcome::Copied),
+            .all(|o| *o != srql_bench::load::DayOutcome::Copied),
         "{:?}",
         report.days
     );

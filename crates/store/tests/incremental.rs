@@ -9,9 +9,9 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
+use srql_bench::spans::{copy_spans, Arrival};
 use srql_plan::schema::SUMMARY_COLUMNS;
 use srql_plan::summary_sql;
-use store::spans::{copy_spans, Arrival};
 use store::summaries::{
     self, keys, BackfillProgress, Maintenance, RefreshMethod, RefreshRun, SummaryConfig,
     SummaryMode,

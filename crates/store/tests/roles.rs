@@ -2,7 +2,7 @@
 //! maintenance as a writer that is no superuser.
 
 use chrono::{Duration, Utc};
-use store::spans::{copy_spans, Arrival};
+use srql_bench::spans::{copy_spans, Arrival};
 use store::summaries::{Maintenance, RefreshMethod, SummaryConfig, SummaryMode};
 use store::testing::TestDb;
 use tokio_postgres::error::SqlState;
@@ -160,7 +160,7 @@ async fn the_writer_ingests_and_maintains_but_is_no_superuser() {
     store::partitions::upkeep(&writer, Duration::days(7))
         .await
         .expect("partition upkeep");
-    store::load::bulk(
+    srql_bench::load::bulk(
         &db.writer_url(),
         WorkloadConfig::for_spans(
             3,

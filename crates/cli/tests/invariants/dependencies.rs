@@ -19,16 +19,15 @@ fn forbidden_in_pure_crates(name: &str) -> bool {
 /// What ships to users; none of it may carry benchmark code.
 const PRODUCT_CRATES: &[&str] = &["srql-lang", "srql-plan", "store", "server", "otlp", "tls"];
 
-/// The crate the benchmarks and the workload loader move into (issue 12, item 3), under
-/// either name it may get.
-const BENCH_CRATES: &[&str] = &["bench", "srql-bench"];
+/// The crate holding the benchmarks and the workload loader (issue 12, item 3).
+const BENCH_CRATES: &[&str] = &["srql-bench"];
 
 /// The synthetic workload generator belongs to benchmarks and demos, not to the product.
 const WORKLOAD_CRATE: &str = "workload";
 
-/// Product crates that still depend on `workload` today: removed by issue 12's bench
-/// step (item 3); the integrator empties this after merging it.
-const KNOWN_WORKLOAD_DEPENDENTS: &[&str] = &["store", "server", "otlp"];
+/// Product crates allowed to depend on `workload`: none since the loader moved into the
+/// benchmark crate (issue 12, item 3). Their tests may, as dev-dependencies.
+const KNOWN_WORKLOAD_DEPENDENTS: &[&str] = &[];
 
 /// The platform this test runs on, as rustc names it.
 fn host_triple() -> String {
@@ -154,11 +153,11 @@ fn the_query_core_links_no_runtime_database_driver_or_http_stack() {
 #[test]
 fn no_product_crate_links_the_benchmark_crate() {
     let graph = Graph::load();
-    // Until issue 12's bench step creates it there is nothing to link; the check then
-    // holds trivially, and starts to bite as soon as the crate exists.
-    if !BENCH_CRATES.iter().any(|b| graph.is_member(b)) {
-        eprintln!("no benchmark crate {BENCH_CRATES:?} in the workspace yet: nothing can link it");
-    }
+    // Renaming the crate must not make this check pass by finding nothing.
+    assert!(
+        BENCH_CRATES.iter().all(|b| graph.is_member(b)),
+        "the benchmark crate {BENCH_CRATES:?} is no workspace member"
+    );
     let found = graph.violations(PRODUCT_CRATES, |dep| BENCH_CRATES.contains(&dep));
     assert!(
         found.is_empty(),

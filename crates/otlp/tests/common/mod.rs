@@ -88,7 +88,7 @@ impl Harness {
     }
 
     pub async fn grpc_client(&self) -> TraceServiceClient<Channel> {
-        otlp::client::connect(&format!("http://{}", self.grpc))
+        srql_bench::otlp_export::connect(&format!("http://{}", self.grpc))
             .await
             .expect("grpc client connects")
     }

@@ -15,7 +15,7 @@ use axum::Router;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use server::{AppState, ServiceConfig};
-use store::spans::{copy_spans, Arrival};
+use srql_bench::spans::{copy_spans, Arrival};
 use store::testing::TestDb;
 use tower::ServiceExt;
 use workload::{Generator, Span, WorkloadConfig};

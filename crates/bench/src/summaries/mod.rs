@@ -1,0 +1,375 @@
+//! `srql bench`: what the trace summaries buy (first-page latency against on-the-fly
+//! aggregation) and what they cost (refresh time, readers during a refresh, storage), at
+//! the scale points of design/workload.md, measured through the real HTTP API.
+//!
+//! Each scale point gets a database of its own on the same server, dropped afterwards,
+//! so the service's data is never touched and every point starts from nothing.
+
+mod api;
+mod first_page;
+mod format;
+pub(crate) mod http_client;
+pub(crate) mod latency;
+pub(crate) mod machine;
+pub(crate) mod plot;
+pub(crate) mod progress;
+mod queries;
+pub(crate) mod refresh;
+pub(crate) mod report;
+mod results;
+mod storage;
+mod targets;
+
+use std::net::SocketAddr;
+use std::path::{Path as FsPath, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use clap::Args;
+use tokio::sync::watch;
+use workload::Scale;
+
+use crate::scratch::{self, Server};
+use first_page::Policies;
+use latency::RunPolicy;
+use results::{BenchResults, LoadResult, ScaleResult, Settings};
+
+/// Untimed requests before the timed ones on the summary path: enough to warm the
+/// connection pool and the index pages.
+const SUMMARY_WARMUP: usize = 20;
+/// Untimed on-the-fly runs per scale point: one brings the spans every on-the-fly query
+/// reads into memory.
+const ON_THE_FLY_WARMUP: usize = 1;
+/// Database connections of the in-process service: more than the benchmark's two
+/// concurrent clients ever use, so nobody waits for the pool.
+const POOL_SIZE: usize = 8;
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Scale points, comma-separated: S (100k spans), M (1M), L (10M; about 1.34M traces).
+    #[arg(long, value_delimiter = ',', default_value = "S,M,L", value_parser = Scale::parse)]
+    pub scales: Vec<Scale>,
+    /// Timed runs of each query on the summary path (after 20 warm-up runs); also the
+    /// number of idle reads the refresh phase compares against.
+    #[arg(long, default_value_t = 200)]
+    pub summary_runs: usize,
+    /// Most timed runs of each query on the on-the-fly path.
+    #[arg(long, default_value_t = 30)]
+    pub on_the_fly_runs: usize,
+    /// Fewest timed runs of each query on the on-the-fly path (at L one takes tens of
+    /// seconds).
+    #[arg(long, default_value_t = 1)]
+    pub on_the_fly_min_runs: usize,
+    /// Fewest timed on-the-fly runs of the last-24-hours query, which the speed-up target
+    /// is about.
+    #[arg(long, default_value_t = 3)]
+    pub on_the_fly_target_runs: usize,
+    /// Once past the fewest runs, start no more on-the-fly runs of a query after its
+    /// timed runs took this many seconds (keeps L within its time budget).
+    #[arg(long, default_value_t = 5.0)]
+    pub on_the_fly_budget: f64,
+    /// Seconds one request may take; a query that times out is reported as skipped.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Workload seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Parallel COPY connections for the load.
+    #[arg(long, default_value_t = crate::load::DEFAULT_WRITERS)]
+    pub writers: usize,
+    /// Where bench.json and latency.svg go (and notes.md is read from, if present).
+    #[arg(long, default_value = "bench-results")]
+    pub out_dir: PathBuf,
+    /// The Markdown file whose `<!-- bench:start -->` section is rewritten.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    pub markdown: PathBuf,
+}
+
+pub async fn bench(
+    db: &Server,
+    cfg: &store::summaries::SummaryConfig,
+    args: &BenchArgs,
+) -> Result<(), String> {
+    let started = Instant::now();
+    let started_at = Utc::now();
+    let policies = policies(args);
+    let mut scales = args.scales.clone();
+    scales.sort_by_key(|s| s.spans());
+    scales.dedup();
+    let mut results = BenchResults {
+        started_at,
+        command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
+        complete: false,
+        total_secs: 0.0,
+        machine: machine::Machine::describe(&db.url).await?,
+        settings: Settings {
+            seed: args.seed,
+            writers: args.writers,
+            timeout_secs: args.timeout,
+            policies,
+            idle_reads: args.summary_runs,
+        },
+        scales: Vec::new(),
+        targets: Vec::new(),
+    };
+    let postmaster = db.data_dir.as_deref().and_then(machine::postmaster_pid);
+    for (i, &scale) in scales.iter().enumerate() {
+        println!(
+            "== scale {}: {} spans over {} days",
+            scale.name(),
+            scale.spans(),
+            workload::DEFAULT_RANGE.num_days()
+        );
+        let r = run_scale(db, cfg, args, policies, scale, postmaster).await?;
+        print_scale(&r);
+        results.scales.push(r);
+        results.complete = i + 1 == scales.len();
+        results.total_secs = started.elapsed().as_secs_f64();
+        results.targets = targets::check(&results.scales, started.elapsed());
+        // Written after every scale point, so a failure at L keeps what S and M measured.
+        write_outputs(&results, args)?;
+    }
+    for t in &results.targets {
+        let met = match t.met {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "not measured",
+        };
+        println!("target: {} -- {} -- {met}", t.target, t.measured);
+    }
+    println!(
+        "total time {}; results in {}, {} and {}",
+        report::fmt_secs(started.elapsed().as_secs_f64()),
+        args.out_dir.join("bench.json").display(),
+        args.out_dir.join("latency.svg").display(),
+        args.markdown.display()
+    );
+    Ok(())
+}
+
+fn policies(args: &BenchArgs) -> Policies {
+    Policies {
+        summaries: RunPolicy {
+            warmup: SUMMARY_WARMUP,
+            min_runs: args.summary_runs,
+            max_runs: args.summary_runs,
+            budget_secs: 0.0,
+        },
+        on_the_fly: RunPolicy {
+            warmup: 0,
+            min_runs: args.on_the_fly_min_runs.min(args.on_the_fly_runs),
+            max_runs: args.on_the_fly_runs,
+            budget_secs: args.on_the_fly_budget,
+        },
+        on_the_fly_warmup: ON_THE_FLY_WARMUP,
+        on_the_fly_target_min_runs: args.on_the_fly_target_runs,
+    }
+}
+
+async fn run_scale(
+    db: &Server,
+    cfg: &store::summaries::SummaryConfig,
+    args: &BenchArgs,
+    policies: Policies,
+    scale: Scale,
+    postmaster: Option<u32>,
+) -> Result<ScaleResult, String> {
+    let name = format!("srql_bench_{}", scale.name().to_ascii_lowercase());
+    let url = scratch::recreate_database(db, &name).await?;
+    let before = machine::CpuSample::take(postmaster);
+    let result = measure_scale(&url, cfg, args, policies, scale).await;
+    let after = machine::CpuSample::take(postmaster);
+    // Dropped whatever happened: a rerun starts clean and L's gigabytes are freed.
+    let dropped = scratch::drop_database(db, &name).await;
+    let mut result = result?;
+    dropped?;
+    result.other_cpu_share = after
+        .zip(before)
+        .and_then(|(a, b)| a.others_share_since(&b));
+    Ok(result)
+}
+
+async fn measure_scale(
+    url: &str,
+    cfg: &store::summaries::SummaryConfig,
+    args: &BenchArgs,
+    policies: Policies,
+    scale: Scale,
+) -> Result<ScaleResult, String> {
+    let started = Instant::now();
+    // No pg_cron: a scheduled refresh in the middle would distort every figure.
+    store::setup::run(url, cfg, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let loaded = crate::load::with_progress(
+        url,
+        scale.spans(),
+        workload::DEFAULT_RANGE.num_days(),
+        args.seed,
+        args.writers,
+    )
+    .await?;
+    let vacuum_secs = vacuum(url).await?;
+    let plain_refresh = refresh::populate(url).await?;
+    let storage = storage::measure(url).await?;
+
+    let timeout = Duration::from_secs(args.timeout);
+    let service = Service::start(url).await?;
+    let measured = async {
+        let queries = first_page::run(service.addr, timeout, policies).await?;
+        let refresh =
+            refresh::run(url, service.addr, timeout, args.summary_runs, plain_refresh).await?;
+        Ok::<_, String>((queries, refresh))
+    }
+    .await;
+    service.stop().await?;
+    let (queries, refresh) = measured?;
+
+    Ok(ScaleResult {
+        scale: scale.name(),
+        target_spans: scale.spans(),
+        load: LoadResult {
+            spans: loaded.spans,
+            traces: loaded.traces,
+            secs: loaded.elapsed.as_secs_f64(),
+            spans_per_sec: loaded.spans_per_sec(),
+            writers: args.writers,
+            vacuum_secs,
+        },
+        queries,
+        refresh,
+        storage,
+        secs: started.elapsed().as_secs_f64(),
+        other_cpu_share: None,
+    })
+}
+
+/// Sets hint bits and the visibility map on the freshly loaded spans and completes the
+/// statistics (the load skips the JSON columns), as autovacuum would soon after a load
+/// anyway; done now so it neither runs during a measurement nor leaves the first reader
+/// to pay for it.
+pub(crate) async fn vacuum(url: &str) -> Result<f64, String> {
+    let bar = progress::spinner("VACUUM (ANALYZE) otel_traces after the load");
+    let client = store::db::connect(url).await.map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    client
+        .batch_execute("VACUUM (ANALYZE) otel_traces")
+        .await
+        .map_err(|e| format!("VACUUM (ANALYZE) otel_traces: {e}"))?;
+    bar.finish_and_clear();
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// The HTTP service, in this process, on a loopback port of its own.
+struct Service {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Service {
+    async fn start(url: &str) -> Result<Self, String> {
+        let pool = store::db::pool(url, POOL_SIZE).map_err(|e| e.to_string())?;
+        // The benchmark times both paths on the same queries, one at a time, at scales
+        // where an on-the-fly aggregation may run for minutes.
+        let config = server::ServiceConfig {
+            allow_source_override: true,
+            query_timeout: std::time::Duration::from_secs(3600),
+            ..server::ServiceConfig::default()
+        };
+        let state = server::AppState::new(pool, config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("cannot listen on a loopback port: {e}"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("listening address: {e}"))?;
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(server::run(listener, state, stop_rx));
+        Ok(Self { addr, stop, task })
+    }
+
+    async fn stop(self) -> Result<(), String> {
+        let _ = self.stop.send(true);
+        self.task
+            .await
+            .map_err(|e| format!("service task: {e}"))?
+            .map_err(|e| format!("service: {e}"))
+    }
+}
+
+fn print_scale(r: &ScaleResult) {
+    let fmt = |q: &first_page::QueryLatency, path: api::Path| {
+        q.path(path).latency().map_or_else(
+            || "skipped".into(),
+            |l| format!("{} ms", report::fmt_ms(l.p50_ms)),
+        )
+    };
+    println!(
+        "   loaded {} spans ({} traces) at {:.0} spans/s; took {}",
+        r.load.spans,
+        r.load.traces,
+        r.load.spans_per_sec,
+        report::fmt_secs(r.secs)
+    );
+    for q in &r.queries {
+        println!(
+            "   {:<34} p50 {:>10} summaries, {:>10} on the fly{}",
+            q.title,
+            fmt(q, api::Path::Summaries),
+            fmt(q, api::Path::OnTheFly),
+            q.speedup_p50
+                .map(|x| format!(" ({x:.0}x)"))
+                .unwrap_or_default()
+        );
+    }
+    println!(
+        "   refresh: plain {}, concurrently {}; read p99 idle {} ms, during {} ms",
+        report::fmt_secs(r.refresh.plain_secs),
+        report::fmt_secs(r.refresh.concurrent_secs),
+        r.refresh
+            .idle_reads
+            .map_or_else(|| "-".into(), |l| report::fmt_ms(l.p99_ms)),
+        r.refresh
+            .reads_during_concurrent
+            .map_or_else(|| "-".into(), |l| report::fmt_ms(l.p99_ms)),
+    );
+}
+
+fn write_outputs(results: &BenchResults, args: &BenchArgs) -> Result<(), String> {
+    let dir = &args.out_dir;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let json_path = dir.join("bench.json");
+    let json = serde_json::to_string_pretty(results).map_err(|e| e.to_string())?;
+    write_file(&json_path, &(json + "\n"))?;
+    let svg_path = dir.join("latency.svg");
+    write_file(&svg_path, &plot::latency_svg(&results.scales))?;
+    let notes = std::fs::read_to_string(dir.join("notes.md")).ok();
+    let section = report::render(
+        results,
+        &report::Links {
+            json: &link_from(&args.markdown, &json_path),
+            svg: &link_from(&args.markdown, &svg_path),
+            notes: notes.as_deref(),
+        },
+    );
+    crate::markdown_section::rewrite(&args.markdown, report::SECTION, &section)
+}
+
+pub(crate) fn write_file(path: &FsPath, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// `target` as a link from the Markdown file: relative when it lies beside or below it.
+pub(crate) fn link_from(markdown: &FsPath, target: &FsPath) -> String {
+    let base = markdown
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(FsPath::new("."));
+    match (base.canonicalize(), target.canonicalize()) {
+        (Ok(base), Ok(full)) => full
+            .strip_prefix(&base)
+            .map_or_else(|_| full.display().to_string(), |p| p.display().to_string()),
+        _ => target.display().to_string(),
+    }
+}

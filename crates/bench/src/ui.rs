@@ -1,0 +1,220 @@
+//! `srql bench-ui`: the traces tab as a user meets it. Loads a scale point into a scratch
+//! database, starts the service as `srql serve` runs it, and drives headless Chromium
+//! (srql-bench's WebDriver client) to time, per page load, from navigation to the first
+//! page of rows painted, and to a 1,000-span trace's waterfall painted. The page sets
+//! performance marks once the browser has painted (`srql:rows-painted`,
+//! `srql:trace-painted`); their `startTime` counts from the navigation.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::Utc;
+use clap::Args;
+use serde::Serialize;
+use workload::Scale;
+
+use crate::scratch::{self, Server};
+use crate::soak::StartService;
+use crate::summaries::latency::{summarize, LatencySummary};
+use crate::summaries::write_file;
+use crate::webdriver::{Driver, Session};
+
+/// The run's database, beside the service's own.
+const DATABASE: &str = "srql_bench_ui";
+const WIDE_TRACE: &str = "00000000000000000000000000001000";
+const WIDE_SPANS: usize = 1_000;
+/// Longest one page may take to paint before the run fails (rather than hangs).
+const PAINT_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchUiArgs {
+    /// Scale point of the loaded data: S (100k spans), M (1M), L (10M).
+    #[arg(long, default_value = "S", value_parser = Scale::parse)]
+    pub scale: Scale,
+    /// Load this many spans instead of the scale point's (for quick checks).
+    #[arg(long)]
+    pub spans: Option<u64>,
+    /// Measured page loads per page, after one unmeasured warm-up load.
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Parallel COPY connections for the load.
+    #[arg(long, default_value_t = crate::load::DEFAULT_WRITERS)]
+    pub writers: usize,
+    /// Where the JSON results go (`ui-<scale>.json`).
+    #[arg(long, default_value = "bench-results")]
+    pub out_dir: PathBuf,
+}
+
+#[derive(Debug, Serialize)]
+struct Page {
+    page: &'static str,
+    path: String,
+    /// Navigation to the mark, in milliseconds.
+    painted: Option<LatencySummary>,
+}
+
+#[derive(Debug, Serialize)]
+struct UiResults {
+    started_at: chrono::DateTime<Utc>,
+    scale: String,
+    spans: u64,
+    traces: u64,
+    pages: Vec<Page>,
+}
+
+pub async fn run(
+    db: &Server,
+    cfg: &store::summaries::SummaryConfig,
+    args: &BenchUiArgs,
+    start: &StartService,
+) -> Result<(), String> {
+    if args.runs == 0 {
+        return Err("--runs must be at least 1".into());
+    }
+    let started_at = Utc::now();
+    let url = scratch::recreate_database(db, DATABASE).await?;
+    let measured = measure(&url, cfg, args, start).await;
+    // Dropped whatever happened, so a rerun starts clean.
+    let dropped = scratch::drop_database(db, DATABASE).await;
+    let (spans, traces, pages) = measured?;
+    dropped?;
+    let results = UiResults {
+        started_at,
+        scale: args
+            .spans
+            .map_or_else(|| args.scale.name().to_string(), |n| format!("{n} spans")),
+        spans,
+        traces,
+        pages,
+    };
+    println!(
+        "traces tab at {} ({} spans), {} page loads each:",
+        results.scale, results.spans, args.runs
+    );
+    for p in &results.pages {
+        if let Some(l) = &p.painted {
+            println!(
+                "  {:<34} p50 {:>7.1} ms  p95 {:>7.1} ms  max {:>7.1} ms",
+                p.page, l.p50_ms, l.p95_ms, l.max_ms
+            );
+        }
+    }
+    let json = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+    let out = args
+        .out_dir
+        .join(format!("ui-{}.json", results.scale.replace(' ', "-")));
+    write_file(&out, &json)?;
+    println!("results: {}", out.display());
+    Ok(())
+}
+
+async fn measure(
+    url: &str,
+    cfg: &store::summaries::SummaryConfig,
+    args: &BenchUiArgs,
+    start: &StartService,
+) -> Result<(u64, u64, Vec<Page>), String> {
+    store::setup::run(url, cfg, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let spans = args.spans.unwrap_or(args.scale.spans());
+    let loaded = crate::load::with_progress(
+        url,
+        spans,
+        workload::DEFAULT_RANGE.num_days(),
+        args.seed,
+        args.writers,
+    )
+    .await?;
+    // The generated traces are small; the trace view is timed on one of 1,000 spans.
+    let client = store::db::connect(url).await.map_err(|e| e.to_string())?;
+    let wide = crate::wide_trace::wide_trace(
+        WIDE_TRACE,
+        WIDE_SPANS,
+        Utc::now() - chrono::Duration::minutes(10),
+    );
+    crate::spans::copy_spans(&client, &wide, crate::spans::Arrival::At(Utc::now()))
+        .await
+        .map_err(|e| format!("copying the wide trace: {e}"))?;
+    crate::summaries::vacuum(url).await?;
+    crate::summaries::refresh::populate(url).await?;
+
+    let service = start(url.to_string()).await?;
+    let base = format!("http://{}", service.addr);
+    let runs = args.runs;
+    // WebDriver calls block; the service keeps the async workers.
+    let driven = tokio::task::spawn_blocking(move || drive(&base, runs)).await;
+    service.stop.await;
+    let pages = driven.map_err(|e| format!("the browser driver failed: {e}"))??;
+    Ok((loaded.spans, loaded.traces, pages))
+}
+
+fn drive(base: &str, runs: usize) -> Result<Vec<Page>, String> {
+    let driver = Driver::start()?;
+    let session = driver.session(1400, 1000)?;
+    let pages: [(&'static str, String, &str, String); 3] = [
+        (
+            "list, default range (last hour)",
+            "/".to_string(),
+            "srql:rows-painted",
+            "document.querySelectorAll('#traces tbody tr[data-trace-id]').length".to_string(),
+        ),
+        (
+            "list, last 24 hours",
+            "/?range=24h".to_string(),
+            "srql:rows-painted",
+            "document.querySelectorAll('#traces tbody tr[data-trace-id]').length".to_string(),
+        ),
+        (
+            "trace view, 1,000 spans",
+            format!("/?view=trace&id={WIDE_TRACE}"),
+            "srql:trace-painted",
+            format!(
+                "document.getElementById('waterfall-rows').dataset.spanCount === '{WIDE_SPANS}'"
+            ),
+        ),
+    ];
+    pages
+        .into_iter()
+        .map(|(page, path, mark, shown)| {
+            let samples = time_page(&session, &format!("{base}{path}"), mark, &shown, runs)?;
+            Ok(Page {
+                page,
+                path,
+                painted: summarize(&samples),
+            })
+        })
+        .collect()
+}
+
+/// One warm-up load (the browser caches the assets, as a returning user's does), then
+/// `runs` timed ones, each checked to have shown what it should.
+fn time_page(
+    s: &Session,
+    url: &str,
+    mark: &str,
+    shown: &str,
+    runs: usize,
+) -> Result<Vec<Duration>, String> {
+    let mut samples = Vec::with_capacity(runs);
+    for i in 0..=runs {
+        s.goto(url)?;
+        let ms = s.wait_for(
+            mark,
+            &format!("performance.getEntriesByName('{mark}')[0]?.startTime"),
+            PAINT_WAIT,
+        )?;
+        let what = s.js(&format!("return {shown};"), vec![])?;
+        if what == serde_json::json!(0) || what == serde_json::json!(false) {
+            return Err(format!(
+                "{url} painted nothing to time: is the data loaded?"
+            ));
+        }
+        if i > 0 {
+            samples.push(Duration::from_secs_f64(ms.as_f64().unwrap_or(0.0) / 1000.0));
+        }
+    }
+    Ok(samples)
+}
