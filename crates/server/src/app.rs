@@ -192,7 +192,11 @@ async fn query(
         let (plan, catalog) = compile(&state, &b).await?;
         let result = run_plan(&state, &plan, &b.query).await?;
         state.metrics.count_source(plan.source.label());
-        Ok::<_, ApiError>((source_headers(&plan, &catalog.summaries), Json(result)).into_response())
+        let mut headers = source_headers(&plan, &catalog.summaries);
+        if result.groups_truncated {
+            headers.insert("x-srql-groups-truncated", HeaderValue::from_static("true"));
+        }
+        Ok::<_, ApiError>((headers, Json(result)).into_response())
     }
     .await;
     count_errors(&state, &result);
