@@ -124,14 +124,10 @@ async fn compile(state: &AppState, b: &QueryBody) -> Result<(Plan, Catalog), Api
 /// Runs `plan` in its lane under the statement timeout. If the request is dropped (the
 /// client went away) or the database does not answer by the deadline, the statement is
 /// cancelled in PostgreSQL (`CancelOnDrop`).
-async fn run_plan(
-    state: &AppState,
-    plan: &Plan,
-    query: &str,
-) -> Result<store::exec::QueryResult, ApiError> {
+async fn run_plan(state: &AppState, plan: &Plan) -> Result<store::exec::QueryResult, ApiError> {
     let _slot = state
         .lanes
-        .slot(Lane::for_plan(plan, query), state.config.lane_wait)
+        .slot(Lane::for_plan(plan), state.config.lane_wait)
         .await?;
     let timeout = state.config.query_timeout;
     let deadline = timeout + DEADLINE_GRACE;
@@ -191,9 +187,13 @@ async fn query(
     let result = async {
         let b = body(payload, state.config.max_body_bytes)?;
         let (plan, catalog) = compile(&state, &b).await?;
-        let result = run_plan(&state, &plan, &b.query).await?;
+        let result = run_plan(&state, &plan).await?;
         state.metrics.count_source(plan.source.label());
-        Ok::<_, ApiError>((source_headers(&plan, &catalog.summaries), Json(result)).into_response())
+        let mut headers = source_headers(&plan, &catalog.summaries);
+        if result.groups_truncated {
+            headers.insert("x-srql-groups-truncated", HeaderValue::from_static("true"));
+        }
+        Ok::<_, ApiError>((headers, Json(result)).into_response())
     }
     .await;
     count_errors(&state, &result);

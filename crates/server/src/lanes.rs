@@ -3,7 +3,8 @@
 //! One pool, split by semaphores whose slots add up to at most its size, so a request that
 //! holds a slot never waits for a connection, and nobody holds a connection while waiting
 //! for another:
-//! - `summaries`: reads of precomputed summaries and trace_id lookups (milliseconds);
+//! - `summaries`: cheap reads (milliseconds): precomputed summaries, trace_id lookups and
+//!   span listings an index hands over in order;
 //! - `on_the_fly`: aggregations and scans over spans (seconds), few at a time, so they
 //!   cannot starve the cheap reads however many arrive;
 //! - `service`: the catalog refresh, `/healthz` and `/metrics`, never queued behind queries.
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use srql_plan::{Plan, Source};
+use srql_plan::{Output, Plan, Predicate, Source, Test};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
@@ -38,33 +39,41 @@ impl Lane {
         }
     }
 
-    /// The lane `plan` (compiled from `query`) runs in: cheap reads apart from work over
-    /// spans.
-    pub fn for_plan(plan: &Plan, query: &str) -> Lane {
+    /// The lane `plan` runs in: cheap reads apart from work over spans. Decided from the
+    /// plan's typed predicates and page, never from the query text.
+    pub fn for_plan(plan: &Plan) -> Lane {
         match plan.source {
             Source::Summaries(_) => Lane::Summaries,
             // An index lookup of the named traces' spans, however long the range.
-            _ if names_its_traces(query) => Lane::Summaries,
+            _ if plan.predicates.iter().any(Predicate::is_trace_id_lookup) => Lane::Summaries,
+            Source::Spans if index_ordered_listing(plan) => Lane::Summaries,
             Source::OnTheFly | Source::Spans => Lane::OnTheFly,
         }
     }
 }
 
-/// A positive `trace_id:` equality or list (not a pattern): the planner finds those
-/// spans by index.
-fn names_its_traces(query: &str) -> bool {
-    use srql_lang::FilterValue;
-    let Ok(q) = srql_lang::parse(query, &srql_lang::Limits::default()) else {
+/// A page of span rows in timestamp order, filtered at most by service name: the
+/// `(timestamp)` and `(service_name, timestamp)` indexes of `otel_traces` give the rows in
+/// order, so the page costs about its own size whatever the range. Any other filter may
+/// skip most rows of that order, so it may cost a scan and is not counted cheap.
+fn index_ordered_listing(plan: &Plan) -> bool {
+    let Output::Rows { page, .. } = &plan.output else {
         return false;
     };
-    q.filters.iter().any(|f| {
-        f.field == "trace_id"
-            && !f.negated
-            && matches!(
-                f.value,
-                FilterValue::Scalar { like: false, .. } | FilterValue::List(_)
-            )
-    })
+    let by_time = page
+        .keys
+        .first()
+        .is_some_and(|(k, _)| k.name == "timestamp");
+    let service = plan
+        .predicates
+        .iter()
+        .filter(|p| is_service_equality(p))
+        .count();
+    by_time && service <= 1 && service == plan.predicates.len()
+}
+
+fn is_service_equality(p: &Predicate) -> bool {
+    p.field.name == "service_name" && !p.negated && matches!(p.test, Test::Eq(_))
 }
 
 pub struct Lanes {
@@ -129,7 +138,7 @@ mod tests {
             Utc::now(),
         )
         .expect("plan");
-        Lane::for_plan(&plan, query)
+        Lane::for_plan(&plan)
     }
 
     #[test]
@@ -139,7 +148,7 @@ mod tests {
             Lane::Summaries
         );
         assert_eq!(lane("in:otel_trace_summaries time:last_7d"), Lane::OnTheFly);
-        assert_eq!(lane("in:traces time:last_1h"), Lane::OnTheFly);
+        assert_eq!(lane("in:traces time:last_1h kind:2"), Lane::OnTheFly);
         assert_eq!(lane("in:traces trace_id:(a,b)"), Lane::Summaries);
         assert_eq!(
             lane("in:otel_trace_summaries trace_id:%ab% time:last_7d"),
@@ -149,5 +158,30 @@ mod tests {
             lane("in:otel_trace_summaries !trace_id:abc time:last_7d"),
             Lane::OnTheFly
         );
+    }
+
+    /// The soak's spans listing waited behind aggregations in `on_the_fly` (503s) though
+    /// an index answers it in milliseconds.
+    #[test]
+    fn span_listings_in_index_order_are_cheap() {
+        for cheap in [
+            "in:otel_traces time:last_1h service_name:svc-3 sort:timestamp:desc limit:100",
+            "in:traces time:last_7d",
+            "in:traces service.name:a sort:timestamp:asc",
+        ] {
+            assert_eq!(lane(cheap), Lane::Summaries, "{cheap}");
+        }
+        for costly in [
+            // Rare matches may be far apart in timestamp order: a scan.
+            "in:traces time:last_7d status_message:%timeout%",
+            "in:traces service_name:a name:b",
+            "in:traces service_name:(a,b)",
+            "in:traces !service_name:a",
+            "in:traces sort:duration_ms:desc",
+            "in:traces time:last_24h stats:\"count() as n by service_name\"",
+            "in:otel_traces time:last_24h rollup_stats:summary",
+        ] {
+            assert_eq!(lane(costly), Lane::OnTheFly, "{costly}");
+        }
     }
 }

@@ -24,7 +24,7 @@ pub struct Query {
     /// `limit:` (last occurrence wins); 0 as written (the planner reads it as 1).
     pub limit: Option<u32>,
     /// `stats:"..."`: aggregate mode.
-    pub stats: Option<Vec<StatExpr>>,
+    pub stats: Option<Stats>,
     /// `rollup_stats:NAME`, e.g. `summary`.
     pub rollup_stats: Option<String>,
     /// Upstream keys accepted without effect on traces (`window`, `mode`, `bounded`,
@@ -93,6 +93,25 @@ pub struct SortKey {
     /// Field name as written, lowercased.
     pub field: String,
     pub descending: bool,
+    pub offset: usize,
+}
+
+/// Everything the `stats:` tokens of a query ask for.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Stats {
+    /// `EXPR as alias`, over all `stats:` tokens, in order.
+    pub exprs: Vec<StatExpr>,
+    /// `... by KEY[, KEY]`: one result row per group of these fields; empty for one row
+    /// over everything.
+    pub by: Vec<GroupKey>,
+}
+
+/// A field named after `by` in `stats:`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupKey {
+    /// Field name as written, lowercased.
+    pub field: String,
+    /// Byte offset of the name in the query text, for error messages.
     pub offset: usize,
 }
 

@@ -135,8 +135,8 @@ fn apply(query: &mut Query, token: &Token, text: &str, limits: &Limits) -> Resul
         "sort" | "order" => query.sort.extend(sort_keys(token)?),
         "limit" => query.limit = Some(limit(token)?),
         "stats" => {
-            let exprs = query.stats.get_or_insert_with(Vec::new);
-            stats::parse_into(token, exprs, limits)?;
+            let stats = query.stats.get_or_insert_with(Default::default);
+            stats::parse_into(token, stats, limits)?;
         }
         "rollup_stats" => query.rollup_stats = Some(rollup_name(token)?),
         ignored if IGNORED_KEYS.contains(&ignored) => {

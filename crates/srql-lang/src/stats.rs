@@ -1,10 +1,10 @@
-//! `stats:"EXPR as alias, ..."`.
+//! `stats:"EXPR as alias, ... [by FIELD[, FIELD]]"`.
 //!
-//! The grammar is closed (`count()` and `sum(if(FIELD OP VALUE, 1, 0))`), so a fixed
-//! sequence of expectations parses it: no recursion, and every error names the exact piece
-//! that was expected next.
+//! The grammar is closed (`count()` and `sum(if(FIELD OP VALUE, 1, 0))`, then optional
+//! group keys), so a fixed sequence of expectations parses it: no recursion, and every
+//! error names the exact piece that was expected next.
 
-use crate::ast::{CompareOp, StatExpr, StatFunc};
+use crate::ast::{CompareOp, GroupKey, StatExpr, StatFunc, Stats};
 use crate::error::{Found, ParseError};
 use crate::lexer::{content_offset, is_field_name, text_value, Token};
 use crate::limits::Limits;
@@ -12,11 +12,16 @@ use crate::limits::Limits;
 const EXPRESSION_FORMS: &str =
     "a stats expression such as `count() as total` or `sum(if(status_code != 1, 1, 0)) as errors`";
 
-/// Parses one `stats:` token and appends its expressions to `exprs`, which may already hold
-/// those of earlier `stats:` tokens: aliases must be unique across all of them.
+/// Most `by` keys: two already answer "operations per service"; more would make groups as
+/// many as rows.
+const MAX_GROUP_KEYS: usize = 2;
+
+/// Parses one `stats:` token and appends its expressions and keys to `stats`, which may
+/// already hold those of earlier `stats:` tokens: aliases must be unique across all of
+/// them, and only one token may say `by`.
 pub(crate) fn parse_into(
     token: &Token,
-    exprs: &mut Vec<StatExpr>,
+    stats: &mut Stats,
     limits: &Limits,
 ) -> Result<(), ParseError> {
     let source = text_value(token, EXPRESSION_FORMS)?;
@@ -36,8 +41,8 @@ pub(crate) fn parse_into(
         cursor.skip_whitespace();
         let expr_offset = cursor.offset();
         let expr = cursor.expression()?;
-        check_alias_is_new(exprs, &expr, cursor.offset())?;
-        if exprs.len() >= limits.max_stats {
+        check_alias_is_new(&stats.exprs, &expr, cursor.offset())?;
+        if stats.exprs.len() >= limits.max_stats {
             return Err(ParseError::new(
                 expr_offset,
                 token.raw_value,
@@ -47,11 +52,32 @@ pub(crate) fn parse_into(
                 ),
             ));
         }
-        exprs.push(expr);
-        if !cursor.comma_or_end()? {
-            return Ok(());
+        stats.exprs.push(expr);
+        match cursor.after_expression()? {
+            Next::Expression => {}
+            Next::End => return Ok(()),
+            Next::GroupKeys { offset } => {
+                if !stats.by.is_empty() {
+                    return Err(ParseError::new(
+                        offset,
+                        token.raw_value,
+                        "`by` may appear in only one `stats:` of a query".to_string(),
+                    ));
+                }
+                return cursor.group_keys(&mut stats.by);
+            }
         }
     }
+}
+
+/// What follows an expression.
+enum Next {
+    Expression,
+    End,
+    /// `by`, at `offset`.
+    GroupKeys {
+        offset: usize,
+    },
 }
 
 fn check_alias_is_new(exprs: &[StatExpr], expr: &StatExpr, end: usize) -> Result<(), ParseError> {
@@ -251,18 +277,55 @@ impl<'s> Cursor<'s> {
         Ok(word.to_owned())
     }
 
-    /// After an expression: `true` on a `,` (another expression follows), `false` at the
-    /// end of the value.
-    fn comma_or_end(&mut self) -> Result<bool, ParseError> {
+    /// After an expression: a `,` (another expression follows), the end of the value, or
+    /// `by` and the group keys.
+    fn after_expression(&mut self) -> Result<Next, ParseError> {
         self.skip_whitespace();
         if self.rest().is_empty() {
-            return Ok(false);
+            return Ok(Next::End);
         }
         if self.rest().starts_with(',') {
             self.pos += 1;
-            return Ok(true);
+            return Ok(Next::Expression);
         }
-        Err(self.expected("`,` between stats expressions"))
+        let offset = self.offset();
+        if self.keyword("by").is_ok() {
+            return Ok(Next::GroupKeys { offset });
+        }
+        Err(self.expected("`,` between stats expressions, or `by`"))
+    }
+
+    /// After `by`: one or two field names separated by `,`, up to the end of the value.
+    /// The planner checks them against the entity's fields.
+    fn group_keys(&mut self, keys: &mut Vec<GroupKey>) -> Result<(), ParseError> {
+        loop {
+            self.skip_whitespace();
+            let offset = self.offset();
+            let field = self.field()?;
+            if keys.iter().any(|k| k.field == field) {
+                return Err(ParseError::expected(
+                    offset,
+                    "a field not already grouped by",
+                    field.as_str(),
+                ));
+            }
+            if keys.len() >= MAX_GROUP_KEYS {
+                return Err(ParseError::new(
+                    offset,
+                    &field,
+                    format!("`stats` groups by at most {MAX_GROUP_KEYS} fields, found a third: `{field}`"),
+                ));
+            }
+            keys.push(GroupKey { field, offset });
+            self.skip_whitespace();
+            if self.rest().is_empty() {
+                return Ok(());
+            }
+            if !self.rest().starts_with(',') {
+                return Err(self.expected("`,` between `by` fields"));
+            }
+            self.pos += 1;
+        }
     }
 }
 

@@ -202,7 +202,9 @@ fn check_query(query: &Query, limits: &Limits) {
             assert!(!items.is_empty() && items.len() <= limits.max_list_items);
         }
     }
-    let stats = query.stats.as_ref().map_or(0, Vec::len);
+    let stats = query.stats.as_ref().map_or(0, |s| s.exprs.len());
+    let keys = query.stats.as_ref().map_or(0, |s| s.by.len());
+    assert!(keys <= 2);
     assert!(stats <= limits.max_stats);
 }
 

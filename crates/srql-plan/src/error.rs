@@ -64,6 +64,23 @@ pub enum CompileError {
         name: String,
         entity: &'static str,
     },
+    /// A `stats: ... by` key that is not a groupable field of the entity.
+    UnknownGroupKey {
+        offset: usize,
+        field: String,
+        entity: &'static str,
+        expected: Vec<&'static str>,
+    },
+    /// A `by` key with one value per trace or span (`trace_id`, ...).
+    GroupKeyPerRow {
+        offset: usize,
+        field: String,
+    },
+    /// A `by` key naming a column the answer already has (another key or an alias).
+    GroupColumnTwice {
+        offset: usize,
+        name: &'static str,
+    },
     Cursor(CursorError),
     /// The body's `direction` disagrees with the direction the cursor pages in.
     DirectionContradictsCursor {
@@ -96,7 +113,10 @@ impl CompileError {
             | CompileError::PatternOnNumber { offset, .. }
             | CompileError::CompareOnText { offset, .. }
             | CompileError::UnknownSort { offset, .. }
-            | CompileError::Range { offset, .. } => Some(*offset),
+            | CompileError::Range { offset, .. }
+            | CompileError::UnknownGroupKey { offset, .. }
+            | CompileError::GroupKeyPerRow { offset, .. }
+            | CompileError::GroupColumnTwice { offset, .. } => Some(*offset),
             _ => None,
         }
     }
@@ -158,6 +178,21 @@ impl CompileError {
             ),
             CompileError::UnknownRollup { name, entity } => format!(
                 "unknown rollup `{name}` for {entity}: expected `rollup_stats:summary` with `in:otel_traces`"
+            ),
+            CompileError::UnknownGroupKey {
+                field,
+                entity,
+                expected,
+                ..
+            } => format!(
+                "cannot group {entity} by `{field}`: expected one of {}",
+                expected.join(", ")
+            ),
+            CompileError::GroupKeyPerRow { field, .. } => format!(
+                "cannot group by `{field}`: it has one value per row, so every group would be one row; filter on it instead"
+            ),
+            CompileError::GroupColumnTwice { name, .. } => format!(
+                "`{name}` is already a column of this answer (a `by` key or an alias)"
             ),
             CompileError::Cursor(CursorError::Invalid) => {
                 "invalid cursor: pass back a `next_cursor` or `prev_cursor` unchanged".into()

@@ -9,6 +9,7 @@ mod catalog;
 mod cursor;
 mod direction;
 mod error;
+mod group_by;
 mod plan;
 mod render;
 pub mod schema;
@@ -20,6 +21,7 @@ mod translate;
 pub use catalog::{Catalog, SummaryKind, SummaryState};
 pub use direction::Direction;
 pub use error::{CompileError, CursorError};
+pub use group_by::MAX_GROUPS;
 pub use plan::{
     compile, plan, Count, Measures, Output, Page, Plan, Predicate, Reason, Request, Source,
     SourcePreference, Stat, Test, Unusable,

@@ -5,12 +5,13 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use srql_lang::{CompareOp, Entity, Filter, FilterValue, Query, StatFunc};
+use srql_lang::{CompareOp, Entity, Filter, FilterValue, Query, StatFunc, Stats};
 
 use crate::catalog::{Catalog, SummaryKind, SummaryState};
 use crate::cursor;
 use crate::direction::Direction;
 use crate::error::CompileError;
+use crate::group_by;
 use crate::schema::{self, Column, ColumnType, Field, FieldKind, SortField};
 use crate::sql::Param;
 use crate::time_range::{self, TimeRange};
@@ -93,11 +94,14 @@ pub enum Output {
         columns: &'static [Column],
         page: Page,
     },
-    /// A single object with one key per alias.
+    /// A single object with one key per alias; with `groups`, one object per group (at
+    /// most [`crate::MAX_GROUPS`]) holding the group's key values then the aliases.
     Aggregate {
         keys: Vec<(String, ColumnType)>,
         limit: u32,
         measures: Measures,
+        /// `stats: ... by`: the group key fields, in order; empty for one row.
+        groups: Vec<Field>,
     },
 }
 
@@ -505,14 +509,15 @@ pub enum Count {
     },
 }
 
-fn aggregate(
-    entity: Entity,
-    stats: &[srql_lang::StatExpr],
-    limit: u32,
-) -> Result<Output, CompileError> {
+fn aggregate(entity: Entity, stats: &Stats, limit: u32) -> Result<Output, CompileError> {
+    let aliases: Vec<&str> = stats.exprs.iter().map(|s| s.alias.as_str()).collect();
+    let groups = group_by::resolve(entity, &stats.by, &aliases)?;
     let mut measures = Vec::new();
-    let mut keys = Vec::new();
-    for s in stats {
+    let mut keys: Vec<(String, ColumnType)> = groups
+        .iter()
+        .map(|f| (f.name.to_string(), group_by::column_type(f)))
+        .collect();
+    for s in &stats.exprs {
         let count = match &s.func {
             StatFunc::Count => Count::All,
             StatFunc::CountIf { field, op, value } => {
@@ -557,6 +562,7 @@ fn aggregate(
         keys,
         limit,
         measures: Measures::Stats(measures),
+        groups,
     })
 }
 
@@ -576,5 +582,6 @@ fn rollup(entity: Entity, name: &str, limit: u32) -> Result<Output, CompileError
         ],
         limit,
         measures: Measures::RootSummary,
+        groups: Vec::new(),
     })
 }

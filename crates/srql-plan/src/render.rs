@@ -8,6 +8,7 @@
 use srql_lang::{CompareOp, Entity};
 
 use crate::direction::Direction;
+use crate::group_by;
 use crate::plan::{Count, Measures, Output, Page, Plan, Predicate, Source, Test};
 use crate::schema::{self, relation, Column, FieldKind};
 use crate::sql::{Param, SqlBuilder, SqlQuery};
@@ -29,30 +30,34 @@ pub fn render(plan: &Plan) -> SqlQuery {
         }
         Output::Aggregate {
             measures: Measures::Stats(stats),
+            groups,
             ..
         } => {
-            let select: Vec<String> = stats
-                .iter()
-                .map(|s| {
-                    let expr = match &s.count {
-                        Count::All => "count(*)".to_string(),
-                        // A missing value counts as 0, as upstream does: a trace whose root
-                        // has not arrived has no status, and must still land in `!= 1` so
-                        // that `ok + not_ok = total` holds on the cards.
-                        Count::Where { field, op, value } => format!(
-                            "count(*) FILTER (WHERE coalesce({}, 0) {} {})",
-                            field.sql,
-                            op_sql(*op),
-                            b.bind(value.clone())
-                        ),
-                    };
-                    // Aliases are `[a-z0-9_]+` (checked by the parser), so quoting them is
-                    // enough.
-                    format!("{expr} AS \"{}\"", s.alias)
-                })
-                .collect();
+            let mut select = group_by::select_keys(groups);
+            select.extend(stats.iter().map(|s| {
+                let expr = match &s.count {
+                    Count::All => "count(*)".to_string(),
+                    // A missing value counts as 0, as upstream does: a trace whose root
+                    // has not arrived has no status, and must still land in `!= 1` so
+                    // that `ok + not_ok = total` holds on the cards.
+                    Count::Where { field, op, value } => format!(
+                        "count(*) FILTER (WHERE coalesce({}, 0) {} {})",
+                        field.sql,
+                        op_sql(*op),
+                        b.bind(value.clone())
+                    ),
+                };
+                // Aliases are `[a-z0-9_]+` (checked by the parser), so quoting them is
+                // enough.
+                format!("{expr} AS \"{}\"", s.alias)
+            }));
+            let tail = if groups.is_empty() {
+                String::new()
+            } else {
+                group_by::tail(&mut b, groups)
+            };
             format!(
-                "{with}\nSELECT {}\nFROM {from}{}",
+                "{with}\nSELECT {}\nFROM {from}{}{tail}",
                 select.join(", "),
                 where_clause(&conds)
             )

@@ -80,6 +80,18 @@ fn viz(plan: &Plan) -> Value {
             json!({ "kind": "table", "reason": format!("one row per {}", row_noun(plan)) }),
             json!({ "kind": "timeseries", "x": "timestamp", "reason": "rows carry a timestamp" }),
         ],
+        Output::Aggregate { groups, keys, .. } if !groups.is_empty() => vec![
+            json!({
+                "kind": "table",
+                "reason": format!("one row per group, at most {}", crate::MAX_GROUPS),
+            }),
+            json!({
+                "kind": "bar",
+                "x": groups[0].name,
+                "y": keys[groups.len()].0,
+                "reason": "groups ordered by their first aggregate",
+            }),
+        ],
         Output::Aggregate { .. } => vec![json!({
             "kind": "stat",
             "reason": "a single row of aggregate values",

@@ -97,8 +97,14 @@ fn corpus_stages() {
         let plan = srql_plan::plan(&query, &req, &ready(), now()).unwrap();
         let output = match &plan.output {
             srql_plan::Output::Rows { page, .. } => format!("{page:#?}"),
-            srql_plan::Output::Aggregate { keys, measures, .. } => {
-                format!("keys: {keys:#?}\nmeasures: {measures:#?}")
+            srql_plan::Output::Aggregate {
+                keys,
+                measures,
+                groups,
+                ..
+            } => {
+                let groups: Vec<&str> = groups.iter().map(|f| f.name).collect();
+                format!("keys: {keys:#?}\nmeasures: {measures:#?}\ngroups: {groups:?}")
             }
         };
         insta::assert_snapshot!(format!(

@@ -14,6 +14,10 @@ use crate::db::DbError;
 pub struct QueryResult {
     pub results: Vec<Value>,
     pub pagination: Pagination,
+    /// `stats: ... by` had more groups than [`srql_plan::MAX_GROUPS`]: the API says so in
+    /// a header, keeping the body's shape.
+    #[serde(skip)]
+    pub groups_truncated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -47,21 +51,36 @@ pub async fn run(client: &impl GenericClient, plan: &Plan) -> Result<QueryResult
 /// Rows to API JSON, with cursors for keyset pagination.
 pub fn shape(plan: &Plan, rows: &[Row]) -> QueryResult {
     match &plan.output {
-        Output::Aggregate { keys, limit, .. } => {
-            let obj = rows.first().map(|row| {
-                let mut m = Map::new();
-                for (i, (name, ty)) in keys.iter().enumerate() {
-                    m.insert(name.clone(), cell(row, i, *ty, true));
-                }
-                Value::Object(m)
-            });
+        Output::Aggregate {
+            keys,
+            limit,
+            groups,
+            ..
+        } => {
+            // One row without groups; with them, one row per group and one more when some
+            // were cut.
+            let shown = srql_plan::MAX_GROUPS as usize;
+            let results = rows
+                .iter()
+                .take(shown)
+                .map(|row| {
+                    let mut m = Map::new();
+                    for (i, (name, ty)) in keys.iter().enumerate() {
+                        // A group key's NULL is a group of its own (e.g. traces without a
+                        // root span), not a zero.
+                        m.insert(name.clone(), cell(row, i, *ty, i >= groups.len()));
+                    }
+                    Value::Object(m)
+                })
+                .collect();
             QueryResult {
-                results: obj.into_iter().collect(),
+                results,
                 pagination: Pagination {
                     next_cursor: None,
                     prev_cursor: None,
                     limit: Some(*limit),
                 },
+                groups_truncated: rows.len() > shown,
             }
         }
         Output::Rows { columns, page } => {
@@ -109,6 +128,7 @@ pub fn shape(plan: &Plan, rows: &[Row]) -> QueryResult {
                     prev_cursor: prev,
                     limit: Some(page.limit),
                 },
+                groups_truncated: false,
             }
         }
     }

@@ -76,6 +76,12 @@ pub const QUERIES: &[TabQuery] = &[
         srql: "in:otel_trace_summaries sort:timestamp:desc limit:20",
         page: 100,
     },
+    TabQuery {
+        name: "service_list",
+        title: "24 h, traces per root service (stats by)",
+        srql: "in:otel_trace_summaries time:last_24h stats:\"count() as traces by root_service_name\"",
+        page: 1,
+    },
 ];
 
 #[cfg(test)]
