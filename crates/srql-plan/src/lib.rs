@@ -12,6 +12,7 @@ mod error;
 mod plan;
 mod render;
 pub mod schema;
+pub mod span_search;
 mod sql;
 pub mod summary_sql;
 mod time_range;
