@@ -114,6 +114,10 @@ fn check_results(json: &Value) {
             "service",
             "slowest",
             "errors",
+            "span_attr_rare",
+            "span_attr_common",
+            "span_operation",
+            "span_service_slow",
             "page_100"
         ]
     );
