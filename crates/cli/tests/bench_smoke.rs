@@ -114,11 +114,11 @@ fn check_results(json: &Value) {
             "service",
             "slowest",
             "errors",
+            "page_100",
             "span_attr_rare",
             "span_attr_common",
             "span_operation",
-            "span_service_slow",
-            "page_100"
+            "span_service_slow"
         ]
     );
     for q in queries {
@@ -203,7 +203,7 @@ fn check_markdown(md: &str) {
         assert!(lines.all(|l| cells(l) == width), "ragged table:\n{table}");
     }
     let query_rows = section.lines().filter(|l| l.contains(" | S | ")).count();
-    assert_eq!(query_rows, 9, "a latency row per query");
+    assert_eq!(query_rows, 13, "a latency row per query");
     let scale_rows = section.lines().filter(|l| l.starts_with("| S |")).count();
     assert_eq!(scale_rows, 2, "a refresh row and a load row");
     assert!(

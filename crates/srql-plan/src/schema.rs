@@ -86,8 +86,7 @@ pub const SPAN_COLUMNS: &[Column] = &[
     col("created_at", Timestamptz),
 ];
 
-/// SQL for span duration in milliseconds; NULL times count as zero length. Migration 0008
-/// indexes `(service_name, <this expression>)`: change both or neither.
+/// SQL for span duration in milliseconds; NULL times count as zero length.
 pub const SPAN_DURATION_MS: &str =
     "(greatest(coalesce(end_time_unix_nano - start_time_unix_nano, 0), 0)::float8 / 1e6)";
 

@@ -51,11 +51,6 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "maintenance_helpers",
         sql: include_str!("../migrations/0007_maintenance_helpers.sql"),
     },
-    Migration {
-        version: 8,
-        name: "span_search_indexes",
-        sql: include_str!("../migrations/0008_span_search_indexes.sql"),
-    },
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.

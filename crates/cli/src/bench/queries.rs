@@ -71,6 +71,12 @@ pub const QUERIES: &[TabQuery] = &[
         page: 1,
     },
     TabQuery {
+        name: "page_100",
+        title: "UI opens, page 100 (cursor)",
+        srql: "in:otel_trace_summaries sort:timestamp:desc limit:20",
+        page: 100,
+    },
+    TabQuery {
         name: "span_attr_rare",
         title: "24 h, a span with http.status_code 401 (~0.1% of spans)",
         srql: "in:otel_trace_summaries time:last_24h span.attributes.http.status_code:401 limit:20",
@@ -93,12 +99,6 @@ pub const QUERIES: &[TabQuery] = &[
         title: "24 h, a svc-3 span slower than 1 s",
         srql: "in:otel_trace_summaries time:last_24h span.service_name:svc-3 span.duration_ms:>1000 limit:20",
         page: 1,
-    },
-    TabQuery {
-        name: "page_100",
-        title: "UI opens, page 100 (cursor)",
-        srql: "in:otel_trace_summaries sort:timestamp:desc limit:20",
-        page: 100,
     },
 ];
 
