@@ -115,7 +115,11 @@ fn check_results(json: &Value) {
             "slowest",
             "errors",
             "page_100",
-            "service_list"
+            "service_list",
+            "span_attr_rare",
+            "span_attr_common",
+            "span_operation",
+            "span_service_slow"
         ]
     );
     for q in queries {
@@ -200,7 +204,7 @@ fn check_markdown(md: &str) {
         assert!(lines.all(|l| cells(l) == width), "ragged table:\n{table}");
     }
     let query_rows = section.lines().filter(|l| l.contains(" | S | ")).count();
-    assert_eq!(query_rows, 10, "a latency row per query");
+    assert_eq!(query_rows, 14, "a latency row per query");
     let scale_rows = section.lines().filter(|l| l.starts_with("| S |")).count();
     assert_eq!(scale_rows, 2, "a refresh row and a load row");
     assert!(

@@ -1,5 +1,5 @@
 //! The materialized view path against the on-the-fly path: identical rows for randomized
-//! queries, fallbacks when the view cannot answer, reads that do not wait for a
+//! queries (span conditions included), fallbacks when the view cannot answer, reads that do not wait for a
 //! concurrent refresh, one refresher at a time, and recovery from a crashed refresher.
 
 mod support;
@@ -68,7 +68,22 @@ fn random_query(rng: &mut Rng, stamps: &[DateTime<Utc>], window_start: DateTime<
     }
     for _ in 0..rng.below(3) {
         let svc = format!("svc-{}", rng.below(20));
-        let f = match rng.below(10) {
+        let f = match rng.below(16) {
+            10 => format!(
+                "span.attributes.http.status_code:>={}",
+                200 + 100 * rng.below(4)
+            ),
+            11 => format!("!span.service_name:{svc} span.kind:{}", rng.below(4)),
+            12 => format!(
+                "span.service_name:{svc} span.duration_ms:>{}",
+                rng.below(50)
+            ),
+            13 => "span.attributes.db.system:(mysql,postgresql) !span.status_code:2".to_string(),
+            14 => "span.name:%SELECT% span.resource.service.name:*".to_string(),
+            15 => format!(
+                "!span.attributes.http.status_code:{}",
+                rng.pick(&["200", "404", "503"])
+            ),
             0 => format!("root_service_name:{svc}"),
             1 => format!("!root_service_name:{svc}"),
             2 => format!("service_name:{svc}"),

@@ -59,7 +59,9 @@ pub enum TimeSpec {
 /// `FIELD:VALUE` or `!FIELD:VALUE`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filter {
-    /// Field name as written, lowercased.
+    /// Field name as written, lowercased, except an attribute key after its prefix
+    /// (`span.attributes.`, `span.resource.`, `attributes.`, `resource.`), which is
+    /// case-sensitive as in OpenTelemetry.
     pub field: String,
     pub negated: bool,
     pub value: FilterValue,
@@ -76,6 +78,9 @@ pub enum FilterValue {
     List(Vec<String>),
     /// `>N`, `>=N`, `<N`, `<=N`: the number is kept as text; the planner types it.
     Compare { op: CompareOp, value: String },
+    /// A bare `*` on an attribute key (`span.attributes.http.route:*`): the key is
+    /// present, whatever its value.
+    Exists,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,6 +8,7 @@ mod error;
 mod lexer;
 mod limits;
 mod parser;
+mod span_condition;
 mod stats;
 mod time;
 

@@ -9,6 +9,11 @@ pub struct Limits {
     pub max_list_items: usize,
     /// Most `EXPR as alias` expressions over all `stats:` tokens.
     pub max_stats: usize,
+    /// Most conditions on spans (`span.…`, `attributes.…`, `resource.…` filters) in one
+    /// query: each becomes a test inside a span lookup.
+    pub max_span_conditions: usize,
+    /// Longest attribute key after `attributes.` / `resource.`, in bytes.
+    pub max_attribute_key_len: usize,
 }
 
 impl Default for Limits {
@@ -19,6 +24,8 @@ impl Default for Limits {
             max_query_len: 8192,
             max_list_items: 200,
             max_stats: 25,
+            max_span_conditions: 16,
+            max_attribute_key_len: 256,
         }
     }
 }

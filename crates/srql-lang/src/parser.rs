@@ -5,7 +5,9 @@
 //!
 //! What is accepted, in brief (the query corpus under the repository's `tests/queries` shows every form):
 //! - tokens `[!]KEY:VALUE` separated by spaces, tabs or newlines; `KEY` is
-//!   `[A-Za-z_][A-Za-z0-9_.]*`, case-insensitive;
+//!   `[A-Za-z_][A-Za-z0-9_.]*`, case-insensitive, except the attribute key after
+//!   `span.attributes.`, `span.resource.`, `attributes.` or `resource.` (a bare `*` value
+//!   there asks that the key exists);
 //! - `VALUE` is bare (up to the next whitespace; a backslash escapes the next character,
 //!   whitespace included), quoted with `"` or `'` (`\"`, `\'` and
 //!   `\\` are escapes, any other backslash is literal), or a list `(a,b)` / `[a,b]` whose
@@ -22,7 +24,7 @@ use crate::lexer::{
     content_offset, found_at, is_field_name, is_space, text_value, Item, Lexer, Token, Value,
 };
 use crate::limits::Limits;
-use crate::{stats, time};
+use crate::{span_condition, stats, time};
 
 /// Parses one SRQL query.
 ///
@@ -144,6 +146,17 @@ fn apply(query: &mut Query, token: &Token, text: &str, limits: &Limits) -> Resul
                 query.ignored_keys.push(ignored.to_owned());
             }
         }
+        _ if span_condition::is_span_condition(token.key) => {
+            span_condition::check_key(token, limits)?;
+            let n = 1 + query
+                .filters
+                .iter()
+                .filter(|f| span_condition::is_span_condition(&f.field))
+                .count();
+            span_condition::check_count(n, token, limits)?;
+            let field = span_condition::field_name(token.key);
+            query.filters.push(filter(token, field, text, limits)?);
+        }
         _ => query.filters.push(filter(token, key, text, limits)?),
     }
     Ok(())
@@ -259,6 +272,12 @@ fn filter(token: &Token, field: String, text: &str, limits: &Limits) -> Result<F
             text: value,
             quoted: true,
         } => scalar(value),
+        Value::Text {
+            text: value,
+            quoted: false,
+        } if value == "*" && span_condition::attribute_prefix(token.key).is_some() => {
+            FilterValue::Exists
+        }
         Value::Text {
             text: value,
             quoted: false,

@@ -76,6 +76,7 @@ fn limits_are_configurable() {
         max_query_len: 40,
         max_list_items: 2,
         max_stats: 1,
+        ..Limits::default()
     };
     insta::assert_snapshot!(
         error_of("service_name:(a,b,c)", &limits).to_string(),
@@ -129,7 +130,11 @@ impl Rng {
 
 /// Pieces that reach deep into the grammar, so random input is not all rejected at the
 /// first byte.
-const FRAGMENTS: [&str; 40] = [
+const FRAGMENTS: [&str; 44] = [
+    "span.attributes.",
+    "span.name:",
+    "resource.",
+    ":*",
     "in:",
     "time:",
     "timeframe:",
@@ -206,6 +211,17 @@ fn check_query(query: &Query, limits: &Limits) {
     let keys = query.stats.as_ref().map_or(0, |s| s.by.len());
     assert!(keys <= 2);
     assert!(stats <= limits.max_stats);
+    let on_spans = query
+        .filters
+        .iter()
+        .filter(|f| {
+            let f = f.field.to_ascii_lowercase();
+            ["span.", "attributes.", "resource."]
+                .iter()
+                .any(|p| f.starts_with(p))
+        })
+        .count();
+    assert!(on_spans <= limits.max_span_conditions);
 }
 
 #[test]
@@ -215,6 +231,8 @@ fn random_input_never_panics() {
         max_query_len: 200,
         max_list_items: 3,
         max_stats: 2,
+        max_span_conditions: 2,
+        max_attribute_key_len: 8,
     };
     for _ in 0..30_000 {
         let text = random_text(&mut rng);
@@ -259,4 +277,57 @@ fn mutate(bytes: &mut Vec<u8>, rng: &mut Rng) {
             bytes.splice(at..at, fragment.iter().copied());
         }
     }
+}
+
+#[test]
+fn attribute_keys_keep_their_case_and_prefixes_do_not() {
+    let q = parse(
+        "in:traces SPAN.Attributes.HTTP.Route:/a !resource.K8s.Pod:* Span.Name:X",
+        &Limits::default(),
+    )
+    .expect("parses");
+    let fields: Vec<&str> = q.filters.iter().map(|f| f.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "span.attributes.HTTP.Route",
+            "resource.K8s.Pod",
+            "span.name"
+        ]
+    );
+    assert_eq!(q.filters[1].value, FilterValue::Exists);
+    assert!(q.filters[1].negated);
+}
+
+#[test]
+fn star_means_exists_only_bare_and_only_on_attribute_keys() {
+    let q = parse(
+        "in:traces attributes.a:\"*\" name:* span.attributes.b:*",
+        &Limits::default(),
+    )
+    .expect("parses");
+    assert!(matches!(&q.filters[0].value, FilterValue::Scalar { value, .. } if value == "*"));
+    assert!(matches!(&q.filters[1].value, FilterValue::Scalar { value, .. } if value == "*"));
+    assert_eq!(q.filters[2].value, FilterValue::Exists);
+}
+
+#[test]
+fn span_conditions_and_attribute_keys_are_bounded() {
+    let limits = Limits {
+        max_span_conditions: 2,
+        max_attribute_key_len: 4,
+        ..Limits::default()
+    };
+    insta::assert_snapshot!(
+        error_of("span.name:a span.kind:2 !span.status_code:2", &limits).to_string(),
+        @"at position 24: more conditions on spans than the limit of 2"
+    );
+    insta::assert_snapshot!(
+        error_of("in:traces attributes.abcde:1", &limits).to_string(),
+        @"at position 21: attribute key is 5 bytes long, more than the limit of 4"
+    );
+    insta::assert_snapshot!(
+        error_of("in:traces !span.attributes.:1", &limits).to_string(),
+        @"at position 27: expected an attribute key after `span.attributes.`, found `:`"
+    );
 }

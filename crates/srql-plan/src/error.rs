@@ -34,6 +34,11 @@ pub enum CompileError {
         offset: usize,
         field: String,
     },
+    /// `:*` (the key exists) on a field that is not an attribute key.
+    ExistsOnField {
+        offset: usize,
+        field: String,
+    },
     UnknownSort {
         offset: usize,
         field: String,
@@ -112,6 +117,7 @@ impl CompileError {
             | CompileError::WrongType { offset, .. }
             | CompileError::PatternOnNumber { offset, .. }
             | CompileError::CompareOnText { offset, .. }
+            | CompileError::ExistsOnField { offset, .. }
             | CompileError::UnknownSort { offset, .. }
             | CompileError::Range { offset, .. }
             | CompileError::UnknownGroupKey { offset, .. }
@@ -157,6 +163,9 @@ impl CompileError {
             CompileError::CompareOnText { field, .. } => {
                 format!("`{field}` is text: comparisons like `>` apply to numeric fields only")
             }
+            CompileError::ExistsOnField { field, .. } => format!(
+                "`{field}` is not an attribute key: `:*` asks whether an attribute key exists"
+            ),
             CompileError::UnknownSort {
                 field,
                 entity,

@@ -13,6 +13,7 @@ mod group_by;
 mod plan;
 mod render;
 pub mod schema;
+pub mod span_search;
 mod sql;
 pub mod summary_sql;
 mod time_range;

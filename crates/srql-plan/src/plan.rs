@@ -13,6 +13,7 @@ use crate::direction::Direction;
 use crate::error::CompileError;
 use crate::group_by;
 use crate::schema::{self, Column, ColumnType, Field, FieldKind, SortField};
+use crate::span_search::{self, SpanCondition, SpanTest, Target};
 use crate::sql::Param;
 use crate::time_range::{self, TimeRange};
 
@@ -68,8 +69,12 @@ pub struct Plan {
     pub reason: Reason,
     /// Inclusive bounds on the row timestamp, resolved against "now" and retention.
     pub range: TimeRange,
-    /// The query's filters, ANDed, in query order.
+    /// The query's filters on the entity's own fields, ANDed, in query order.
     pub predicates: Vec<Predicate>,
+    /// The query's conditions on spans (`span.…`, `attributes.…`, `resource.…`), ANDed
+    /// with the predicates, in query order; column tests are positive predicates over
+    /// span rows.
+    pub spans: Vec<SpanCondition<Predicate>>,
     pub output: Output,
     /// Upstream keys the query used that change nothing here, for the API to report.
     pub ignored_keys: Vec<String>,
@@ -165,10 +170,17 @@ pub fn plan(
     if let (None, Some(retention)) = (range.start, catalog.retention) {
         range.start = Some(now - retention);
     }
-    let predicates = query
+    let (span_filters, filters): (Vec<&Filter>, Vec<&Filter>) = query
         .filters
         .iter()
+        .partition(|f| span_search::is_span_field(entity, &f.field));
+    let predicates = filters
+        .into_iter()
         .map(|f| predicate(entity, f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let spans = span_filters
+        .into_iter()
+        .map(|f| span_condition(entity, f))
         .collect::<Result<Vec<_>, _>>()?;
     if query.stats.is_some() && query.rollup_stats.is_some() {
         return Err(CompileError::StatsAndRollup);
@@ -200,6 +212,7 @@ pub fn plan(
         reason,
         range,
         predicates,
+        spans,
         output,
         ignored_keys: query.ignored_keys.clone(),
     })
@@ -240,8 +253,37 @@ fn predicate(entity: Entity, f: &Filter) -> Result<Predicate, CompileError> {
             offset: f.offset,
             field: f.field.clone(),
             entity: schema::entity_name(entity),
-            expected: schema::filter_names(entity),
+            expected: [
+                schema::filter_names(entity),
+                span_search::field_names(entity).to_vec(),
+            ]
+            .concat(),
         })?;
+    typed_predicate(field, f)
+}
+
+/// A condition on spans; a column test is typed like the spans' own filter on it, and
+/// kept positive (the condition carries the negation).
+fn span_condition(entity: Entity, f: &Filter) -> Result<SpanCondition<Predicate>, CompileError> {
+    let test = match span_search::target(entity, f)? {
+        Target::Column(name) => {
+            let field = schema::filter_field(Entity::Traces, name)
+                .expect("span search columns are in the spans' allow-list");
+            let mut positive = typed_predicate(field, f)?;
+            positive.negated = false;
+            SpanTest::Column(positive)
+        }
+        Target::Attribute(map, key) => {
+            SpanTest::Attribute(span_search::attribute_test(map, key, f)?)
+        }
+    };
+    Ok(SpanCondition {
+        negated: f.negated,
+        test,
+    })
+}
+
+fn typed_predicate(field: Field, f: &Filter) -> Result<Predicate, CompileError> {
     let textual = matches!(field.kind, FieldKind::Text | FieldKind::ServiceSet);
     let test = match &f.value {
         FilterValue::Scalar { value, like: true } => {
@@ -263,6 +305,12 @@ fn predicate(entity: Entity, f: &Filter) -> Result<Predicate, CompileError> {
                 });
             }
             Test::Compare(*op, scalar(&field, &f.field, f.offset, value)?)
+        }
+        FilterValue::Exists => {
+            return Err(CompileError::ExistsOnField {
+                offset: f.offset,
+                field: f.field.clone(),
+            })
         }
     };
     Ok(Predicate {

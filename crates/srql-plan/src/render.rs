@@ -5,13 +5,14 @@
 //! order (the on-the-fly `WITH`, time bounds, predicates, then the rest), which fixes the
 //! `$n` numbering the snapshots show.
 
-use srql_lang::{CompareOp, Entity};
+use srql_lang::Entity;
 
 use crate::direction::Direction;
 use crate::group_by;
 use crate::plan::{Count, Measures, Output, Page, Plan, Predicate, Source, Test};
 use crate::schema::{self, relation, Column, FieldKind};
-use crate::sql::{Param, SqlBuilder, SqlQuery};
+use crate::span_search;
+use crate::sql::{op_sql, Param, SqlBuilder, SqlQuery};
 use crate::summary_sql;
 use crate::time_range::TimeRange;
 
@@ -24,6 +25,13 @@ pub fn render(plan: &Plan) -> SqlQuery {
         conds.push(predicate_sql(&mut b, p));
     }
     let from = relation_name(plan.source);
+    conds.extend(span_search::render(
+        &mut b,
+        plan.entity,
+        &plan.spans,
+        from,
+        predicate_sql,
+    ));
     let sql = match &plan.output {
         Output::Rows { columns, page } => {
             rows(&mut b, plan.entity, columns, page, &with, from, conds)
@@ -197,17 +205,6 @@ fn predicate_sql(b: &mut SqlBuilder, p: &Predicate) -> String {
         format!("({positive}) IS NOT TRUE")
     } else {
         positive
-    }
-}
-
-fn op_sql(op: CompareOp) -> &'static str {
-    match op {
-        CompareOp::Gt => ">",
-        CompareOp::Ge => ">=",
-        CompareOp::Lt => "<",
-        CompareOp::Le => "<=",
-        CompareOp::Eq => "=",
-        CompareOp::Ne => "<>",
     }
 }
 

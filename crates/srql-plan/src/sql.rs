@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use srql_lang::CompareOp;
 
 /// A value bound to a `$n` placeholder. The variant fixes the PostgreSQL type.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,5 +47,17 @@ impl SqlBuilder {
             sql,
             params: self.params,
         }
+    }
+}
+
+/// The SQL operator of a comparison.
+pub fn op_sql(op: CompareOp) -> &'static str {
+    match op {
+        CompareOp::Gt => ">",
+        CompareOp::Ge => ">=",
+        CompareOp::Lt => "<",
+        CompareOp::Le => "<=",
+        CompareOp::Eq => "=",
+        CompareOp::Ne => "<>",
     }
 }

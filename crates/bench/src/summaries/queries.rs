@@ -82,6 +82,30 @@ pub const QUERIES: &[TabQuery] = &[
         srql: "in:otel_trace_summaries time:last_24h stats:\"count() as traces by root_service_name\"",
         page: 1,
     },
+    TabQuery {
+        name: "span_attr_rare",
+        title: "24 h, a span with http.status_code 401 (~0.1% of spans)",
+        srql: "in:otel_trace_summaries time:last_24h span.attributes.http.status_code:401 limit:20",
+        page: 1,
+    },
+    TabQuery {
+        name: "span_attr_common",
+        title: "24 h, a span with http.status_code 200 (~15% of spans)",
+        srql: "in:otel_trace_summaries time:last_24h span.attributes.http.status_code:200 limit:20",
+        page: 1,
+    },
+    TabQuery {
+        name: "span_operation",
+        title: "24 h, a non-root operation (span.name:compute.price)",
+        srql: "in:otel_trace_summaries time:last_24h span.name:compute.price limit:20",
+        page: 1,
+    },
+    TabQuery {
+        name: "span_service_slow",
+        title: "24 h, a svc-3 span slower than 1 s",
+        srql: "in:otel_trace_summaries time:last_24h span.service_name:svc-3 span.duration_ms:>1000 limit:20",
+        page: 1,
+    },
 ];
 
 #[cfg(test)]

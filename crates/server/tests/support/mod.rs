@@ -20,6 +20,8 @@ use store::testing::TestDb;
 use tower::ServiceExt;
 use workload::{Generator, Span, WorkloadConfig};
 
+pub mod span_oracle;
+
 /// The router over `db`, with the catalog re-read on every request so tests see refreshes
 /// at once. Queries run as a login in `srql_reader`, as in `srql serve`, so every API
 /// test also proves the API needs nothing more.
@@ -116,6 +118,8 @@ pub struct RawSpan {
     pub service_name: Option<String>,
     pub status_code: Option<i32>,
     pub status_message: Option<String>,
+    pub attributes: Option<Value>,
+    pub resource_attributes: Option<Value>,
 }
 
 pub async fn raw_spans(db: &TestDb) -> Vec<RawSpan> {
@@ -123,7 +127,8 @@ pub async fn raw_spans(db: &TestDb) -> Vec<RawSpan> {
     client
         .query(
             "SELECT timestamp, trace_id, span_id, parent_span_id, name, kind, start_time_unix_nano,
-                    end_time_unix_nano, service_name, status_code, status_message FROM otel_traces",
+                    end_time_unix_nano, service_name, status_code, status_message, attributes,
+                    resource_attributes FROM otel_traces",
             &[],
         )
         .await
@@ -141,6 +146,8 @@ pub async fn raw_spans(db: &TestDb) -> Vec<RawSpan> {
             service_name: r.get(8),
             status_code: r.get(9),
             status_message: r.get(10),
+            attributes: r.get(11),
+            resource_attributes: r.get(12),
         })
         .collect()
 }

@@ -1,0 +1,307 @@
+//! Search inside traces: conditions on the spans of a trace (`span.…` on trace summaries)
+//! and on span attributes (`attributes.…`, `resource.…` on span rows).
+//!
+//! Meaning, as in a TraceQL spanset `{a && b}`: on trace summaries every positive `span.`
+//! condition of a query holds on the *same* span, so they render as one
+//! `EXISTS (SELECT 1 FROM otel_traces …)` correlated on `trace_id`; each negated one means
+//! that no span of the trace matches it (`NOT EXISTS`). On span rows each condition tests
+//! the row itself. The lookup reads `otel_traces` directly on both summary paths, so the
+//! summaries and the on-the-fly aggregation select the same traces, and a span that has
+//! arrived but is not summarized yet already counts.
+//!
+//! Attribute values are JSON. A value `V` matches the string `V`; written as a JSON number
+//! it also matches that number (`503` matches 503, 503.0 and "503"); `true`/`false` also
+//! match the boolean. Comparisons (`>`, `>=`, `<`, `<=`) see numbers only. A `%` pattern
+//! is a case-insensitive LIKE over the value's text (numbers and booleans included).
+//! A bare `*` asks that the key exists, whatever its value.
+//!
+//! Column conditions (`span.name:` …) reuse the planner's typed predicates; this module is
+//! generic over them so that it needs nothing from the planner or renderer.
+
+use serde_json::{Map, Number, Value};
+use srql_lang::{CompareOp, Entity, Filter, FilterValue};
+
+use crate::error::CompileError;
+use crate::schema;
+use crate::sql::{op_sql, Param, SqlBuilder};
+
+/// Every condition on spans of one query, in query order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanCondition<C> {
+    /// On summaries: no span of the trace matches. On span rows: the row does not match
+    /// (a missing key or value counts as "does not match").
+    pub negated: bool,
+    pub test: SpanTest<C>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpanTest<C> {
+    /// A column of the span, as a positive typed predicate over `otel_traces`.
+    Column(C),
+    Attribute(AttributeTest),
+}
+
+/// Which JSON object of the span an attribute key is looked up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeMap {
+    /// `attributes`: the span's own.
+    Span,
+    /// `resource_attributes`: the emitting resource's (`service.name`, `k8s.*`, ...).
+    Resource,
+}
+
+impl AttributeMap {
+    fn column(self) -> &'static str {
+        match self {
+            AttributeMap::Span => "attributes",
+            AttributeMap::Resource => "resource_attributes",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeTest {
+    pub map: AttributeMap,
+    /// Case-sensitive, dots included: one flat OpenTelemetry key.
+    pub key: String,
+    pub value: AttributeValue,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttributeValue {
+    /// Equal to any of these JSON scalars (each written value's readings).
+    AnyOf(Vec<Value>),
+    /// Case-insensitive LIKE over the value's text.
+    Like(String),
+    /// A number compared with this one, kept as JSON number text so that SQL compares it
+    /// exactly as `numeric`.
+    Compare(CompareOp, String),
+    Exists,
+}
+
+/// What a span field of `entity` names, or `None` when `field` is not one.
+pub enum Target {
+    /// A column of `otel_traces`: its name in the spans' allow-list.
+    Column(&'static str),
+    Attribute(AttributeMap, String),
+}
+
+const SUMMARY_COLUMNS: [(&str, &str); 5] = [
+    ("span.name", "name"),
+    ("span.service_name", "service_name"),
+    ("span.kind", "kind"),
+    ("span.status_code", "status_code"),
+    ("span.duration_ms", "duration_ms"),
+];
+
+/// The span field forms of `entity`, for "expected one of" hints.
+pub fn field_names(entity: Entity) -> &'static [&'static str] {
+    match entity {
+        Entity::TraceSummaries => &[
+            "span.name",
+            "span.service_name",
+            "span.kind",
+            "span.status_code",
+            "span.duration_ms",
+            "span.attributes.<key>",
+            "span.resource.<key>",
+        ],
+        Entity::Traces => &["attributes.<key>", "resource.<key>"],
+    }
+}
+
+/// Whether a filter on `field` is a condition on spans for `entity`.
+pub fn is_span_field(entity: Entity, field: &str) -> bool {
+    match entity {
+        Entity::TraceSummaries => field.starts_with("span."),
+        Entity::Traces => field.starts_with("attributes.") || field.starts_with("resource."),
+    }
+}
+
+/// What `f` (a span field of `entity`) names.
+pub fn target(entity: Entity, f: &Filter) -> Result<Target, CompileError> {
+    let prefixes: &[(&str, AttributeMap)] = match entity {
+        Entity::TraceSummaries => &[
+            ("span.attributes.", AttributeMap::Span),
+            ("span.resource.", AttributeMap::Resource),
+        ],
+        Entity::Traces => &[
+            ("attributes.", AttributeMap::Span),
+            ("resource.", AttributeMap::Resource),
+        ],
+    };
+    for (prefix, map) in prefixes {
+        if let Some(key) = f.field.strip_prefix(prefix) {
+            return Ok(Target::Attribute(*map, key.to_string()));
+        }
+    }
+    if entity == Entity::TraceSummaries {
+        if let Some((_, column)) = SUMMARY_COLUMNS.iter().find(|(n, _)| *n == f.field) {
+            return Ok(Target::Column(column));
+        }
+    }
+    Err(CompileError::UnknownField {
+        offset: f.offset,
+        field: f.field.clone(),
+        entity: schema::entity_name(entity),
+        expected: [schema::filter_names(entity), field_names(entity).to_vec()].concat(),
+    })
+}
+
+/// The typed test of an attribute filter.
+pub fn attribute_test(
+    map: AttributeMap,
+    key: String,
+    f: &Filter,
+) -> Result<AttributeTest, CompileError> {
+    let value = match &f.value {
+        FilterValue::Exists => AttributeValue::Exists,
+        FilterValue::Scalar { value, like: true } => AttributeValue::Like(value.clone()),
+        FilterValue::Scalar { value, like: false } => AttributeValue::AnyOf(readings(value)),
+        FilterValue::List(items) => {
+            AttributeValue::AnyOf(items.iter().flat_map(|v| readings(v)).collect())
+        }
+        FilterValue::Compare { op, value } => {
+            let number = json_number(value).ok_or_else(|| CompileError::WrongType {
+                offset: f.offset,
+                field: f.field.clone(),
+                found: value.clone(),
+                expected: "a number",
+            })?;
+            AttributeValue::Compare(*op, number.to_string())
+        }
+    };
+    Ok(AttributeTest { map, key, value })
+}
+
+/// A value written in a query, read as each JSON scalar it may stand for.
+fn readings(text: &str) -> Vec<Value> {
+    let mut values = vec![Value::String(text.to_string())];
+    if let Some(number) = json_number(text) {
+        values.push(Value::Number(number));
+    }
+    match text {
+        "true" => values.push(Value::Bool(true)),
+        "false" => values.push(Value::Bool(false)),
+        _ => {}
+    }
+    values
+}
+
+/// `text` when it is a JSON number (so also valid `numeric` input), finite.
+fn json_number(text: &str) -> Option<Number> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Number(n)) if n.as_f64().is_some_and(f64::is_finite) => Some(n),
+        _ => None,
+    }
+}
+
+/// The SQL conditions of `conditions` on the rows of `outer` (a relation with a
+/// `trace_id` column for summaries, `otel_traces` for span rows), ANDed by the caller.
+/// `column_sql` renders a column predicate over `otel_traces`.
+pub fn render<C>(
+    b: &mut SqlBuilder,
+    entity: Entity,
+    conditions: &[SpanCondition<C>],
+    outer: &str,
+    column_sql: impl Fn(&mut SqlBuilder, &C) -> String,
+) -> Vec<String> {
+    let test_sql = |b: &mut SqlBuilder, test: &SpanTest<C>| match test {
+        SpanTest::Column(c) => column_sql(b, c),
+        SpanTest::Attribute(a) => attribute_sql(b, a),
+    };
+    if entity == Entity::Traces {
+        return conditions
+            .iter()
+            .map(|c| {
+                let sql = test_sql(b, &c.test);
+                if c.negated {
+                    format!("({sql}) IS NOT TRUE")
+                } else {
+                    sql
+                }
+            })
+            .collect();
+    }
+    let spans = schema::relation::SPANS;
+    let lookup = |tests: Vec<String>| {
+        format!(
+            "EXISTS (SELECT 1 FROM {spans} WHERE {spans}.trace_id = {outer}.trace_id AND {})",
+            tests.join(" AND ")
+        )
+    };
+    let mut out = Vec::new();
+    let positive: Vec<String> = conditions
+        .iter()
+        .filter(|c| !c.negated)
+        .map(|c| test_sql(b, &c.test))
+        .collect();
+    if !positive.is_empty() {
+        out.push(lookup(positive));
+    }
+    for c in conditions.iter().filter(|c| c.negated) {
+        let sql = test_sql(b, &c.test);
+        out.push(format!("NOT {}", lookup(vec![sql])));
+    }
+    out
+}
+
+/// One attribute test over the current `otel_traces` row. Equality is JSON containment,
+/// which a GIN index (`jsonb_path_ops`) answers; values and keys are binds, cast from text
+/// so that the driver sends them as text.
+fn attribute_sql(b: &mut SqlBuilder, a: &AttributeTest) -> String {
+    let col = a.map.column();
+    let key = || Param::Text(a.key.clone());
+    match &a.value {
+        AttributeValue::AnyOf(values) => {
+            let tests: Vec<String> = values
+                .iter()
+                .map(|v| {
+                    let mut object = Map::new();
+                    object.insert(a.key.clone(), v.clone());
+                    let json = Value::Object(object).to_string();
+                    format!("{col} @> {}::text::jsonb", b.bind(Param::Text(json)))
+                })
+                .collect();
+            if tests.len() == 1 {
+                tests.into_iter().collect()
+            } else {
+                format!("({})", tests.join(" OR "))
+            }
+        }
+        AttributeValue::Like(pattern) => format!(
+            "{col} ->> {}::text ILIKE {}",
+            b.bind(key()),
+            b.bind(Param::Text(pattern.clone()))
+        ),
+        AttributeValue::Compare(op, number) => {
+            let k = b.bind(key());
+            format!(
+                "CASE WHEN jsonb_typeof({col} -> {k}::text) = 'number' \
+                 THEN ({col} -> {k}::text)::numeric END {} {}::text::numeric",
+                op_sql(*op),
+                b.bind(Param::Text(number.clone()))
+            )
+        }
+        AttributeValue::Exists => format!("{col} ? {}::text", b.bind(key())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_reads_as_each_scalar_it_may_stand_for() {
+        assert_eq!(readings("503"), vec![Value::from("503"), Value::from(503)]);
+        assert_eq!(
+            readings("true"),
+            vec![Value::from("true"), Value::from(true)]
+        );
+        assert_eq!(readings("GET"), vec![Value::from("GET")]);
+        // Not JSON numbers: text only.
+        assert_eq!(readings("+5"), vec![Value::from("+5")]);
+        assert_eq!(readings("1e400"), vec![Value::from("1e400")]);
+        assert_eq!(readings("NaN"), vec![Value::from("NaN")]);
+    }
+}
