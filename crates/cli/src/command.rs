@@ -8,6 +8,7 @@ use crate::args::{
 };
 use crate::bench::BenchArgs;
 use crate::bench_incremental::BenchIncrementalArgs;
+use crate::bench_sealing::BenchSealingArgs;
 use crate::bench_soak::BenchSoakArgs;
 
 #[derive(Debug, Parser)]
@@ -54,6 +55,9 @@ pub enum Command {
     /// The service under a steady mixed load: concurrent query clients over the traces
     /// tab's requests while OTLP ingest runs at a fixed rate; errors and lost spans.
     BenchSoak(BenchSoakArgs),
+    /// Sealing: spans storage per million spans, heap beside every day but the newest
+    /// two sealed into columnar storage; time to seal; trace lookups by id.
+    BenchSealing(BenchSealingArgs),
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 mod args;
 mod bench;
 mod bench_incremental;
+mod bench_sealing;
 mod bench_soak;
 mod command;
 mod database;
@@ -111,5 +112,6 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Bench(args) => bench::bench(&cli.db, &cli.summaries, &args).await,
         Command::BenchIncremental(args) => bench_incremental::run(&cli.db, &args).await,
         Command::BenchSoak(args) => bench_soak::run(&cli.db, &cli.summaries, &args).await,
+        Command::BenchSealing(args) => bench_sealing::run(&cli.db, &cli.summaries, &args).await,
     }
 }

@@ -12,9 +12,10 @@ use crate::db::DbError;
 use crate::locks::AdvisoryLock;
 use crate::partitions::pg_interval;
 
-/// Days are sealed once they ended this long ago, unless configured otherwise: late
-/// spans for a day mostly arrive within minutes, and a sealed day still takes them.
-pub const DEFAULT_SEAL_AFTER: Duration = Duration::days(2);
+/// Days are sealed once they ended this long ago, unless configured otherwise (as
+/// `--seal-after` reads it): late spans for a day mostly arrive within minutes, and a
+/// sealed day still takes them.
+pub const DEFAULT_SEAL_AFTER_TEXT: &str = "2d";
 
 /// How long beginning and swapping wait for the partition's (and, for the swap,
 /// `otel_traces`') lock. Queries queue behind a waiting ACCESS EXCLUSIVE request, so this
