@@ -231,11 +231,13 @@ pub fn sealing_requested() -> bool {
 
 impl TestDb {
     /// Seals every day that has ended (as `seal_after` = 0 would), when [`SEAL_ENV`]
-    /// asks for it; does nothing otherwise. Fails, saying what to install, when sealing
-    /// is asked for and citus_columnar is missing.
-    pub async fn seal_if_requested(&self) {
+    /// asks for it, and returns how many; does nothing otherwise. Fails, saying what to
+    /// install, when sealing is asked for and citus_columnar is missing.
+    pub async fn seal_if_requested(&self) -> usize {
         if sealing_requested() {
-            self.seal_ended_days().await;
+            self.seal_ended_days().await
+        } else {
+            0
         }
     }
 
