@@ -97,6 +97,22 @@ pub struct ServeArgs {
     pub otlp: OtlpArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+    /// Day partitions that ended this long ago are rewritten as columnar storage (needs
+    /// the citus_columnar extension; e.g. 2d, 36h), or `off`.
+    #[arg(long, env = "SRQL_SEAL_AFTER", default_value = store::sealing::DEFAULT_SEAL_AFTER_TEXT)]
+    pub seal_after: String,
+}
+
+impl ServeArgs {
+    /// `--seal-after` parsed; `None` when sealing is turned off.
+    pub fn seal_after(&self) -> Result<Option<chrono::Duration>, String> {
+        if self.seal_after.trim() == "off" {
+            return Ok(None);
+        }
+        store::setup::parse_duration(&self.seal_after)
+            .map(Some)
+            .map_err(|e| format!("--seal-after: {e} (or `off`)"))
+    }
 }
 
 /// TLS for every listener (the query API and both OTLP receivers): one certificate and

@@ -7,6 +7,7 @@ use crate::args::{
     BenchOtlpArgs, DbArgs, DemoArgs, GenerateArgs, QueryArgs, ServeArgs, SummaryArgs,
 };
 use srql_bench::incremental::BenchIncrementalArgs;
+use srql_bench::sealing::BenchSealingArgs;
 use srql_bench::soak::BenchSoakArgs;
 use srql_bench::summaries::BenchArgs;
 use srql_bench::ui::BenchUiArgs;
@@ -58,6 +59,9 @@ pub enum Command {
     /// The traces tab in headless Chromium: navigation to the first rows painted, and a
     /// 1,000-span trace view painted.
     BenchUi(BenchUiArgs),
+    /// Sealing: spans storage per million spans, heap beside every day but the newest
+    /// two sealed into columnar storage; time to seal; trace lookups by id.
+    BenchSealing(BenchSealingArgs),
 }
 
 #[cfg(test)]

@@ -85,6 +85,7 @@ pub async fn demo(db: &DbArgs, summaries: &SummaryArgs, args: &DemoArgs) -> Resu
         limits: Default::default(),
         otlp: args.otlp.clone(),
         tls: Default::default(),
+        seal_after: store::sealing::DEFAULT_SEAL_AFTER_TEXT.to_string(),
     };
     let banner = "\nsrql demo is serving on http://{addr}  (Ctrl-C stops it and the embedded PostgreSQL)\n\
         try:\n  curl -s http://{addr}/api/query -H 'content-type: application/json' \\\n    \

@@ -123,5 +123,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             let db = database::open(&cli.db).await?;
             srql_bench::ui::run(&db.bench_server(), &cfg, &args, &serve::start_for_bench).await
         }
+        Command::BenchSealing(args) => {
+            let cfg = cli.summaries.config()?;
+            let db = database::open(&cli.db).await?;
+            srql_bench::sealing::run(&db.bench_server(), &cfg, &args).await
+        }
     }
 }

@@ -94,10 +94,13 @@ pub async fn start(
         let ingest = r.ingest().clone();
         state = state.with_ingest(std::sync::Arc::new(move || ingest.stats()));
     }
+    let seal_after = args.seal_after()?;
+    announce_sealing(&state, seal_after).await;
     let scheduler = tokio::spawn(server::scheduler::run(
         writer_url.to_string(),
         stop_rx.clone(),
         Duration::from_secs(600),
+        seal_after,
     ));
     tracing::info!(%addr, tls = tls.is_some(), "serving SRQL");
     let http = match tls {
@@ -115,6 +118,26 @@ pub async fn start(
         http,
         scheduler,
     })
+}
+
+/// Says once at start whether days will be sealed, and why not.
+async fn announce_sealing(state: &AppState, seal_after: Option<chrono::Duration>) {
+    let Some(after) = seal_after else {
+        tracing::info!("sealing is off (--seal-after off)");
+        return;
+    };
+    let available = match state.pool.get().await {
+        Ok(client) => store::sealing::available(&**client).await,
+        Err(e) => Err(store::DbError::from(e)),
+    };
+    match available {
+        Ok(true) => tracing::info!(
+            seal_after_hours = after.num_hours(),
+            "sealing days into columnar storage"
+        ),
+        Ok(false) => tracing::warn!("{}", store::sealing::UNAVAILABLE),
+        Err(e) => tracing::warn!(error = %e, "cannot tell whether sealing is available"),
+    }
 }
 
 impl Running {

@@ -301,11 +301,13 @@ async fn health(client: &tokio_postgres::Client) -> Result<Value, DbError> {
             .await?
             .refresh_interval
     };
+    let sealing = store::sealing::status(client).await?;
     Ok(json!({
         "status": "ok",
         "database": "ok",
         "summaries": summaries_json(&catalog.summaries),
         "freshness": freshness,
+        "sealing": sealing,
         "refresh": {
             "scheduler": scheduler,
             "interval_seconds": interval.num_milliseconds() as f64 / 1000.0,
@@ -323,17 +325,21 @@ async fn metrics(State(state): State<AppState>) -> Response {
         let conn = CancelOnDrop::new(state.pool.get().await.ok()?);
         let facts = refresh_facts(conn.client()).await.ok();
         let freshness = store::summaries::freshness(conn.client()).await.ok();
+        let sealing = store::sealing::status(conn.client()).await.ok();
         conn.done();
-        Some((facts, freshness))
+        Some((facts, freshness, sealing))
     };
-    let (facts, freshness) = tokio::time::timeout(PROBE_DEADLINE, facts)
+    let (facts, freshness, sealing) = tokio::time::timeout(PROBE_DEADLINE, facts)
         .await
         .ok()
         .flatten()
-        .unwrap_or((None, None));
+        .unwrap_or((None, None, None));
     let mut body = crate::metrics::render(&state.metrics, facts.as_ref(), Utc::now());
     if let Some(f) = freshness.filter(|f| f.mode == store::summaries::SummaryMode::Incremental) {
         crate::metrics::render_freshness(&mut body, &f);
+    }
+    if let Some(s) = &sealing {
+        crate::metrics::render_sealing(&mut body, s);
     }
     if let Some(probe) = &state.ingest {
         crate::metrics::render_ingest(&mut body, &probe());

@@ -241,6 +241,46 @@ pub fn render_freshness(out: &mut String, f: &store::summaries::Freshness) {
     ));
 }
 
+/// Sealing of day partitions into columnar storage (store::sealing).
+pub fn render_sealing(out: &mut String, s: &store::sealing::SealingStatus) {
+    let gauges: [(&str, &str, f64); 6] = [
+        (
+            "srql_sealing_available",
+            "1 when citus_columnar is installed and days can be sealed, else 0.",
+            if s.available { 1.0 } else { 0.0 },
+        ),
+        (
+            "srql_sealed_days",
+            "Day partitions stored as columnar.",
+            s.sealed_days as f64,
+        ),
+        (
+            "srql_heap_days",
+            "Day partitions still stored as heap (recent days, or not yet sealed).",
+            s.heap_days as f64,
+        ),
+        (
+            "srql_sealing_in_progress_days",
+            "Days whose sealing began and has not finished (resumed at the next round).",
+            s.in_progress.len() as f64,
+        ),
+        (
+            "srql_sealed_bytes",
+            "What the sealed days take now, tables and indexes.",
+            s.sealed_bytes as f64,
+        ),
+        (
+            "srql_sealed_heap_bytes",
+            "What the sealed days took as heap before sealing, tables and indexes.",
+            s.sealed_heap_bytes as f64,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help);
+        out.push_str(&format!("{name} {value}\n"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

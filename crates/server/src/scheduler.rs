@@ -7,7 +7,9 @@
 //! mode the service always drains and there is no pg_cron job.
 //!
 //! `tick` does one round and returns what it did, so tests drive it directly; `run`
-//! only adds timing, a reused connection and shutdown.
+//! only adds timing, a reused connection and shutdown. Sealing (store::sealing) runs at
+//! start and after every partition upkeep, in a task of its own: a day's copy may take
+//! a minute, and drains must not wait for it.
 
 use std::time::{Duration as StdDuration, Instant};
 
@@ -88,14 +90,21 @@ pub async fn tick_on(client: &Client, url: &str) -> Result<TickReport, store::Db
     })
 }
 
-/// Runs rounds until `shutdown` flips; partition upkeep every `upkeep_every`.
+/// Runs rounds until `shutdown` flips; partition upkeep every `upkeep_every`, then
+/// sealing of the days older than `seal_after` (`None`: never).
 ///
 /// Rounds start an interval apart (not an interval after the previous one ended), on one
 /// connection reused while it works, so a drain every second does not also pay for a
 /// new session and cold plan caches every second.
-pub async fn run(url: String, mut shutdown: watch::Receiver<bool>, upkeep_every: StdDuration) {
+pub async fn run(
+    url: String,
+    mut shutdown: watch::Receiver<bool>,
+    upkeep_every: StdDuration,
+    seal_after: Option<Duration>,
+) {
     let mut last_upkeep: Option<Instant> = None;
     let mut client: Option<Client> = None;
+    let mut sealer: Option<tokio::task::JoinHandle<()>> = None;
     loop {
         let started = Instant::now();
         if client.as_ref().is_none_or(|c| c.is_closed()) {
@@ -129,14 +138,47 @@ pub async fn run(url: String, mut shutdown: watch::Receiver<bool>, upkeep_every:
                 tracing::warn!(error = %e, "partition upkeep failed");
             }
             last_upkeep = Some(Instant::now());
+            if let Some(after) = seal_after {
+                // One round at a time; a round still running covers this one.
+                if sealer.as_ref().is_none_or(|t| t.is_finished()) {
+                    sealer = Some(tokio::spawn(seal(url.clone(), after)));
+                }
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         }
         if *shutdown.borrow() {
-            return;
+            break;
         }
+    }
+    // An interrupted seal is resumed by the next start: its session ending rolls back
+    // the step it was in.
+    if let Some(t) = sealer {
+        t.abort();
+    }
+}
+
+/// One sealing round (store::sealing::seal_due) on its own session.
+async fn seal(url: String, seal_after: Duration) {
+    let round = async {
+        let mut client = store::db::connect(&url).await?;
+        let retention = summaries::stored_config(&client).await?.retention;
+        store::sealing::seal_due(&mut client, seal_after, retention).await
+    }
+    .await;
+    match round {
+        Ok(r) if r.unavailable => tracing::debug!("{}", store::sealing::UNAVAILABLE),
+        Ok(r) => {
+            if !r.postponed.is_empty() {
+                tracing::info!(
+                    days = r.postponed.len(),
+                    "sealing postponed to the next upkeep"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "sealing round failed"),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod locks;
 pub mod migrate;
 pub mod partitions;
 pub mod roles;
+pub mod sealing;
 /// The test harness lives here (not behind a feature) so every crate's tests share it.
 pub mod testing;
 

@@ -20,13 +20,17 @@ pub enum AdvisoryLock {
     /// Held by whoever backfills a summary table, so two `srql migrate` runs never fill
     /// the same `_next` table.
     Backfill,
+    /// Held by whoever seals day partitions (store::sealing), so two instances never
+    /// rewrite the same day.
+    Seal,
 }
 
 impl AdvisoryLock {
-    pub const ALL: [AdvisoryLock; 3] = [
+    pub const ALL: [AdvisoryLock; 4] = [
         AdvisoryLock::Refresh,
         AdvisoryLock::Migrate,
         AdvisoryLock::Backfill,
+        AdvisoryLock::Seal,
     ];
 
     /// Second half of the key. Released migrations use these numbers literally: they
@@ -36,6 +40,7 @@ impl AdvisoryLock {
             AdvisoryLock::Refresh => 1,
             AdvisoryLock::Migrate => 2,
             AdvisoryLock::Backfill => 3,
+            AdvisoryLock::Seal => 4,
         }
     }
 
@@ -45,6 +50,7 @@ impl AdvisoryLock {
             AdvisoryLock::Refresh => "refresh",
             AdvisoryLock::Migrate => "migrate",
             AdvisoryLock::Backfill => "backfill",
+            AdvisoryLock::Seal => "seal",
         }
     }
 
@@ -57,6 +63,17 @@ impl AdvisoryLock {
             )
             .await?;
         Ok(())
+    }
+
+    /// Takes the lock if nobody holds it; `false` otherwise.
+    pub async fn try_acquire(self, client: &impl GenericClient) -> Result<bool, DbError> {
+        Ok(client
+            .query_one(
+                "SELECT pg_try_advisory_lock($1, $2)",
+                &[&LOCK_CLASS, &self.id()],
+            )
+            .await?
+            .get(0))
     }
 
     pub async fn release(self, client: &impl GenericClient) -> Result<(), DbError> {

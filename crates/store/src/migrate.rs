@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "maintenance_helpers",
         sql: include_str!("../migrations/0007_maintenance_helpers.sql"),
     },
+    Migration {
+        version: 9,
+        name: "columnar_sealing",
+        sql: include_str!("../migrations/0009_columnar_sealing.sql"),
+    },
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.

@@ -218,3 +218,50 @@ impl TestDb {
         server().has_pg_cron
     }
 }
+
+/// Set to `1` to run the tests that load spans with their days sealed: the differential,
+/// late-span and incremental tests then read columnar days (scripts/test runs them both
+/// ways).
+pub const SEAL_ENV: &str = "SRQL_TEST_SEAL";
+
+/// Whether [`SEAL_ENV`] asks for sealed days.
+pub fn sealing_requested() -> bool {
+    std::env::var(SEAL_ENV).is_ok_and(|v| v == "1")
+}
+
+impl TestDb {
+    /// Seals every day that has ended (as `seal_after` = 0 would), when [`SEAL_ENV`]
+    /// asks for it, and returns how many; does nothing otherwise. Fails, saying what to
+    /// install, when sealing is asked for and citus_columnar is missing.
+    pub async fn seal_if_requested(&self) -> usize {
+        if sealing_requested() {
+            self.seal_ended_days().await
+        } else {
+            0
+        }
+    }
+
+    /// Seals every day that has ended; returns how many. Fails when citus_columnar is
+    /// missing or a day could not be sealed.
+    pub async fn seal_ended_days(&self) -> usize {
+        let mut client = self.client().await;
+        let round = crate::sealing::seal_due(
+            &mut client,
+            chrono::Duration::zero(),
+            chrono::Duration::days(36_500),
+        )
+        .await
+        .expect("seal ended days");
+        assert!(
+            !round.unavailable,
+            "sealed tests need citus_columnar: run scripts/ensure-deps (Citus 13, see README)"
+        );
+        assert!(!round.busy, "nobody else seals a test database");
+        assert!(
+            round.postponed.is_empty(),
+            "days not sealed: {:?}",
+            round.postponed
+        );
+        round.sealed.len()
+    }
+}

@@ -268,7 +268,7 @@ async fn table_has_the_views_columns_and_indexes() {
 
 #[tokio::test]
 async fn randomized_workload_with_late_and_duplicate_spans_stays_exact_at_every_drain() {
-    let (_db, client) = incremental_db(7).await;
+    let (db, client) = incremental_db(7).await;
     let now = Utc::now();
     let mut spans = workload_spans(11, 400, now - Duration::days(6), now - Duration::hours(1));
     let mut rng = Rng(0x5eed);
@@ -308,6 +308,9 @@ async fn randomized_workload_with_late_and_duplicate_spans_stays_exact_at_every_
     }
     drain(&client).await;
     assert_exact(&client, "all on-time spans drained").await;
+    // With SRQL_TEST_SEAL=1 the late spans below land in sealed (columnar) days.
+    let sealed = db.seal_if_requested().await;
+    assert!(sealed > 0 || !store::testing::sealing_requested());
     // Traces missing their root so far (late roots included) have NULL root fields, as on
     // the on-the-fly path.
     assert!(
@@ -950,7 +953,7 @@ async fn rows_past_the_window_are_pruned_and_stay_out() {
 
 #[tokio::test]
 async fn dropping_expired_partitions_recomputes_straddling_traces() {
-    let (_db, client) = incremental_db(7).await;
+    let (db, client) = incremental_db(7).await;
     let now = Utc::now();
     let old = now - Duration::days(9);
     client
@@ -1003,6 +1006,9 @@ async fn dropping_expired_partitions_recomputes_straddling_traces() {
     let extents =
         "SELECT count(*) FROM srql_summary_extent WHERE trace_id IN ('straddler', 'expired')";
     assert_eq!(count(&client, extents).await, 2);
+    // Retention drops sealed days the same way.
+    let sealed = db.seal_if_requested().await;
+    assert!(sealed > 0 || !store::testing::sealing_requested());
     let report = store::incremental::upkeep(&client, Duration::days(7))
         .await
         .unwrap();

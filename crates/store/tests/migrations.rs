@@ -11,7 +11,10 @@ async fn migrations_apply_once_and_are_idempotent() {
     let first = store::migrate::run(&mut client).await.unwrap();
     assert_eq!(
         first,
-        (1..=store::migrate::MIGRATIONS.len() as i32).collect::<Vec<_>>()
+        store::migrate::MIGRATIONS
+            .iter()
+            .map(|m| m.version)
+            .collect::<Vec<_>>()
     );
     let second = store::migrate::run(&mut client).await.unwrap();
     assert!(second.is_empty(), "second run applied {second:?}");
@@ -31,7 +34,10 @@ async fn concurrent_migrators_apply_each_version_once() {
     all.sort();
     assert_eq!(
         all,
-        (1..=store::migrate::MIGRATIONS.len() as i32).collect::<Vec<_>>()
+        store::migrate::MIGRATIONS
+            .iter()
+            .map(|m| m.version)
+            .collect::<Vec<_>>()
     );
 }
 

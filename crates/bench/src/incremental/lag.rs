@@ -75,6 +75,7 @@ pub async fn measure(
         url.to_string(),
         stop_rx.clone(),
         StdDuration::from_secs(3600),
+        None,
     ));
     let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let w = written.clone();

@@ -17,7 +17,7 @@ mod queries;
 pub(crate) mod refresh;
 pub(crate) mod report;
 mod results;
-mod storage;
+pub(crate) mod storage;
 mod targets;
 
 use std::net::SocketAddr;

@@ -418,6 +418,13 @@ pub async fn seed(db: &TestDb, spans: u64, days: i64, seed: u64) -> Vec<Span> {
     copy_spans(&client, &edge_traces(now), Arrival::Simulated)
         .await
         .expect("copy edges");
+    // With SRQL_TEST_SEAL=1, every ended day is columnar from here on, and the late spans
+    // the caller delivers land in sealed days.
+    let sealed = db.seal_if_requested().await;
+    assert!(
+        sealed > 0 || !store::testing::sealing_requested(),
+        "the spans reach back past midnight: some day must have been sealed"
+    );
     late
 }
 

@@ -1,0 +1,430 @@
+//! Sealing against real columnar storage (citus_columnar): old days become columnar with
+//! every span and index kept; spans arriving for a day while it is sealed, and after, are
+//! stored once and reach their summaries; an interrupted seal resumes; without the
+//! extension sealing is off and says so.
+
+use chrono::{Duration, Utc};
+use srql_plan::schema::SUMMARY_COLUMNS;
+use srql_plan::summary_sql;
+use store::sealing::{self, SealRound};
+use store::summaries::{self, Maintenance, RefreshMethod, RunOutcome, SummaryConfig, SummaryMode};
+use store::testing::TestDb;
+use tokio_postgres::Client;
+
+const RETENTION: Duration = Duration::days(7);
+
+/// A migrated database with partitions for the last 8 days. Fails, saying what to
+/// install, without citus_columnar: these tests are the sealed path's proof.
+async fn sealable_db() -> (TestDb, Client) {
+    let db = TestDb::migrated().await;
+    let client = db.client().await;
+    assert!(
+        sealing::available(&client).await.unwrap(),
+        "these tests need citus_columnar: run scripts/ensure-deps (Citus 13, see README)"
+    );
+    let now = Utc::now();
+    store::partitions::ensure(&client, now - Duration::days(8), now + Duration::days(1))
+        .await
+        .unwrap();
+    // As `srql migrate` does: what a superuser made is handed to the owner role.
+    client
+        .batch_execute("SELECT srql_adopt_objects()")
+        .await
+        .unwrap();
+    (db, client)
+}
+
+/// `per_day` spans (4 to a trace) on each of the days `days_ago` before today, through
+/// `table`. `tag` keeps ids of separate calls apart.
+async fn fill(client: &Client, table: &str, days_ago: &[i32], per_day: i32, tag: &str) {
+    // `table` is one of this file's literals.
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {table} (timestamp, trace_id, span_id, parent_span_id, name, kind,
+                     start_time_unix_nano, end_time_unix_nano, service_name, status_code,
+                     attributes)
+                 SELECT ts, md5($3 || d::text || (i / 4)), md5($3 || 's' || d::text || i),
+                        CASE WHEN i % 4 <> 0 THEN md5($3 || 's' || d::text || (i - i % 4)) END,
+                        'op ' || (i % 7), 2,
+                        (extract(epoch FROM ts) * 1e9)::bigint,
+                        (extract(epoch FROM ts) * 1e9)::bigint + (i % 97) * 1000000,
+                        'svc-' || (i % 5), CASE WHEN i % 13 = 0 THEN 2 ELSE 0 END,
+                        jsonb_build_object('n', i, 'tag', $3)
+                 FROM (SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+                              - k * interval '1 day' AS d
+                       FROM unnest($1::int[]) k) days,
+                      generate_series(0, $2 - 1) i,
+                      LATERAL (SELECT d + (i % 80000) * interval '1 second' + interval '1 hour' AS ts) t"
+            ),
+            &[&days_ago, &per_day, &tag],
+        )
+        .await
+        .unwrap();
+}
+
+/// Every span as text in a fixed order: equal before and after means nothing was lost,
+/// duplicated or changed.
+async fn all_spans(client: &Client) -> Vec<String> {
+    client
+        .query(
+            "SELECT t::text FROM otel_traces t ORDER BY trace_id, span_id, t::text",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Partition name => access method.
+async fn access_methods(client: &Client) -> Vec<(String, String)> {
+    client
+        .query(
+            "SELECT c.relname::text, a.amname::text FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_am a ON a.oid = c.relam
+             WHERE i.inhparent = 'otel_traces'::regclass ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+fn day_name(days_ago: i64) -> String {
+    let day = Utc::now().date_naive() - Duration::days(days_ago);
+    format!("otel_traces_p{}", day.format("%Y%m%d"))
+}
+
+async fn seal(client: &mut Client, seal_after: Duration) -> SealRound {
+    sealing::seal_due(client, seal_after, RETENTION)
+        .await
+        .expect("seal round")
+}
+
+#[tokio::test]
+async fn old_days_become_columnar_with_every_span_and_index() {
+    let (db, admin) = sealable_db().await;
+    fill(&admin, "otel_traces", &[1, 2, 3, 4, 5], 2000, "a").await;
+    let before = all_spans(&admin).await;
+    // The service seals as the writer: no superuser needed.
+    let mut writer = store::db::connect(&db.writer_url()).await.unwrap();
+    let round = seal(&mut writer, Duration::days(2)).await;
+    let mut sealed: Vec<_> = round.sealed.iter().map(|d| d.partition.clone()).collect();
+    sealed.sort();
+    assert_eq!(
+        sealed,
+        vec![day_name(5), day_name(4), day_name(3)],
+        "{round:?}"
+    );
+    assert!(round.postponed.is_empty(), "{round:?}");
+    for day in &round.sealed {
+        assert_eq!(day.spans, 2000);
+        assert_eq!(day.late_spans, 0);
+        assert!(
+            day.sealed_bytes < day.heap_bytes,
+            "columnar must be smaller: {day:?}"
+        );
+    }
+    for (part, am) in access_methods(&admin).await {
+        let want = if sealed.contains(&part) {
+            "columnar"
+        } else {
+            "heap"
+        };
+        assert_eq!(am, want, "{part}");
+    }
+    assert_eq!(all_spans(&admin).await, before, "sealing changed the spans");
+
+    // Every partition keeps exactly the parent's indexes, under the usual names.
+    let indexes: Vec<String> = admin
+        .query(
+            "SELECT indexname::text FROM pg_indexes WHERE tablename = $1 ORDER BY 1",
+            &[&day_name(4)],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let heap_indexes: Vec<String> = admin
+        .query(
+            "SELECT replace(indexname::text, $2, $1) FROM pg_indexes WHERE tablename = $2
+             ORDER BY 1",
+            &[&day_name(4), &day_name(1)],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(indexes.len(), 3, "{indexes:?}");
+    assert_eq!(indexes, heap_indexes);
+
+    // The reader finds a sealed trace by id.
+    let reader = store::db::connect(&db.reader_url()).await.unwrap();
+    let trace: String = admin
+        .query_one(
+            &format!("SELECT trace_id FROM {} LIMIT 1", day_name(4)),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let n: i64 = reader
+        .query_one(
+            "SELECT count(*) FROM otel_traces WHERE trace_id = $1",
+            &[&trace],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 4);
+
+    // Sealed days take no updates or deletes (nothing of ours issues them).
+    let update = admin
+        .execute(
+            &format!("UPDATE {} SET name = 'x' WHERE trace_id = $1", day_name(4)),
+            &[&trace],
+        )
+        .await;
+    assert!(update.is_err(), "columnar refuses updates");
+
+    // Nothing more is due; the status says what happened.
+    let again = seal(&mut writer, Duration::days(2)).await;
+    assert!(
+        again.sealed.is_empty() && again.postponed.is_empty(),
+        "{again:?}"
+    );
+    let status = sealing::status(&reader).await.unwrap();
+    assert!(status.available && status.message.is_none(), "{status:?}");
+    assert_eq!(status.sealed_days, 3, "{status:?}");
+    assert!(status.in_progress.is_empty());
+    assert!(status.sealed_bytes > 0 && status.sealed_bytes < status.sealed_heap_bytes);
+
+    // Retention drops sealed days like any other (here the oldest sealed one).
+    store::partitions::upkeep(&writer, Duration::days(4))
+        .await
+        .unwrap();
+    let status = sealing::status(&reader).await.unwrap();
+    assert_eq!(status.sealed_days, 2, "{status:?}");
+}
+
+fn summary_columns() -> String {
+    SUMMARY_COLUMNS
+        .iter()
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn rows(client: &Client, select: &str) -> Vec<String> {
+    client
+        .query(
+            &format!("SELECT t::text FROM ({select}) t ORDER BY t.trace_id"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// After a drain, the summary table equals the on-the-fly aggregation of every span.
+async fn assert_summaries_exact(client: &Client, context: &str) {
+    let run = summaries::refresh(client, RefreshMethod::Concurrently)
+        .await
+        .unwrap();
+    assert_eq!(run.outcome, RunOutcome::Ok, "{run:?}");
+    let table = rows(
+        client,
+        &format!("SELECT {} FROM otel_trace_summaries", summary_columns()),
+    )
+    .await;
+    let on_the_fly = rows(
+        client,
+        &format!(
+            "SELECT {} FROM ({}) a",
+            summary_columns(),
+            summary_sql::aggregate_query(None)
+        ),
+    )
+    .await;
+    assert_eq!(table.len(), on_the_fly.len(), "{context}: row counts");
+    assert!(table == on_the_fly, "{context}: rows differ");
+}
+
+#[tokio::test]
+async fn spans_arriving_while_and_after_a_day_is_sealed_are_kept_once_and_summarised() {
+    let (_db, mut client) = sealable_db().await;
+    summaries::ensure(
+        &mut client,
+        &SummaryConfig {
+            window: Duration::days(7),
+            retention: RETENTION,
+            refresh_interval: Duration::minutes(2),
+        },
+        &Maintenance {
+            mode: SummaryMode::Incremental,
+            drain_interval: Duration::seconds(1),
+        },
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    fill(&client, "otel_traces", &[3, 4], 1000, "a").await;
+    assert_summaries_exact(&client, "loaded").await;
+    let part = day_name(3);
+
+    sealing::begin(&mut client, &part).await.unwrap();
+    // Committed after the trigger but before the copy's snapshot: the copy sees them.
+    fill(&client, "otel_traces", &[3], 40, "b").await;
+    sealing::copy(&mut client, &part).await.unwrap();
+    // Committed after the copy: only the side table has them. Through the parent, into
+    // the partition directly, and into traces the copy already holds.
+    let other = store::db::connect(&_db.url).await.unwrap();
+    fill(&other, "otel_traces", &[3], 40, "c").await;
+    fill(&other, &part, &[3], 40, "d").await;
+    fill(&other, "otel_traces", &[3], 8, "a").await;
+    let before = all_spans(&client).await;
+    let day = sealing::seal_day(&mut client, &part)
+        .await
+        .unwrap()
+        .expect("sealed");
+    assert_eq!(day.late_spans, 40 + 40 + 8, "{day:?}");
+    assert_eq!(day.spans, 1000 + 40 + 40 + 40 + 8, "{day:?}");
+    assert_eq!(
+        all_spans(&client).await,
+        before,
+        "a late span was lost or doubled"
+    );
+    assert_summaries_exact(&client, "sealed with late spans").await;
+
+    // After sealing: the columnar day takes inserts, captured like any other.
+    fill(&other, "otel_traces", &[3], 12, "e").await;
+    fill(&other, &part, &[3], 12, "f").await;
+    fill(&other, "otel_traces", &[3], 4, "a").await;
+    assert_summaries_exact(&client, "late spans into the sealed day").await;
+    let am: String = client
+        .query_one(
+            "SELECT a.amname::text FROM pg_class c JOIN pg_am a ON a.oid = c.relam
+             WHERE c.relname = $1",
+            &[&part],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(am, "columnar");
+    // A full resync reads sealed days too.
+    let run = summaries::refresh(&client, RefreshMethod::Full)
+        .await
+        .unwrap();
+    assert_eq!(run.outcome, RunOutcome::Ok, "{run:?}");
+    assert_summaries_exact(&client, "after a resync").await;
+}
+
+#[tokio::test]
+async fn an_interrupted_seal_resumes_at_the_next_round() {
+    let (db, admin) = sealable_db().await;
+    fill(&admin, "otel_traces", &[3, 4], 500, "a").await;
+    let (three, four) = (day_name(3), day_name(4));
+
+    // Died after beginning: a stage and side table exist, nothing copied.
+    let mut first = db.client().await;
+    sealing::begin(&mut first, &three).await.unwrap();
+    // Died after copying: only the swap is left, and a late span came meanwhile.
+    sealing::begin(&mut first, &four).await.unwrap();
+    sealing::copy(&mut first, &four).await.unwrap();
+    drop(first);
+    fill(&admin, "otel_traces", &[3, 4], 3, "late").await;
+    // A copy that died mid-way rolls back: the day is begun again.
+    let mut second = db.client().await;
+    {
+        let tx = second
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .start()
+            .await
+            .unwrap();
+        tx.execute("SELECT srql_seal_copy($1)", &[&three])
+            .await
+            .unwrap();
+        // Dropped without commit.
+    }
+    let status = sealing::status(&admin).await.unwrap();
+    // Oldest day first.
+    assert_eq!(status.in_progress, vec![four.clone(), three.clone()]);
+    let before = all_spans(&admin).await;
+
+    let round = seal(&mut second, Duration::days(2)).await;
+    let mut sealed: Vec<_> = round
+        .sealed
+        .iter()
+        .map(|d| (d.partition.clone(), d.spans))
+        .collect();
+    sealed.sort();
+    assert_eq!(sealed, vec![(four, 503), (three, 503)], "{round:?}");
+    assert_eq!(all_spans(&admin).await, before);
+    let leftovers: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_class WHERE relname ~ '^otel_traces_p\\d{8}_(seal|late)$'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(leftovers, 0, "stages and side tables are gone");
+    assert!(sealing::status(&admin)
+        .await
+        .unwrap()
+        .in_progress
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_reader_holding_the_day_postpones_the_swap_instead_of_waiting() {
+    let (db, admin) = sealable_db().await;
+    fill(&admin, "otel_traces", &[3], 200, "a").await;
+    let mut reader = store::db::connect(&db.reader_url()).await.unwrap();
+    let tx = reader.transaction().await.unwrap();
+    tx.query("SELECT count(*) FROM otel_traces", &[])
+        .await
+        .unwrap();
+    let mut sealer = db.client().await;
+    let started = std::time::Instant::now();
+    let round = seal(&mut sealer, Duration::days(2)).await;
+    assert!(round.sealed.is_empty(), "{round:?}");
+    assert_eq!(round.postponed.len(), 1, "{round:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "a busy day is postponed, not waited for"
+    );
+    tx.rollback().await.unwrap();
+    let round = seal(&mut sealer, Duration::days(2)).await;
+    assert_eq!(round.sealed.len(), 1, "{round:?}");
+}
+
+#[tokio::test]
+async fn without_the_extension_sealing_is_off_and_says_so() {
+    let db = TestDb::migrated().await;
+    let mut client = db.client().await;
+    client
+        .batch_execute("DROP EXTENSION IF EXISTS citus_columnar CASCADE")
+        .await
+        .unwrap();
+    let round = seal(&mut client, Duration::days(2)).await;
+    assert!(round.unavailable, "{round:?}");
+    let status = sealing::status(&client).await.unwrap();
+    assert!(!status.available);
+    assert!(
+        status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("citus_columnar")),
+        "{status:?}"
+    );
+}
