@@ -58,7 +58,7 @@ async fn bulk_load_stores_every_generated_span_with_its_simulated_arrival() {
     assert_partitions_like_the_parent(&client).await;
 }
 
-/// Every partition has exactly the parent's three indexes, each attached to its parent
+/// Every partition has exactly the parent's four indexes (migrations 0001 and 0008), each attached to its parent
 /// index and named as PostgreSQL names a partition's; no stage table or load constraint
 /// is left behind.
 async fn assert_partitions_like_the_parent(client: &tokio_postgres::Client) {
@@ -85,7 +85,7 @@ async fn assert_partitions_like_the_parent(client: &tokio_postgres::Client) {
             (row.get(0), row.get(1), row.get(2), row.get(3));
         assert_eq!(
             (indexes, attached, named),
-            (3, 3, 3),
+            (4, 4, 4),
             "{name}: indexes, attached to the parent's, named after the partition"
         );
     }

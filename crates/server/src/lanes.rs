@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use srql_plan::{Output, Plan, Predicate, Source, Test};
+use srql_plan::{Measures, Output, Plan, Predicate, Source, Test};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
@@ -46,7 +46,9 @@ impl Lane {
             Source::Summaries(_) => Lane::Summaries,
             // An index lookup of the named traces' spans, however long the range.
             _ if plan.predicates.iter().any(Predicate::is_trace_id_lookup) => Lane::Summaries,
-            Source::Spans if index_ordered_listing(plan) => Lane::Summaries,
+            Source::Spans if index_ordered_listing(plan) || root_rollup_of_a_day(plan) => {
+                Lane::Summaries
+            }
             Source::OnTheFly | Source::Spans => Lane::OnTheFly,
         }
     }
@@ -70,6 +72,28 @@ fn index_ordered_listing(plan: &Plan) -> bool {
         .filter(|p| is_service_equality(p))
         .count();
     by_time && service <= 1 && service == plan.predicates.len()
+}
+
+/// `rollup_stats:summary` over spans (the traces tab's cards) for at most a day, filtered
+/// at most by service name: the root-span index of migration 0008 holds every column it
+/// reads, so it costs the range's root spans (about one span in seven), not its spans.
+/// Longer ranges stay in `on_the_fly`: a week of root spans is still a long read.
+fn root_rollup_of_a_day(plan: &Plan) -> bool {
+    let Output::Aggregate {
+        measures: Measures::RootSummary,
+        ..
+    } = &plan.output
+    else {
+        return false;
+    };
+    let Some(start) = plan.range.start else {
+        return false;
+    };
+    let end = plan.range.end.unwrap_or_else(chrono::Utc::now);
+    let service = plan.predicates.iter().filter(|p| is_service_equality(p));
+    end - start <= chrono::Duration::days(1)
+        && service.count() == plan.predicates.len()
+        && plan.predicates.len() <= 1
 }
 
 fn is_service_equality(p: &Predicate) -> bool {
@@ -160,6 +184,18 @@ mod tests {
         );
     }
 
+    /// The soak's rollup card waited behind aggregations in `on_the_fly` (503s); the
+    /// root-span index answers a day of it from root spans alone.
+    #[test]
+    fn a_day_of_root_rollup_is_cheap() {
+        for cheap in [
+            "in:otel_traces time:last_24h rollup_stats:summary",
+            "in:otel_traces time:last_1h service_name:svc-3 rollup_stats:summary",
+        ] {
+            assert_eq!(lane(cheap), Lane::Summaries, "{cheap}");
+        }
+    }
+
     /// The soak's spans listing waited behind aggregations in `on_the_fly` (503s) though
     /// an index answers it in milliseconds.
     #[test]
@@ -179,7 +215,9 @@ mod tests {
             "in:traces !service_name:a",
             "in:traces sort:duration_ms:desc",
             "in:traces time:last_24h stats:\"count() as n by service_name\"",
-            "in:otel_traces time:last_24h rollup_stats:summary",
+            "in:otel_traces time:last_7d rollup_stats:summary",
+            "in:otel_traces rollup_stats:summary",
+            "in:otel_traces time:last_24h name:a rollup_stats:summary",
         ] {
             assert_eq!(lane(costly), Lane::OnTheFly, "{costly}");
         }

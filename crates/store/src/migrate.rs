@@ -52,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0007_maintenance_helpers.sql"),
     },
     Migration {
+        version: 8,
+        name: "root_span_index",
+        sql: include_str!("../migrations/0008_root_span_index.sql"),
+    },
+    Migration {
         version: 9,
         name: "columnar_sealing",
         sql: include_str!("../migrations/0009_columnar_sealing.sql"),

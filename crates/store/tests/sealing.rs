@@ -161,7 +161,11 @@ async fn old_days_become_columnar_with_every_span_and_index() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(indexes.len(), 3, "{indexes:?}");
+    assert_eq!(
+        indexes.len(),
+        4,
+        "0001's three and 0008's root-span index: {indexes:?}"
+    );
     assert_eq!(indexes, heap_indexes);
 
     // The reader finds a sealed trace by id.

@@ -202,7 +202,7 @@ pub fn render(r: &BenchResults, links: &Links) -> String {
          its indexes built, attached as the partition; ANALYZE), then a \
          `VACUUM (ANALYZE)` that is not counted. Sizes after the \
          first refresh: spans summed over the day partitions of `otel_traces` (heap and \
-         TOAST, then its three indexes); summaries are the materialized view and its \
+         TOAST, then its four indexes); summaries are the materialized view and its \
          indexes. Per million spans for spans, per million traces (summary rows) for \
          summaries.\n\n\
          | scale | spans | traces | load | spans: table + indexes | per 1M spans | summaries: table + indexes | per 1M traces |\n\
