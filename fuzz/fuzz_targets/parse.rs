@@ -13,6 +13,8 @@ fuzz_target!(|data: &[u8]| {
         max_query_len: 256,
         max_list_items: 3,
         max_stats: 2,
+        max_span_conditions: 2,
+        max_attribute_key_len: 8,
     };
     let lossy = String::from_utf8_lossy(data);
     if let Ok(text) = std::str::from_utf8(data) {
@@ -40,7 +42,7 @@ fn check(text: &str, limits: &Limits) {
             );
         }
     }
-    let stats = query.stats.as_ref().map_or(0, Vec::len);
+    let stats = query.stats.as_ref().map_or(0, |s| s.exprs.len());
     assert!(stats <= limits.max_stats, "{stats} stats accepted");
     assert!(
         text.len() <= limits.max_query_len,
