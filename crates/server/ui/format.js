@@ -10,6 +10,15 @@ export function duration(ms) {
 
 const pad = (n, w = 2) => String(n).padStart(w, '0');
 
+// Before 2000 no span was recorded by a working clock: such a start time (a few
+// nanoseconds after the epoch, typically) means the sender never set it.
+const EARLIEST_NANOS = Date.UTC(2000, 0, 1) * 1e6;
+
+/** Whether a span or trace start time (unix nanoseconds) came from a set clock. */
+export function clockSet(nanos) {
+  return nanos != null && Number(nanos) >= EARLIEST_NANOS;
+}
+
 /** Local time with milliseconds, from unix nanoseconds (a JSON number: precise to well
  * under a microsecond, plenty for display). */
 export function time(nanos) {

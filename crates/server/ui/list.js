@@ -2,10 +2,10 @@
 
 import { query, ApiError } from './api.js';
 import { $, el, markPainted, show } from './dom.js';
-import { count, duration, time } from './format.js';
+import { clockSet, count, duration, time } from './format.js';
 import * as loc from './location.js';
 import {
-  DEFAULT_SORT, errorToken, filterTokens, listQuery, sortOf, timeOf, timeToken, withSort,
+  DEFAULT_SORT, countsQuery, errorToken, filterTokens, listQuery, sortOf, timeOf, timeToken, withSort,
 } from './query.js';
 import { draw } from './scatter.js';
 
@@ -128,7 +128,7 @@ export async function showList(s, { live = false } = {}) {
     renderRows([], {});
     return null;
   });
-  const cards = loadCards(range, mine);
+  const cards = loadCards(q, range, mine);
   const scatter = loadScatter(q, mine);
   const pickers = pickersFor === range ? null : loadPickers(range, Promise.all([rows, scatter]));
   await Promise.allSettled([rows, cards, scatter, pickers]);
@@ -144,19 +144,26 @@ function markSort(sort) {
   }
 }
 
+const UNSET_CLOCK = 'a span of this trace reports a start time before 2000: its clock was not set, so the trace has no meaningful start or duration';
+
 function renderRows(rows, pagination) {
-  const max = rows.reduce((m, r) => Math.max(m, r.duration_ms ?? 0), 0) || 1;
+  // A trace whose clock was unset has a duration of decades (or zero): it would shrink
+  // every other bar to nothing, so it neither sets the scale nor gets a bar.
+  const timed = (r) => clockSet(r.start_time_unix_nano);
+  const max = rows.reduce((m, r) => (timed(r) ? Math.max(m, r.duration_ms ?? 0) : m), 0) || 1;
   const tbody = $('traces').tBodies[0];
   tbody.replaceChildren(...rows.map((r) => {
     const href = loc.traceHref(r.trace_id, state);
     const bar = el('span', { class: 'bar' });
-    bar.style.width = `${((r.duration_ms ?? 0) / max) * 100}%`;
+    bar.style.width = `${timed(r) ? ((r.duration_ms ?? 0) / max) * 100 : 0}%`;
     const services = r.service_set ?? [];
     return el('tr', { dataset: { traceId: r.trace_id }, class: r.error_count > 0 ? 'has-errors' : '' },
-      el('td', { class: 'mono' }, time(r.start_time_unix_nano)),
+      el('td', { class: 'mono start' }, timed(r) ? time(r.start_time_unix_nano) : el('span', { class: 'muted', title: UNSET_CLOCK }, 'clock not set')),
       el('td', {}, r.root_service_name ?? el('span', { class: 'muted' }, '–')),
       el('td', { class: 'op' }, r.root_span_name ?? el('span', { class: 'muted' }, 'root not arrived yet')),
-      el('td', { class: 'duration' }, el('span', { class: 'dur-text' }, duration(r.duration_ms)), el('span', { class: 'bar-track' }, bar)),
+      el('td', { class: 'duration' },
+        timed(r) ? el('span', { class: 'dur-text' }, duration(r.duration_ms)) : el('span', { class: 'dur-text muted', title: UNSET_CLOCK }, 'unknown'),
+        el('span', { class: 'bar-track' }, bar)),
       el('td', { class: 'num' }, count(r.span_count)),
       el('td', { class: `num${r.error_count > 0 ? ' errors' : ''}` }, count(r.error_count)),
       el('td', { class: 'services', title: services.join(', ') }, `${services.length}: ${services.join(', ')}`),
@@ -172,20 +179,39 @@ function renderRows(rows, pagination) {
   $('page-info').textContent = `page ${state.page}${state.live && state.page > 1 ? ' (live refresh pauses past the first page)' : ''}`;
 }
 
-async function loadCards(range, mine) {
-  const card = (label, v, cls = '') => el('div', { class: `card ${cls}` }, el('div', { class: 'card-value' }, v), el('div', { class: 'card-label' }, label));
-  try {
-    const r = await query({ query: `in:otel_traces ${range} rollup_stats:summary` });
-    if (mine !== generation) return;
-    const s = r.body.results[0] ?? {};
-    $('cards').replaceChildren(
-      card('traces in range', count(s.total)),
-      card('error traces', count(s.errors), s.errors > 0 ? 'bad' : ''),
-      card('average duration', duration(s.avg_duration_ms)),
-      card('p95 duration', duration(s.p95_duration_ms)));
-  } catch (e) {
-    if (mine === generation) $('cards').replaceChildren(el('div', { class: 'card muted' }, `cards unavailable: ${e.message}`));
+async function loadCards(q, range, mine) {
+  const card = (label, v, cls = '', title = '') => el('div', { class: `card ${cls}`, title: title || null },
+    el('div', { class: 'card-value' }, v), el('div', { class: 'card-label' }, label));
+  const unavailable = (e) => el('div', { class: 'card muted' }, `unavailable: ${e.message}`);
+  // Durations have no SRQL aggregate over summaries; the rollup over root spans is exact
+  // but counts only traces whose root arrived and ignores the list's other filters, so its
+  // cards say so.
+  const [counts, rollup] = await Promise.allSettled([
+    query({ query: countsQuery(q) }),
+    query({ query: `in:otel_traces ${range} rollup_stats:summary` }),
+  ]);
+  if (mine !== generation) return;
+  const parts = [];
+  if (counts.status === 'fulfilled') {
+    const c = counts.value.body.results[0] ?? {};
+    parts.push(
+      card('matching traces', count(c.traces), 'traces', 'Every trace the list below pages through'),
+      card('with errors', count(c.errors), `errors${c.errors > 0 ? ' bad' : ''}`, 'Matching traces with at least one error span'),
+    );
+  } else {
+    parts.push(unavailable(counts.reason));
   }
+  if (rollup.status === 'fulfilled') {
+    const r = rollup.value.body.results[0] ?? {};
+    const of = `of all ${count(r.total)} root spans in range`;
+    parts.push(
+      card(`average duration ${of}`, duration(r.avg_duration_ms), 'avg', 'Other filters do not apply; traces whose root has not arrived are not counted'),
+      card(`p95 duration ${of}`, duration(r.p95_duration_ms), 'p95', 'Other filters do not apply; traces whose root has not arrived are not counted'),
+    );
+  } else {
+    parts.push(unavailable(rollup.reason));
+  }
+  $('cards').replaceChildren(...parts);
 }
 
 async function loadScatter(q, mine) {
@@ -193,13 +219,16 @@ async function loadScatter(q, mine) {
     const r = await query({ query: withSort(q, 'duration_ms:desc'), limit: SCATTER_POINTS });
     if (mine !== generation) return null;
     const rows = r.body.results;
-    draw($('scatter'), rows, (id) => {
+    const dots = draw($('scatter'), rows, (id) => {
       loc.go({ view: 'trace', id, live: state.live });
       window.dispatchEvent(new PopStateEvent('popstate'));
     });
-    $('scatter-caption').textContent = rows.length < SCATTER_POINTS
-      ? `All ${rows.length} matching traces, duration (log scale) over time; red: traces with errors. Click a dot to open its trace.`
-      : `The ${SCATTER_POINTS} slowest matching traces, duration (log scale) over time; red: traces with errors. Click a dot to open its trace.`;
+    const which = rows.length < SCATTER_POINTS
+      ? `All ${rows.length} matching traces`
+      : `The ${SCATTER_POINTS} slowest matching traces`;
+    const left = rows.length - dots;
+    $('scatter-caption').textContent = `${which}, duration (log scale) over time; red: traces with errors. Click a dot to open its trace.${
+      left > 0 ? ` ${left} left out: a span's clock was not set, so their duration means nothing.` : ''}`;
     return rows;
   } catch {
     if (mine === generation) $('scatter-caption').textContent = 'No plot: the query failed.';

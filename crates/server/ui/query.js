@@ -50,8 +50,12 @@ export function listQuery(s) {
 const SORT = /(^|\s)(?:sort|order):\S+/gi;
 const TIME = /(?:^|\s)(?:time|timeframe):("[^"]*"|'[^']*'|\[[^\]]*\]|\S+)/i;
 
+export function withoutSort(q) {
+  return q.replace(SORT, ' ').trim();
+}
+
 export function withSort(q, sort) {
-  return `${q.replace(SORT, ' ').trim()} sort:${sort}`;
+  return `${withoutSort(q)} sort:${sort}`;
 }
 
 /** The sort a query asks for (its first key), as `field:dir`. */
@@ -77,4 +81,11 @@ export function errorToken(q, message) {
   const rest = q.slice(start);
   const end = start + (rest.search(/\s/) < 0 ? rest.length : rest.search(/\s/));
   return { start, end: Math.max(end, start + 1) };
+}
+
+/** The query for the cards' counts: the list's own query (sort dropped), so the counts
+ * are of exactly the traces the list pages through, and "error" means what the status
+ * control means: any span with an error. */
+export function countsQuery(q) {
+  return `${withoutSort(q)} stats:"count() as traces, sum(if(error_count > 0, 1, 0)) as errors"`;
 }

@@ -1,9 +1,20 @@
 // Duration over time on a canvas: one dot per trace, errors in red. Clicking a dot
 // opens its trace.
 
+import { clockSet, duration } from './format.js';
+
 const PAD = { left: 56, right: 12, top: 10, bottom: 22 };
 const HIT_RADIUS = 6;
 
+const drawn = new WeakMap();
+
+/** The dots `draw` placed on `canvas`, as `{ row, px, py }` in CSS pixels from its corner. */
+export function plotted(canvas) {
+  return drawn.get(canvas) ?? [];
+}
+
+/** Draws `rows` and returns how many became dots: a trace whose clock was not set has no
+ * meaningful duration, so it is left out rather than stretching the axis over decades. */
 export function draw(canvas, rows, onPick) {
   const dpr = window.devicePixelRatio || 1;
   const width = canvas.clientWidth || 800;
@@ -16,7 +27,8 @@ export function draw(canvas, rows, onPick) {
 
   // x is the trace's `timestamp` (its latest span), the time the range filters on, so
   // every point lies in the range even when a span reports a nonsense start time.
-  const pts = rows.filter((r) => Number.isFinite(Date.parse(r.timestamp)) && r.duration_ms != null);
+  const pts = rows.filter((r) => Number.isFinite(Date.parse(r.timestamp)) && r.duration_ms != null
+    && clockSet(r.start_time_unix_nano));
   const ts = pts.map((r) => Date.parse(r.timestamp));
   const t0 = Math.min(...ts);
   const t1 = Math.max(...ts, t0 + 1);
@@ -57,7 +69,8 @@ export function draw(canvas, rows, onPick) {
     g.fill();
   }
 
-  canvas.onclick = (ev) => {
+  drawn.set(canvas, placed);
+  const under = (ev) => {
     const r = canvas.getBoundingClientRect();
     const cx = ev.clientX - r.left;
     const cy = ev.clientY - r.top;
@@ -67,7 +80,16 @@ export function draw(canvas, rows, onPick) {
       const d = (p.px - cx) ** 2 + (p.py - cy) ** 2;
       if (d <= bestD) { best = p; bestD = d; }
     }
+    return best;
+  };
+  canvas.onclick = (ev) => {
+    const best = under(ev);
     if (best) onPick(best.row.trace_id);
   };
+  canvas.onmousemove = (ev) => {
+    const best = under(ev);
+    canvas.title = best ? `${best.row.root_span_name ?? 'root not arrived yet'} · ${duration(best.row.duration_ms)} · ${best.row.trace_id}` : '';
+  };
   canvas.classList.toggle('empty', pts.length === 0);
+  return pts.length;
 }

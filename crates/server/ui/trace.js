@@ -3,7 +3,7 @@
 
 import { allRows } from './api.js';
 import { $, el, markPainted, show } from './dom.js';
-import { count, duration, kind, status, time, value } from './format.js';
+import { clockSet, count, duration, kind, status, time, value } from './format.js';
 import { quote } from './query.js';
 import { Waterfall } from './waterfall.js';
 
@@ -42,8 +42,8 @@ function header(id, spans, truncated) {
   }
   const roots = spans.filter((s) => !s.parent_span_id);
   const root = roots[0];
-  const starts = spans.map((s) => Number(s.start_time_unix_nano ?? 0)).filter((t) => t > 0);
-  const ends = spans.map((s) => Number(s.end_time_unix_nano ?? 0)).filter((t) => t > 0);
+  const starts = spans.map((s) => s.start_time_unix_nano).filter(clockSet).map(Number);
+  const ends = spans.map((s) => s.end_time_unix_nano).filter(clockSet).map(Number);
   const t0 = starts.reduce((a, b) => Math.min(a, b), Infinity);
   const t1 = ends.reduce((a, b) => Math.max(a, b), t0);
   const services = [...new Set(spans.map((s) => s.service_name).filter(Boolean))].sort();
@@ -79,8 +79,10 @@ function detail(s, t0) {
     el('table', { class: 'kv' }, el('tbody', {},
       [['service', s.service_name], ['span id', s.span_id], ['parent', s.parent_span_id || '(root)'],
         ['kind', kind(s.kind)], ['status', status(s.status_code)], ['status message', s.status_message || ''],
-        ['start', `${time(s.start_time_unix_nano)} (${offset(s.start_time_unix_nano)})`],
-        ['duration', duration(s.duration_ms)], ['scope', `${s.scope_name ?? ''} ${s.scope_version ?? ''}`]]
+        ['start', clockSet(s.start_time_unix_nano)
+          ? `${time(s.start_time_unix_nano)} (${offset(s.start_time_unix_nano)})`
+          : `clock not set (${s.start_time_unix_nano ?? '–'} ns after the epoch)`],
+        ['duration', clockSet(s.start_time_unix_nano) ? duration(s.duration_ms) : '–'], ['scope', `${s.scope_name ?? ''} ${s.scope_version ?? ''}`]]
         .map(([k, v]) => el('tr', {}, el('th', {}, k), el('td', {}, v ?? '')))),
     ),
     el('h3', {}, 'Attributes'), el('div', { class: 'attributes' }, table(s.attributes)),

@@ -2,7 +2,7 @@
 // a trace of 10,000 spans scrolls as lightly as one of ten.
 
 import { el } from './dom.js';
-import { duration, serviceColor } from './format.js';
+import { clockSet, duration, serviceColor } from './format.js';
 
 export const ROW_HEIGHT = 24;
 // Rows rendered above and below the visible ones, so fast scrolling shows no gaps.
@@ -86,8 +86,9 @@ export class Waterfall {
     this.order = tree(spans);
     this.collapsed.clear();
     this.selected = -1;
-    const starts = spans.map((s) => Number(s.start_time_unix_nano ?? 0)).filter((t) => t > 0);
-    const ends = spans.map((s) => Number(s.end_time_unix_nano ?? 0)).filter((t) => t > 0);
+    // A span whose clock was not set would stretch the axis over decades.
+    const starts = spans.map((s) => s.start_time_unix_nano).filter(clockSet).map(Number);
+    const ends = spans.map((s) => s.end_time_unix_nano).filter(clockSet).map(Number);
     // A loop, not Math.min(...xs): spreading 10,000+ arguments can overflow the stack.
     this.t0 = starts.reduce((a, b) => Math.min(a, b), starts.length ? Infinity : 0);
     this.t1 = [...ends, ...starts].reduce((a, b) => Math.max(a, b), this.t0 + 1);
@@ -138,6 +139,7 @@ export class Waterfall {
     const start = Number(s.start_time_unix_nano ?? this.t0);
     const end = Number(s.end_time_unix_nano ?? start);
     const error = s.status_code === 2;
+    const timed = clockSet(s.start_time_unix_nano);
     const hasChildren = n.children.length > 0;
     const toggle = hasChildren
       ? el('button', {
@@ -157,12 +159,14 @@ export class Waterfall {
       el('span', { class: 'wf-service' }, s.service_name ?? '(no service)'),
       el('span', { class: 'wf-name' }, s.name ?? ''),
       error ? el('span', { class: 'wf-flag error-flag', title: 'error' }, 'error') : null,
-      n.missingParent ? el('span', { class: 'wf-flag', title: `parent ${s.parent_span_id} has not arrived` }, 'parent missing') : null);
+      n.missingParent ? el('span', { class: 'wf-flag', title: `parent ${s.parent_span_id} has not arrived` }, 'parent missing') : null,
+      timed ? null : el('span', { class: 'wf-flag', title: 'this span reports a start time before 2000: its clock was not set' }, 'clock not set'));
     label.style.paddingLeft = `${4 + n.depth * 14}px`;
     const bar = el('div', { class: 'wf-bar' });
     bar.style.left = `${((start - this.t0) / span) * 100}%`;
     bar.style.width = `${Math.max(((end - start) / span) * 100, 0.15)}%`;
     bar.style.backgroundColor = serviceColor(s.service_name);
+    bar.hidden = !timed;
     const row = el('div', {
       class: `wf-row${error ? ' error' : ''}${n.index === this.selected ? ' selected' : ''}`,
       dataset: { spanId: s.span_id ?? '', index: String(n.index) },
@@ -171,7 +175,7 @@ export class Waterfall {
         this.render();
         this.onSelect(s, this.t0);
       },
-    }, label, el('div', { class: 'wf-track' }, bar, el('span', { class: 'wf-duration' }, duration(s.duration_ms))));
+    }, label, el('div', { class: 'wf-track' }, bar, el('span', { class: 'wf-duration' }, timed ? duration(s.duration_ms) : '–')));
     row.style.top = `${position * ROW_HEIGHT}px`;
     return row;
   }
