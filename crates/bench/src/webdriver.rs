@@ -163,6 +163,23 @@ impl Session {
             .map(drop)
     }
 
+    /// A real mouse click `dx`, `dy` CSS pixels from the element's centre, for what has no
+    /// element of its own (a dot on a canvas).
+    pub fn click_at(&self, e: &Element, dx: i64, dy: i64) -> Result<(), String> {
+        let mouse = json!({
+            "type": "pointer",
+            "id": "mouse",
+            "parameters": { "pointerType": "mouse" },
+            "actions": [
+                { "type": "pointerMove", "duration": 0, "origin": { ELEMENT: e.0 }, "x": dx, "y": dy },
+                { "type": "pointerDown", "button": 0 },
+                { "type": "pointerUp", "button": 0 },
+            ],
+        });
+        self.call("POST", "/actions", Some(json!({ "actions": [mouse] })))
+            .map(drop)
+    }
+
     /// Clears the field and types `text` into it as key strokes.
     pub fn type_into(&self, e: &Element, text: &str) -> Result<(), String> {
         self.call("POST", &format!("/element/{}/clear", e.0), Some(json!({})))?;

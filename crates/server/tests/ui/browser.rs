@@ -51,6 +51,10 @@ impl Browser {
         ok(self.session.click(e));
     }
 
+    pub fn click_at(&self, e: &Element, dx: i64, dy: i64) {
+        ok(self.session.click_at(e, dx, dy));
+    }
+
     pub fn type_into(&self, e: &Element, text: &str) {
         ok(self.session.type_into(e, text));
     }

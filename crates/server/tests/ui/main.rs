@@ -7,6 +7,7 @@ mod support;
 
 mod assets;
 mod browser;
+mod controls;
 mod service;
 
 use std::path::PathBuf;

@@ -16,6 +16,11 @@ pub const HOSTILE_NAME: &str = "<img src=x onerror=alert(1)>";
 pub const HOSTILE_TRACE: &str = "0000000000000000000000000000a11e";
 pub const BIG_TRACE: &str = "00000000000000000000000000000b19";
 pub const BIG_SPANS: usize = 10_000;
+/// A trace with one span whose sender's clock was not set (start a microsecond after the
+/// epoch): its summary's duration is decades long.
+pub const CLOCKLESS_TRACE: &str = "00000000000000000000000000c10c00";
+/// From `support::edge_traces`: two spans whose parent (the root) never arrived.
+pub const ROOTLESS_TRACE: &str = "edge000000000000000000000noroot";
 
 pub struct Service {
     pub db: TestDb,
@@ -78,6 +83,29 @@ fn hostile_trace(now: DateTime<Utc>) -> Vec<Span> {
     vec![root, child]
 }
 
+fn clockless_trace(now: DateTime<Utc>) -> Vec<Span> {
+    let at = now - Duration::minutes(25);
+    let id = |n: u8| format!("c10c0000000000{n:02x}");
+    let root = span(CLOCKLESS_TRACE, id(1), String::new(), at, 30);
+    let fine = span(
+        CLOCKLESS_TRACE,
+        id(2),
+        id(1),
+        at + Duration::milliseconds(5),
+        10,
+    );
+    let mut unset = span(
+        CLOCKLESS_TRACE,
+        id(3),
+        id(1),
+        at + Duration::milliseconds(8),
+        0,
+    );
+    unset.start_time_unix_nano = 1_000;
+    unset.end_time_unix_nano = 2_000;
+    vec![root, fine, unset]
+}
+
 /// Generated spans over the last day, the hand-made traces, the summaries view built, and
 /// the server listening. With `api_key`, the API asks for it as `SRQL_API_KEY` makes it.
 pub async fn start(api_key: Option<&str>) -> Service {
@@ -85,6 +113,7 @@ pub async fn start(api_key: Option<&str>) -> Service {
     let now = Utc::now();
     support::seed(&db, 3_000, 1, 15).await;
     support::insert(&db, &hostile_trace(now)).await;
+    support::insert(&db, &clockless_trace(now)).await;
     support::insert(
         &db,
         &srql_bench::wide_trace::wide_trace(BIG_TRACE, BIG_SPANS, now - Duration::minutes(30)),
