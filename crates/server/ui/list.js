@@ -128,9 +128,15 @@ export async function showList(s, { live = false } = {}) {
     renderRows([], {});
     return null;
   });
-  const cards = loadCards(q, range, mine);
-  const scatter = loadScatter(q, mine);
-  const pickers = pickersFor === range ? null : loadPickers(range, Promise.all([rows, scatter]));
+  // The rest waits for the first page: on a small machine its five queries (counts,
+  // rollup, plot, two group-bys) would otherwise share the CPU with the one the user waits
+  // for, and with the browser painting it.
+  const current = () => mine === generation;
+  const cards = rows.then(() => current() && loadCards(q, range, mine));
+  const scatter = rows.then(() => (current() ? loadScatter(q, mine) : null));
+  const needPickers = pickersFor !== range;
+  if (needPickers) pickersFor = range;
+  const pickers = needPickers ? scatter.then(() => loadPickers(range, Promise.all([rows, scatter]))) : null;
   await Promise.allSettled([rows, cards, scatter, pickers]);
   if (mine === generation) document.body.dataset.listLoaded = String(mine);
 }
@@ -239,7 +245,6 @@ async function loadScatter(q, mine) {
 /** Service and operation suggestions: SRQL group-by stats where the service has them,
  * else the distinct values of the rows already fetched. */
 async function loadPickers(range, fetched) {
-  pickersFor = range;
   const fill = (id, values) => $(id).replaceChildren(...[...values].sort().map((v) => el('option', { value: v })));
   for (const [field, list] of [['root_service_name', 'services'], ['root_span_name', 'operations']]) {
     try {
