@@ -201,8 +201,8 @@ async function loadCards(q, range, mine) {
   if (counts.status === 'fulfilled') {
     const c = counts.value.body.results[0] ?? {};
     parts.push(
-      card('matching traces', count(c.traces), 'traces', 'Every trace the list below pages through'),
-      card('with errors', count(c.errors), `errors${c.errors > 0 ? ' bad' : ''}`, 'Matching traces with at least one error span'),
+      card('matching traces', count(c.traces), 'card-traces', 'Every trace the list below pages through'),
+      card('with errors', count(c.errors), `card-errors${c.errors > 0 ? ' bad' : ''}`, 'Matching traces with at least one error span'),
     );
   } else {
     parts.push(unavailable(counts.reason));
@@ -211,8 +211,8 @@ async function loadCards(q, range, mine) {
     const r = rollup.value.body.results[0] ?? {};
     const of = `of all ${count(r.total)} root spans in range`;
     parts.push(
-      card(`average duration ${of}`, duration(r.avg_duration_ms), 'avg', 'Other filters do not apply; traces whose root has not arrived are not counted'),
-      card(`p95 duration ${of}`, duration(r.p95_duration_ms), 'p95', 'Other filters do not apply; traces whose root has not arrived are not counted'),
+      card(`average duration ${of}`, duration(r.avg_duration_ms), 'card-avg', 'Other filters do not apply; traces whose root has not arrived are not counted'),
+      card(`p95 duration ${of}`, duration(r.p95_duration_ms), 'card-p95', 'Other filters do not apply; traces whose root has not arrived are not counted'),
     );
   } else {
     parts.push(unavailable(rollup.reason));

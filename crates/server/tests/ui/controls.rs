@@ -24,7 +24,7 @@ async fn all_ids(app: &axum::Router, q: &str) -> Vec<String> {
 fn card(s: &Session, class: &str) -> u64 {
     let text = s.wait_for(
         "the card",
-        &format!("document.querySelector('.card.{class} .card-value')?.textContent"),
+        &format!("document.querySelector('.card.card-{class} .card-value')?.textContent"),
         WAIT,
     );
     text.as_str()
@@ -231,7 +231,7 @@ async fn cards_count_the_lists_traces_and_odd_traces_are_shown_sanely() {
         "the rollup counts {roots} root spans, fewer than the list's traces: the case the cards must not show"
     );
     let label = s.js(
-        "return document.querySelector('.card.avg .card-label').textContent;",
+        "return document.querySelector('.card.card-avg .card-label').textContent;",
         vec![],
     );
     assert!(
