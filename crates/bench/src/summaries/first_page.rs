@@ -48,19 +48,29 @@ pub struct Policies {
 }
 
 impl Policies {
+    /// The plain aggregation is timed like the on-the-fly last-24-hours query it is
+    /// compared with, after one untimed run of its own.
+    pub fn plain_aggregation(&self) -> RunPolicy {
+        RunPolicy {
+            warmup: self.on_the_fly_warmup,
+            min_runs: self
+                .on_the_fly
+                .min_runs
+                .max(self.on_the_fly_target_min_runs),
+            max_runs: self
+                .on_the_fly
+                .max_runs
+                .max(self.on_the_fly_target_min_runs),
+            ..self.on_the_fly
+        }
+    }
+
     fn of(&self, q: &TabQuery, path: Path) -> RunPolicy {
         match path {
             Path::Summaries => self.summaries,
             Path::OnTheFly if q.name == LAST_24H => RunPolicy {
-                min_runs: self
-                    .on_the_fly
-                    .min_runs
-                    .max(self.on_the_fly_target_min_runs),
-                max_runs: self
-                    .on_the_fly
-                    .max_runs
-                    .max(self.on_the_fly_target_min_runs),
-                ..self.on_the_fly
+                warmup: self.on_the_fly.warmup,
+                ..self.plain_aggregation()
             },
             Path::OnTheFly => self.on_the_fly,
         }

@@ -11,6 +11,7 @@ mod format;
 pub(crate) mod http_client;
 pub(crate) mod latency;
 pub(crate) mod machine;
+mod plain_aggregation;
 pub(crate) mod plot;
 pub(crate) mod progress;
 mod queries;
@@ -217,13 +218,15 @@ async fn measure_scale(
     let service = Service::start(url).await?;
     let measured = async {
         let queries = first_page::run(service.addr, timeout, policies).await?;
+        // Right after the on-the-fly runs, over the same warm spans.
+        let plain = plain_aggregation::measure(url, policies.plain_aggregation()).await?;
         let refresh =
             refresh::run(url, service.addr, timeout, args.summary_runs, plain_refresh).await?;
-        Ok::<_, String>((queries, refresh))
+        Ok::<_, String>((queries, plain, refresh))
     }
     .await;
     service.stop().await?;
-    let (queries, refresh) = measured?;
+    let (queries, plain_aggregation_24h, refresh) = measured?;
 
     Ok(ScaleResult {
         scale: scale.name(),
@@ -237,6 +240,7 @@ async fn measure_scale(
             vacuum_secs,
         },
         queries,
+        plain_aggregation_24h,
         refresh,
         storage,
         secs: started.elapsed().as_secs_f64(),
@@ -312,6 +316,13 @@ fn print_scale(r: &ScaleResult) {
         r.load.spans_per_sec,
         report::fmt_secs(r.secs)
     );
+    if let Some(l) = r.plain_aggregation_24h.latency() {
+        println!(
+            "   {:<34} p50 {:>10} (the on-the-fly path's yardstick)",
+            "plain GROUP BY trace_id, 24 h",
+            format!("{} ms", report::fmt_ms(l.p50_ms))
+        );
+    }
     for q in &r.queries {
         println!(
             "   {:<34} p50 {:>10} summaries, {:>10} on the fly{}",

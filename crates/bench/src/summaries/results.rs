@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::first_page::{Policies, QueryLatency};
+use super::latency::Measurement;
 use super::machine::Machine;
 use super::refresh::RefreshResult;
 use super::storage::Storage;
@@ -39,6 +40,9 @@ pub struct ScaleResult {
     pub target_spans: u64,
     pub load: LoadResult,
     pub queries: Vec<QueryLatency>,
+    /// The plain `GROUP BY trace_id` of the last 24 hours' spans, the on-the-fly path's
+    /// yardstick, timed like its last-24-hours query.
+    pub plain_aggregation_24h: Measurement,
     pub refresh: RefreshResult,
     pub storage: Storage,
     /// Wall clock for this scale point, load included.

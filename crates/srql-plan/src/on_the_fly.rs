@@ -1,0 +1,62 @@
+//! The on-the-fly path's ordered shape: a page of traces read in the order of their
+//! latest span, aggregating only the traces the page shows.
+//!
+//! A summary row's `timestamp` is the trace's latest span time, and a trace belongs to a
+//! range iff that time does. So, reading spans by `timestamp` through its index, the
+//! traces appear in page order at their latest span: a span is its trace's latest when no
+//! span of the trace sorts after it. Each such trace is aggregated over all its spans
+//! (one `trace_id` index lookup per partition), and the `LIMIT` stops the walk once the
+//! page is full. Nothing is assumed about how far apart a trace's spans lie, and the cost
+//! follows the page size rather than the spans in the range.
+//!
+//! It only pays when most traces it meets are shown: a filter would make it aggregate
+//! every trace it rejects, one by one, which for a rare value is far slower than the bulk
+//! aggregation. So it answers unfiltered pages ordered by `timestamp` (the traces tab as
+//! it opens, and its "last N" ranges); everything else aggregates in bulk.
+
+use crate::plan::{Output, Plan, Source};
+use crate::schema::{relation, SUMMARY_COLUMNS};
+use crate::summary_sql;
+
+/// Whether `plan` is answered by walking the spans in page order.
+pub fn walks_latest_spans(plan: &Plan) -> bool {
+    let Output::Rows { page, .. } = &plan.output else {
+        return false;
+    };
+    let mut keys = page.keys.iter().map(|(k, _)| k.name);
+    plan.source == Source::OnTheFly
+        && plan.predicates.is_empty()
+        && plan.spans.is_empty()
+        && keys.next() == Some("timestamp")
+        // Every page key must be a column of the walked span, so that the order, the
+        // range and the cursor apply to the walk itself.
+        && keys.all(|k| k == "trace_id")
+}
+
+/// The summary relation's body for [`walks_latest_spans`] plans: every trace with the
+/// span that is its latest, exposing that span's `timestamp` and `trace_id` so that the
+/// outer `WHERE`, `ORDER BY` and `LIMIT` drive the walk.
+pub fn latest_span_walk() -> String {
+    let spans = relation::SPANS;
+    let columns = SUMMARY_COLUMNS
+        .iter()
+        .map(|c| match c.name {
+            "timestamp" | "trace_id" => format!("latest.{}", c.name),
+            other => format!("t.{other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The latest span is the greatest by (timestamp, span_id) and, for a span stored
+    // twice, by its physical row, so that each trace is picked exactly once. The
+    // redundant `timestamp >=` lets PostgreSQL skip the partitions before it.
+    format!(
+        "SELECT {columns}\n  FROM {spans} latest\n  \
+         CROSS JOIN LATERAL ({}) t\n  \
+         WHERE NOT EXISTS (\n    SELECT 1 FROM {spans} later\n    \
+         WHERE later.trace_id = latest.trace_id\n      \
+         AND later.timestamp >= latest.timestamp\n      \
+         AND (later.timestamp, later.span_id, later.tableoid, later.ctid) \
+         > (latest.timestamp, latest.span_id, latest.tableoid, latest.ctid)\n  )",
+        summary_sql::aggregate_query(Some("trace_id = latest.trace_id"))
+    )
+}
