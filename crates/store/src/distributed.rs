@@ -164,10 +164,15 @@ SET jit = off
 SET work_mem = '64MB'
 AS $srql$
 DECLARE
+    shard bigint := substring(log_shard from '_(\\d+)$')::bigint;
     spans text;
     sums text;
     result text;
 BEGIN
+    -- One drain per shard at a time, even when a coordinator died mid-round and its
+    -- statement here runs on: the next one waits, and its snapshot then sees this one's
+    -- rows, so no older snapshot ever overwrites a newer row.
+    PERFORM pg_advisory_xact_lock(7355609, (shard % 2147483647)::integer);
     SELECT max(shard_name(o.logicalrelid, o.shardid))
                FILTER (WHERE o.logicalrelid = 'otel_traces'::regclass),
            max(shard_name(o.logicalrelid, o.shardid))
@@ -175,7 +180,7 @@ BEGIN
     INTO spans, sums
     FROM pg_dist_shard l
     JOIN pg_dist_shard o ON o.shardminvalue = l.shardminvalue
-    WHERE l.shardid = substring(log_shard from '_(\\d+)$')::bigint;
+    WHERE l.shardid = shard;
     IF spans IS NULL OR sums IS NULL THEN
         RAISE EXCEPTION 'no span or summary shard co-located with %', log_shard;
     END IF;

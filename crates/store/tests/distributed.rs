@@ -311,3 +311,85 @@ async fn spans_loaded_before_distribution_are_summarized() {
     assert_eq!(summarized, 120);
     drain_and_check(&client, "after distributing").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_and_drains_stay_exact() {
+    let db = CitusTestDb::empty().await;
+    migrate(&db).await;
+    let now = Utc::now();
+    // Three writers; the second and third share traces (retried exports of one batch
+    // arriving at once), all while drains run.
+    let batches = [
+        workload_spans(31, 150, now - Duration::days(1), now),
+        workload_spans(32, 150, now - Duration::days(2), now),
+        workload_spans(32, 150, now - Duration::days(2), now),
+    ];
+    let mut writers = Vec::new();
+    for spans in batches {
+        let url = db.writer_url();
+        writers.push(tokio::spawn(async move {
+            let writer = store::db::connect(&url).await.expect("writer login");
+            for chunk in spans.chunks(200) {
+                copy_spans(&writer, chunk, Arrival::At(now))
+                    .await
+                    .expect("concurrent COPY");
+            }
+        }));
+    }
+    let client = db.client().await;
+    while writers.iter().any(|w| !w.is_finished()) {
+        let run = store::summaries::refresh(&client, RefreshMethod::Concurrently)
+            .await
+            .expect("drain during writes");
+        assert_ne!(run.outcome, RunOutcome::Failed, "{run:?}");
+    }
+    for w in writers {
+        w.await.expect("writer task");
+    }
+    drain_and_check(&client, "after concurrent writers").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_drain_loses_nothing() {
+    let db = CitusTestDb::empty().await;
+    migrate(&db).await;
+    let now = Utc::now();
+    let writer = store::db::connect(&db.writer_url())
+        .await
+        .expect("writer login");
+    let spans = workload_spans(41, 600, now - Duration::days(2), now);
+    copy_spans(&writer, &spans, Arrival::At(now)).await.unwrap();
+    let client = db.client().await;
+    // Small batches make the drain take several rounds, so the kill lands inside it.
+    client
+        .batch_execute(
+            "INSERT INTO srql_settings (key, value) VALUES ('drain_batch_size', '20')
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .await
+        .unwrap();
+    let drainer = store::db::connect(&db.url).await.expect("drain session");
+    let pid: i32 = drainer
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let drain =
+        tokio::spawn(async move { drainer.batch_execute("CALL srql_refresh_summaries()").await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    client
+        .execute("SELECT pg_terminate_backend($1::integer)", &[&pid])
+        .await
+        .unwrap();
+    let _killed = tokio::time::timeout(std::time::Duration::from_secs(30), drain)
+        .await
+        .expect("the killed drain returns within 30 s")
+        .expect("drain task");
+    // Whether the kill landed inside the drain or after it, the next drains must make
+    // the table exact: every shard's claim and upsert commit together or not at all.
+    client
+        .batch_execute("DELETE FROM srql_settings WHERE key = 'drain_batch_size'")
+        .await
+        .unwrap();
+    drain_and_check(&client, "after a killed drain").await;
+}
