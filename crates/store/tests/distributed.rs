@@ -387,6 +387,27 @@ async fn a_killed_drain_loses_nothing() {
         .expect("drain task");
     // Whether the kill landed inside the drain or after it, the next drains must make
     // the table exact: every shard's claim and upsert commit together or not at all.
+    // The killed session holds the refresh lock until its backend has exited, which
+    // may be after its client saw the connection close.
+    let gone = async {
+        loop {
+            let alive: bool = client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1::integer)",
+                    &[&pid],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if !alive {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), gone)
+        .await
+        .expect("the killed backend exits within 30 s");
     client
         .batch_execute("DELETE FROM srql_settings WHERE key = 'drain_batch_size'")
         .await
