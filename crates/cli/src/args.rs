@@ -55,6 +55,11 @@ pub struct SummaryArgs {
     /// Incremental mode: how often the service drains the log (e.g. 1s, 500ms).
     #[arg(long, env = "SRQL_DRAIN_INTERVAL", default_value = "1s", global = true)]
     pub drain_interval: String,
+    /// Run distributed: `citus` shards spans and summaries by trace_id over the workers
+    /// of a Citus coordinator (needs --summary-mode incremental; see docs/scale-out.md).
+    /// A coordinator with workers is found without it.
+    #[arg(long, env = "SRQL_DISTRIBUTED", value_parser = ["citus"], global = true)]
+    pub distributed: Option<String>,
 }
 
 impl SummaryArgs {
@@ -67,6 +72,13 @@ impl SummaryArgs {
                 .map_err(|e| format!("--refresh-interval: {e}"))?,
             retention: parse_duration(&self.retention).map_err(|e| format!("--retention: {e}"))?,
         })
+    }
+
+    pub fn distribution(&self) -> Result<Option<store::distributed::Distribution>, String> {
+        self.distributed
+            .as_deref()
+            .map(|d| d.parse().map_err(|e| format!("--distributed: {e}")))
+            .transpose()
     }
 
     pub fn maintenance(&self) -> Result<store::summaries::Maintenance, String> {

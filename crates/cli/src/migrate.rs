@@ -35,9 +35,17 @@ pub async fn migrate(
         b.set_position(p.done);
         b.set_message(format!("{} traces", p.rows));
     };
-    let report = store::setup::run_with(url, &cfg, &maintenance, use_pg_cron, &mut progress)
-        .await
-        .map_err(|e| e.to_string());
+    let distribution = summaries.distribution()?;
+    let report = store::setup::run_distributed(
+        url,
+        &cfg,
+        &maintenance,
+        use_pg_cron,
+        &mut progress,
+        distribution,
+    )
+    .await
+    .map_err(|e| e.to_string());
     if let Some(b) = bar {
         b.finish_and_clear();
     }

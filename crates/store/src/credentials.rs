@@ -85,6 +85,11 @@ impl Credentials {
     pub fn password(&self, user: &str) -> Option<&str> {
         self.passwords.get(user).map(String::as_str)
     }
+
+    /// Every user with its password.
+    pub fn users(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.passwords.iter().map(|(u, p)| (u.as_str(), p.as_str()))
+    }
 }
 
 /// 32 random bytes from the kernel as hex: safe inside SQL literals, URLs and our file.

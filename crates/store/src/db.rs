@@ -32,6 +32,9 @@ pub enum DbError {
     /// A stored value this build does not know (a row written by a newer version).
     #[error("cannot decode: {0}")]
     Decode(String),
+    /// A configuration this database cannot run (what to change is in the message).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl From<deadpool_postgres::PoolError> for DbError {

@@ -56,6 +56,25 @@ pub struct EmbeddedOptions {
     pub durable: bool,
     /// Remove the data directory when the cluster stops (test clusters).
     pub remove_on_stop: bool,
+    /// Makes this cluster a node of a Citus cluster on this host (the distributed tests).
+    pub citus: Option<CitusNode>,
+}
+
+/// What a Citus node needs beyond a private cluster: nodes talk to each other over TCP,
+/// so it listens on 127.0.0.1 (password logins only), preloads `citus`, and shares one
+/// set of passwords with the other nodes, which its own connections to them find in a
+/// 0600 password file in its data directory.
+#[derive(Debug, Clone)]
+pub struct CitusNode {
+    pub port: u16,
+    /// Every node of one cluster gets the same passwords: a session on the coordinator
+    /// opens its worker connections as the same user.
+    pub credentials: Credentials,
+    /// Shards per distributed table (`citus.shard_count`); few keep tests fast.
+    pub shard_count: u32,
+    /// Roles that are not logins of ours but that Citus connects to the other nodes as,
+    /// with their passwords: `srql_owner`, whom writer logins act as.
+    pub other_roles: Vec<(String, String)>,
 }
 
 impl EmbeddedOptions {
@@ -65,6 +84,7 @@ impl EmbeddedOptions {
             pg_cron: true,
             durable: true,
             remove_on_stop: false,
+            citus: None,
         }
     }
 }
@@ -80,6 +100,7 @@ pub struct EmbeddedCluster {
     pg_cron: bool,
     durable: bool,
     remove_on_stop: bool,
+    citus: Option<CitusNode>,
     stopped: bool,
     watchdog: Option<std::process::Child>,
 }
@@ -107,9 +128,10 @@ impl EmbeddedCluster {
         if !data_dir.join("PG_VERSION").exists() {
             initdb(&bin_dir, &data_dir, run_as)?;
         }
-        let credentials = secure(&bin_dir, &data_dir, run_as)?;
-        let pg_cron = opts.pg_cron && pg_cron_installed(&bin_dir);
-        let port = SOCKET_PORT;
+        let credentials = secure(&bin_dir, &data_dir, run_as, opts.citus.as_ref())?;
+        // pg_cron and Citus both want to be preloaded; a Citus node goes without pg_cron.
+        let pg_cron = opts.pg_cron && opts.citus.is_none() && pg_cron_installed(&bin_dir);
+        let port = opts.citus.as_ref().map_or(SOCKET_PORT, |c| c.port);
         let mut cluster = Self {
             bin_dir,
             data_dir,
@@ -119,6 +141,7 @@ impl EmbeddedCluster {
             pg_cron,
             durable: opts.durable,
             remove_on_stop: opts.remove_on_stop,
+            citus: opts.citus.clone(),
             stopped: false,
             watchdog: None,
         };
@@ -134,7 +157,7 @@ impl EmbeddedCluster {
         Ok(cluster)
     }
 
-    /// The number in the socket's name (there is no TCP listener).
+    /// The number in the socket's name (and the TCP port of a Citus node).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -311,6 +334,13 @@ impl EmbeddedCluster {
             settings.push("-c full_page_writes=off".into());
             settings.push("-c shared_buffers=256MB".into());
         }
+        if let Some(node) = &self.citus {
+            settings[0] = "-c listen_addresses=127.0.0.1".into();
+            settings.push("-c shared_preload_libraries=citus".into());
+            settings.push(format!("-c citus.shard_count={}", node.shard_count));
+            // Loopback between nodes of one host: no TLS to negotiate.
+            settings.push("-c citus.node_conninfo=sslmode=disable".into());
+        }
         if self.pg_cron {
             settings.push("-c shared_preload_libraries=pg_cron".into());
             settings.push("-c cron.database_name=postgres".into());
@@ -319,8 +349,15 @@ impl EmbeddedCluster {
             settings.push("-c cron.use_background_workers=on".into());
             settings.push("-c cron.max_running_jobs=8".into());
         }
-        let out = self
-            .command("pg_ctl")
+        let mut pg_ctl = self.command("pg_ctl");
+        if self.citus.is_some() {
+            // The server's own connections to the other nodes read their passwords here.
+            pg_ctl.env("PGPASSFILE", self.data_dir.join(PGPASS_FILE));
+            // libpq in the server also looks for client certificates under $HOME, which
+            // for a server started by root is a directory `postgres` may not read.
+            pg_ctl.env("HOME", &self.data_dir);
+        }
+        let out = pg_ctl
             .arg("start")
             .arg("-D")
             .arg(&self.data_dir)
@@ -389,6 +426,9 @@ impl Drop for EmbeddedCluster {
         }
     }
 }
+
+/// Password file of a Citus node's connections to the other nodes (see [`CitusNode`]).
+const PGPASS_FILE: &str = "srql-pgpass";
 
 fn cmd_err(what: &str, detail: impl Into<String>) -> EmbeddedError {
     EmbeddedError::Command {
@@ -613,10 +653,21 @@ fn initdb(bin_dir: &Path, dir: &Path, run_as: Option<(u32, u32)>) -> Result<()> 
 /// of srql (or whoever) initialised it. pg_hba.conf allows password logins on the socket
 /// and nothing else; users without a password in our file get one. A cluster from an
 /// older version (`trust`, no credentials file) is converted here.
-fn secure(bin_dir: &Path, dir: &Path, run_as: Option<(u32, u32)>) -> Result<Credentials> {
+fn secure(
+    bin_dir: &Path,
+    dir: &Path,
+    run_as: Option<(u32, u32)>,
+    citus: Option<&CitusNode>,
+) -> Result<Credentials> {
     let file = Credentials::path(dir);
     let mut creds = Credentials::load(dir).map_err(io_err(&file))?;
-    let added = creds.fill_missing().map_err(io_err(&file))?;
+    let mut added = creds.fill_missing().map_err(io_err(&file))?;
+    if let Some(node) = citus {
+        if node.credentials != creds {
+            creds = node.credentials.clone();
+            added.push(credentials::SUPERUSER);
+        }
+    }
     if added.contains(&credentials::SUPERUSER) {
         let password = creds
             .password(credentials::SUPERUSER)
@@ -633,16 +684,42 @@ fn secure(bin_dir: &Path, dir: &Path, run_as: Option<(u32, u32)>) -> Result<Cred
     // whoever migrates (`srql`'s database setup, the test harness).
     creds.save(dir).map_err(io_err(&file))?;
     let hba = dir.join("pg_hba.conf");
-    fs::write(
-        &hba,
+    let mut rules = String::from(
         "# Written by srql at every start: password (SCRAM) logins on the private socket only.\n\
          local all all scram-sha-256\n",
-    )
-    .map_err(io_err(&hba))?;
-    if let Some((uid, gid)) = run_as {
-        std::os::unix::fs::chown(&hba, Some(uid), Some(gid)).map_err(io_err(&hba))?;
+    );
+    if let Some(node) = citus {
+        rules.push_str(
+            "# A Citus node: the other nodes connect over loopback TCP, with a password.\n",
+        );
+        rules.push_str("host all all 127.0.0.1/32 scram-sha-256\n");
+        write_private(
+            &dir.join(PGPASS_FILE),
+            &creds
+                .users()
+                .chain(
+                    node.other_roles
+                        .iter()
+                        .map(|(u, p)| (u.as_str(), p.as_str())),
+                )
+                .map(|(user, password)| format!("127.0.0.1:*:*:{user}:{password}\n"))
+                .collect::<String>(),
+            run_as,
+        )?;
     }
+    write_private(&hba, &rules, run_as)?;
     Ok(creds)
+}
+
+/// Writes a file the server reads, owned by the user it runs as, mode 0600.
+fn write_private(path: &Path, text: &str, run_as: Option<(u32, u32)>) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, text).map_err(io_err(path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io_err(path))?;
+    if let Some((uid, gid)) = run_as {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(io_err(path))?;
+    }
+    Ok(())
 }
 
 /// Runs one statement in single-user mode (no server, no connection, no authentication):

@@ -54,7 +54,7 @@ pub fn table_marker(window_secs: i64) -> String {
     )
 }
 
-fn column_list() -> String {
+pub(crate) fn column_list() -> String {
     SUMMARY_COLUMNS
         .iter()
         .map(|c| c.name)
@@ -63,7 +63,7 @@ fn column_list() -> String {
 }
 
 /// `col = EXCLUDED.col` for every column but the key.
-fn update_list() -> String {
+pub(crate) fn update_list() -> String {
     SUMMARY_COLUMNS
         .iter()
         .filter(|c| c.name != "trace_id")

@@ -4,6 +4,9 @@
 pub mod catalog;
 pub mod credentials;
 pub mod db;
+pub mod distributed;
+/// The Citus cluster for the distributed tests, beside [`testing`].
+pub mod distributed_testing;
 pub mod embedded;
 pub mod freshness;
 pub mod locks;

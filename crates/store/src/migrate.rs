@@ -65,13 +65,19 @@ pub const MIGRATIONS: &[Migration] = &[
 
 /// Applies pending migrations; returns the versions applied by this call.
 pub async fn run(client: &mut Client) -> Result<Vec<i32>, DbError> {
+    run_list(client, MIGRATIONS).await
+}
+
+/// Applies the pending ones of `list` (the single-node list, or the distributed steps
+/// of [`crate::distributed`], numbered after it and recorded in the same table).
+pub async fn run_list(client: &mut Client, list: &[Migration]) -> Result<Vec<i32>, DbError> {
     AdvisoryLock::Migrate.acquire(&*client).await?;
-    let result = apply_pending(client).await;
+    let result = apply_pending(client, list).await;
     AdvisoryLock::Migrate.release(&*client).await?;
     result
 }
 
-async fn apply_pending(client: &mut Client) -> Result<Vec<i32>, DbError> {
+async fn apply_pending(client: &mut Client, list: &[Migration]) -> Result<Vec<i32>, DbError> {
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS srql_schema_migrations (
@@ -88,7 +94,7 @@ async fn apply_pending(client: &mut Client) -> Result<Vec<i32>, DbError> {
         .map(|r| r.get(0))
         .collect();
     let mut done = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
+    for m in list.iter().filter(|m| !applied.contains(&m.version)) {
         let tx = client.transaction().await?;
         tx.batch_execute(m.sql).await?;
         tx.execute(

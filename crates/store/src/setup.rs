@@ -4,6 +4,7 @@ use chrono::{Duration, Utc};
 
 use crate::cron::{self, CronStatus};
 use crate::db::{self, DbError};
+use crate::distributed::{self, Distribution};
 use crate::summaries::{self, keys, BackfillProgress, Maintenance, SummaryConfig, SummaryMode};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +14,8 @@ pub struct SetupReport {
     pub view_built: bool,
     pub mode: SummaryMode,
     pub cron: CronStatus,
+    /// The database runs distributed on Citus ([`crate::distributed`]).
+    pub distributed: bool,
 }
 
 /// [`run_with`] in materialized-view mode, without progress display.
@@ -35,12 +38,32 @@ pub async fn run_with(
     use_pg_cron: bool,
     progress: &mut (dyn FnMut(BackfillProgress) + Send),
 ) -> Result<SetupReport, DbError> {
+    run_distributed(url, cfg, maintenance, use_pg_cron, progress, None).await
+}
+
+/// [`run_with`], distributed when `distribution` asks for it or the database is a
+/// Citus coordinator with workers ([`crate::distributed::prepare`]).
+pub async fn run_distributed(
+    url: &str,
+    cfg: &SummaryConfig,
+    maintenance: &Maintenance,
+    use_pg_cron: bool,
+    progress: &mut (dyn FnMut(BackfillProgress) + Send),
+    distribution: Option<Distribution>,
+) -> Result<SetupReport, DbError> {
     let mut client = db::connect(url).await?;
-    let migrations_applied = crate::migrate::run(&mut client).await?;
+    let mut migrations_applied = crate::migrate::run(&mut client).await?;
+    let distributed_steps = distributed::prepare(&mut client, distribution, maintenance).await?;
+    let distributed = distributed_steps.is_some();
+    migrations_applied.extend(distributed_steps.unwrap_or_default());
     let now = Utc::now();
     crate::partitions::ensure(&client, now - cfg.retention, now).await?;
     crate::incremental::upkeep(&client, cfg.retention).await?;
-    let view_built = summaries::ensure(&mut client, cfg, maintenance, progress).await?;
+    let view_built = if distributed {
+        distributed::ensure_summaries(&mut client, cfg, maintenance).await?
+    } else {
+        summaries::ensure(&mut client, cfg, maintenance, progress).await?
+    };
     // Partitions, the summary view or table and the functions made above (or by a
     // superuser since the last run) go to the owner role, so the writer can maintain them.
     crate::roles::adopt_objects(&client).await?;
@@ -96,6 +119,7 @@ pub async fn run_with(
         view_built,
         mode: maintenance.mode,
         cron,
+        distributed,
     })
 }
 

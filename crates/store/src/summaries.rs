@@ -41,26 +41,7 @@ pub async fn ensure(
     maintenance: &Maintenance,
     progress: &mut (dyn FnMut(BackfillProgress) + Send),
 ) -> Result<bool, DbError> {
-    for (key, value) in [
-        (keys::WINDOW_SECS, cfg.window.num_seconds()),
-        (keys::RETENTION_SECS, cfg.retention.num_seconds()),
-        (
-            keys::REFRESH_INTERVAL_SECS,
-            cfg.refresh_interval.num_seconds(),
-        ),
-    ] {
-        set_setting(&*client, key, &value.to_string()).await?;
-    }
-    set_setting(
-        &*client,
-        keys::DRAIN_INTERVAL_MS,
-        &maintenance
-            .drain_interval
-            .num_milliseconds()
-            .max(1)
-            .to_string(),
-    )
-    .await?;
+    store_config(client, cfg, maintenance).await?;
     // Both modes get it: it costs nothing, and a later switch finds it current.
     incremental::install_apply_function(client).await?;
     match maintenance.mode {
@@ -76,6 +57,35 @@ pub async fn ensure(
             Ok(built)
         }
     }
+}
+
+/// Stores the window, retention and intervals the procedures read from `srql_settings`.
+pub async fn store_config(
+    client: &Client,
+    cfg: &SummaryConfig,
+    maintenance: &Maintenance,
+) -> Result<(), DbError> {
+    for (key, value) in [
+        (keys::WINDOW_SECS, cfg.window.num_seconds()),
+        (keys::RETENTION_SECS, cfg.retention.num_seconds()),
+        (
+            keys::REFRESH_INTERVAL_SECS,
+            cfg.refresh_interval.num_seconds(),
+        ),
+    ] {
+        set_setting(client, key, &value.to_string()).await?;
+    }
+    set_setting(
+        client,
+        keys::DRAIN_INTERVAL_MS,
+        &maintenance
+            .drain_interval
+            .num_milliseconds()
+            .max(1)
+            .to_string(),
+    )
+    .await?;
+    Ok(())
 }
 
 async fn build_if_needed(client: &mut Client, window: Duration) -> Result<bool, DbError> {

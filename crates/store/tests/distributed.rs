@@ -1,0 +1,416 @@
+//! Distributed mode on a real Citus cluster (a coordinator and two workers, started by
+//! `store::distributed_testing`): `srql migrate` distributes spans and summaries by
+//! trace_id, co-located; capture sees every writer through the coordinator (the COPY of
+//! OTLP and the loaders, plain INSERT); drains run on the shards and leave the summary
+//! table equal to the on-the-fly aggregate, with late and duplicate spans.
+
+use chrono::{DateTime, Duration, Utc};
+use srql_bench::spans::{copy_spans, Arrival};
+use srql_plan::schema::SUMMARY_COLUMNS;
+use srql_plan::summary_sql;
+use store::distributed::Distribution;
+use store::distributed_testing::CitusTestDb;
+use store::summaries::{Maintenance, RefreshMethod, RunMethod, RunOutcome, SummaryConfig};
+use store::testing::TestDb;
+use tokio_postgres::Client;
+use workload::{Generator, Span, WorkloadConfig};
+
+fn config() -> SummaryConfig {
+    SummaryConfig {
+        window: Duration::days(3),
+        retention: Duration::days(7),
+        refresh_interval: Duration::minutes(2),
+    }
+}
+
+fn incremental() -> Maintenance {
+    Maintenance {
+        mode: store::summaries::SummaryMode::Incremental,
+        drain_interval: Duration::seconds(1),
+    }
+}
+
+async fn migrate(db: &CitusTestDb) -> store::setup::SetupReport {
+    store::setup::run_distributed(
+        &db.url,
+        &config(),
+        &incremental(),
+        false,
+        &mut |_| {},
+        Some(Distribution::Citus),
+    )
+    .await
+    .expect("distributed migrate")
+}
+
+fn workload_spans(seed: u64, traces: u64, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Span> {
+    Generator::new(WorkloadConfig::new(seed, traces, from, to))
+        .flat_map(|t| t.spans)
+        .collect()
+}
+
+fn columns() -> String {
+    SUMMARY_COLUMNS
+        .iter()
+        .map(|c| c.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn rows(client: &Client, select: &str, cutoff: DateTime<Utc>) -> Vec<String> {
+    // `select` is built in this file from the shared column list.
+    client
+        .query(
+            &format!(
+                "SELECT t::text FROM ({select}) t WHERE t.timestamp >= $1 ORDER BY t.trace_id"
+            ),
+            &[&cutoff],
+        )
+        .await
+        .expect("read summary rows")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Drains, then: the table holds exactly the on-the-fly rows inside the window the
+/// drain applied, and the log is empty.
+async fn drain_and_check(client: &Client, context: &str) -> usize {
+    let run = store::summaries::refresh(client, RefreshMethod::Concurrently)
+        .await
+        .expect("drain");
+    assert_eq!(run.outcome, RunOutcome::Ok, "{context}: {run:?}");
+    assert_eq!(run.method, RunMethod::Incremental, "{context}: {run:?}");
+    let cutoff = run.covers_from.expect("a drain records its window");
+    let got = rows(
+        client,
+        &format!("SELECT {} FROM otel_trace_summaries", columns()),
+        cutoff,
+    )
+    .await;
+    let want = rows(
+        client,
+        &format!(
+            "SELECT {} FROM ({}) a",
+            columns(),
+            summary_sql::aggregate_query(None)
+        ),
+        cutoff,
+    )
+    .await;
+    assert_eq!(got.len(), want.len(), "{context}: row count");
+    assert!(
+        got == want,
+        "{context}: summary rows differ from the on-the-fly aggregate"
+    );
+    let pending: i64 = client
+        .query_one("SELECT count(*) FROM srql_summary_log", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(pending, 0, "{context}: log drained");
+    got.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_distributes_spans_and_summaries_co_located() {
+    let db = CitusTestDb::empty().await;
+    let report = migrate(&db).await;
+    assert!(report.distributed);
+    assert!(report.migrations_applied.contains(&14), "{report:?}");
+    let client = db.client().await;
+    let tables: Vec<(String, String, i32)> = client
+        .query(
+            "SELECT logicalrelid::regclass::text, column_to_column_name(logicalrelid, partkey),
+                    colocationid
+             FROM pg_dist_partition
+             WHERE logicalrelid::regclass::text IN
+                   ('otel_traces', 'otel_trace_summaries', 'srql_summary_log', 'srql_summary_extent')
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(tables.len(), 4, "{tables:?}");
+    assert!(tables.iter().all(|t| t.1 == "trace_id"), "{tables:?}");
+    assert!(
+        tables.iter().all(|t| t.2 == tables[0].2),
+        "co-located: {tables:?}"
+    );
+    let kind: String = client
+        .query_one(
+            "SELECT relkind::text FROM pg_class WHERE oid = 'otel_traces'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kind, "p", "otel_traces stays partitioned by day");
+    let day_partitions: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'otel_traces'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(day_partitions >= 7, "{day_partitions} partitions");
+    // Shards are spread over both workers.
+    let nodes: i64 = client
+        .query_one(
+            "SELECT count(DISTINCT nodeport) FROM citus_shards
+             WHERE table_name = 'otel_trace_summaries'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(nodes, 2);
+    // A second migrate changes nothing.
+    let again = migrate(&db).await;
+    assert!(
+        again.migrations_applied.is_empty() && !again.view_built,
+        "{again:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn view_mode_is_refused_on_citus_naming_incremental_mode() {
+    let db = CitusTestDb::empty().await;
+    // Found without being asked: a coordinator with workers is distributed.
+    let err = store::setup::run_with(
+        &db.url,
+        &config(),
+        &Maintenance::default(),
+        false,
+        &mut |_| {},
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("--summary-mode incremental"), "{err}");
+    let distributed: bool = db
+        .client()
+        .await
+        .query_one("SELECT EXISTS (SELECT 1 FROM pg_dist_partition)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!distributed, "refused before anything was distributed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_for_citus_without_it_names_what_is_missing() {
+    let db = TestDb::empty().await;
+    let err = store::setup::run_distributed(
+        &db.url,
+        &config(),
+        &incremental(),
+        false,
+        &mut |_| {},
+        Some(Distribution::Citus),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("CREATE EXTENSION citus"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_writer_is_captured_and_drains_are_exact() {
+    let db = CitusTestDb::empty().await;
+    migrate(&db).await;
+    let client = db.client().await;
+    let writer = store::db::connect(&db.writer_url())
+        .await
+        .expect("writer login");
+    let now = Utc::now();
+
+    // The COPY the OTLP receivers and the loaders use, through the coordinator, as the
+    // writer login.
+    let spans = workload_spans(17, 300, now - Duration::days(2), now);
+    copy_spans(&writer, &spans, Arrival::At(now)).await.unwrap();
+    let traces = drain_and_check(&client, "after COPY").await;
+    assert!(traces > 250, "{traces} traces summarized");
+
+    // Duplicate delivery: the same spans again (a retried export).
+    copy_spans(&writer, &spans[..500], Arrival::At(now))
+        .await
+        .unwrap();
+    drain_and_check(&client, "after duplicates").await;
+
+    // Late spans: old timestamps joining existing traces, and one before the window.
+    writer
+        .batch_execute(&format!(
+            "INSERT INTO otel_traces (timestamp, trace_id, span_id, name, service_name,
+                                      start_time_unix_nano, end_time_unix_nano, status_code)
+             SELECT now() - interval '36 hours', trace_id, 'late' || trace_id, 'late', 'late-svc',
+                    min(start_time_unix_nano) - 5000000000, max(end_time_unix_nano) + 1, 2
+             FROM otel_traces WHERE trace_id IN ('{}', '{}') GROUP BY trace_id;
+             INSERT INTO otel_traces (timestamp, trace_id, span_id, name)
+             VALUES (now() - interval '5 days', 'old-trace', 'old-span', 'old');",
+            spans[0].trace_id,
+            spans[spans.len() - 1].trace_id
+        ))
+        .await
+        .unwrap();
+    drain_and_check(&client, "after late spans").await;
+    let old: i64 = client
+        .query_one(
+            "SELECT count(*) FROM otel_trace_summaries WHERE trace_id = 'old-trace'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(old, 0, "a trace ending before the window has no row");
+
+    // Deleted spans: a trace left without spans loses its row.
+    writer
+        .execute(
+            "DELETE FROM otel_traces WHERE trace_id = $1",
+            &[&spans[0].trace_id],
+        )
+        .await
+        .unwrap();
+    drain_and_check(&client, "after a delete").await;
+
+    // A resync (`srql refresh --full`) rebuilds the same rows.
+    let run = store::summaries::refresh(&client, RefreshMethod::Full)
+        .await
+        .unwrap();
+    assert_eq!(run.outcome, RunOutcome::Ok, "{run:?}");
+    drain_and_check(&client, "after a resync").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_loaded_before_distribution_are_summarized() {
+    let db = CitusTestDb::empty().await;
+    // Single-node first (no workers known to this check: asked for nothing, found
+    // nothing, as long as the coordinator has no workers it is not distributed)...
+    let mut client = db.client().await;
+    store::migrate::run(&mut client).await.unwrap();
+    let now = Utc::now();
+    store::partitions::ensure(&client, now - Duration::days(3), now)
+        .await
+        .unwrap();
+    let spans = workload_spans(5, 120, now - Duration::days(1), now);
+    copy_spans(&client, &spans, Arrival::At(now)).await.unwrap();
+    // ...then the distributed migrate finds the spans, distributes them and summarizes
+    // them all in its first drain.
+    let report = migrate(&db).await;
+    assert!(report.view_built);
+    let summarized: i64 = client
+        .query_one("SELECT count(*) FROM otel_trace_summaries", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(summarized, 120);
+    drain_and_check(&client, "after distributing").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_and_drains_stay_exact() {
+    let db = CitusTestDb::empty().await;
+    migrate(&db).await;
+    let now = Utc::now();
+    // Three writers; the second and third share traces (retried exports of one batch
+    // arriving at once), all while drains run.
+    let batches = [
+        workload_spans(31, 150, now - Duration::days(1), now),
+        workload_spans(32, 150, now - Duration::days(2), now),
+        workload_spans(32, 150, now - Duration::days(2), now),
+    ];
+    let mut writers = Vec::new();
+    for spans in batches {
+        let url = db.writer_url();
+        writers.push(tokio::spawn(async move {
+            let writer = store::db::connect(&url).await.expect("writer login");
+            for chunk in spans.chunks(200) {
+                copy_spans(&writer, chunk, Arrival::At(now))
+                    .await
+                    .expect("concurrent COPY");
+            }
+        }));
+    }
+    let client = db.client().await;
+    while writers.iter().any(|w| !w.is_finished()) {
+        let run = store::summaries::refresh(&client, RefreshMethod::Concurrently)
+            .await
+            .expect("drain during writes");
+        assert_ne!(run.outcome, RunOutcome::Failed, "{run:?}");
+    }
+    for w in writers {
+        w.await.expect("writer task");
+    }
+    drain_and_check(&client, "after concurrent writers").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_drain_loses_nothing() {
+    let db = CitusTestDb::empty().await;
+    migrate(&db).await;
+    let now = Utc::now();
+    let writer = store::db::connect(&db.writer_url())
+        .await
+        .expect("writer login");
+    let spans = workload_spans(41, 600, now - Duration::days(2), now);
+    copy_spans(&writer, &spans, Arrival::At(now)).await.unwrap();
+    let client = db.client().await;
+    // Small batches make the drain take several rounds, so the kill lands inside it.
+    client
+        .batch_execute(
+            "INSERT INTO srql_settings (key, value) VALUES ('drain_batch_size', '20')
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .await
+        .unwrap();
+    let drainer = store::db::connect(&db.url).await.expect("drain session");
+    let pid: i32 = drainer
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let drain =
+        tokio::spawn(async move { drainer.batch_execute("CALL srql_refresh_summaries()").await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    client
+        .execute("SELECT pg_terminate_backend($1::integer)", &[&pid])
+        .await
+        .unwrap();
+    let _killed = tokio::time::timeout(std::time::Duration::from_secs(30), drain)
+        .await
+        .expect("the killed drain returns within 30 s")
+        .expect("drain task");
+    // Whether the kill landed inside the drain or after it, the next drains must make
+    // the table exact: every shard's claim and upsert commit together or not at all.
+    // The killed session holds the refresh lock until its backend has exited, which
+    // may be after its client saw the connection close.
+    let gone = async {
+        loop {
+            let alive: bool = client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1::integer)",
+                    &[&pid],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if !alive {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), gone)
+        .await
+        .expect("the killed backend exits within 30 s");
+    client
+        .batch_execute("DELETE FROM srql_settings WHERE key = 'drain_batch_size'")
+        .await
+        .unwrap();
+    drain_and_check(&client, "after a killed drain").await;
+}
