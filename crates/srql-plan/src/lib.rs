@@ -1,4 +1,4 @@
-//! SRQL planning in pure stages: typed query + [`Catalog`] -> [`Plan`] (source and typed
+//! SRQL planning in pure stages: typed query + [`Catalog`] + [`PageRequest`] -> [`Plan`] (source and typed
 //! reason, typed predicates, time range, sort keys, page, output; no SQL), then
 //! [`render`] -> [`SqlQuery`] (SQL text and binds).
 //!
@@ -10,6 +10,7 @@ mod cursor;
 mod direction;
 mod error;
 mod group_by;
+mod page_request;
 mod plan;
 mod render;
 pub mod schema;
@@ -23,8 +24,9 @@ pub use catalog::{Catalog, SummaryKind, SummaryState};
 pub use direction::Direction;
 pub use error::{CompileError, CursorError};
 pub use group_by::MAX_GROUPS;
+pub use page_request::{PageLimits, PageRequest};
 pub use plan::{
-    compile, plan, Count, Measures, Output, Page, Plan, Predicate, Reason, Request, Source,
+    compile, plan, Count, Measures, Output, Page, Plan, Predicate, Reason, Source,
     SourcePreference, Stat, Test, Unusable,
 };
 pub use render::render;
