@@ -252,7 +252,7 @@ async fn load_day(
         .await?
         .get(0);
     let Some(stage) = stage else {
-        let partition = format!("otel_traces_p{}", day.format("%Y%m%d"));
+        let partition = store::partitions::partition_name(&*client, day).await?;
         while let Some(batch) = rx.recv().await {
             count(copy_spans_into(client, &partition, &batch, Arrival::Simulated).await?);
         }
