@@ -252,7 +252,7 @@ async fn load_day(
         .await?
         .get(0);
     let Some(stage) = stage else {
-        let partition = format!("otel_traces_p{}", day.format("%Y%m%d"));
+        let partition = store::partitions::partition_name(&*client, day).await?;
         while let Some(batch) = rx.recv().await {
             count(copy_spans_into(client, &partition, &batch, Arrival::Simulated).await?);
         }
@@ -424,6 +424,82 @@ pub async fn with_progress(
         .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
     Ok(report)
+}
+
+/// What a benchmark loads at one scale point.
+#[derive(Debug, Clone, Copy)]
+pub struct ScalePoint<'a> {
+    pub spans: u64,
+    pub seed: u64,
+    pub writers: usize,
+    /// Spans copied after the load as arriving now (the UI benchmark's wide trace).
+    pub extra: &'a [Span],
+    /// Whether to build the summaries as well.
+    pub populate: bool,
+}
+
+/// What [`scale_point`] did, with the times the benchmarks report.
+#[derive(Debug, Clone)]
+pub struct ScalePointReport {
+    pub loaded: LoadReport,
+    pub vacuum_secs: f64,
+    /// The first population of the summaries, timed as a plain refresh.
+    pub plain_refresh: Option<StdDuration>,
+}
+
+/// Every benchmark's setup for one scale point, in its one order: the schema without
+/// pg_cron (a scheduled refresh inside a measurement would distort it; the service's own
+/// scheduler stands in), the workload over its default range, the extra spans, VACUUM
+/// (ANALYZE), then the summaries when asked.
+pub async fn scale_point(
+    url: &str,
+    cfg: &store::summaries::SummaryConfig,
+    point: &ScalePoint<'_>,
+) -> Result<ScalePointReport, String> {
+    store::setup::run(url, cfg, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let loaded = with_progress(
+        url,
+        point.spans,
+        workload::DEFAULT_RANGE.num_days(),
+        point.seed,
+        point.writers,
+    )
+    .await?;
+    if !point.extra.is_empty() {
+        let client = db::connect(url).await.map_err(|e| e.to_string())?;
+        copy_spans(&client, point.extra, Arrival::At(Utc::now()))
+            .await
+            .map_err(|e| format!("copying the extra spans: {e}"))?;
+    }
+    let vacuum_secs = vacuum(url).await?;
+    let plain_refresh = if point.populate {
+        Some(crate::summaries::refresh::populate(url).await?)
+    } else {
+        None
+    };
+    Ok(ScalePointReport {
+        loaded,
+        vacuum_secs,
+        plain_refresh,
+    })
+}
+
+/// Sets hint bits and the visibility map on the freshly loaded spans and completes the
+/// statistics (the load skips the JSON columns), as autovacuum would soon after a load
+/// anyway; done now so it neither runs during a measurement nor leaves the first reader
+/// to pay for it.
+async fn vacuum(url: &str) -> Result<f64, String> {
+    let bar = crate::summaries::progress::spinner("VACUUM (ANALYZE) otel_traces after the load");
+    let client = db::connect(url).await.map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    client
+        .batch_execute("VACUUM (ANALYZE) otel_traces")
+        .await
+        .map_err(|e| format!("VACUUM (ANALYZE) otel_traces: {e}"))?;
+    bar.finish_and_clear();
+    Ok(started.elapsed().as_secs_f64())
 }
 
 #[cfg(test)]

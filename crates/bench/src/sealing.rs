@@ -49,20 +49,18 @@ async fn measure(
     args: &BenchSealingArgs,
 ) -> Result<(), String> {
     let err = |e: store::DbError| e.to_string();
-    store::setup::run(url, cfg, false).await.map_err(err)?;
+    let point = crate::load::ScalePoint {
+        spans: args.scale.spans(),
+        seed: args.seed,
+        writers: args.writers,
+        extra: &[],
+        populate: false,
+    };
+    crate::load::scale_point(url, cfg, &point).await?;
     let mut client = store::db::connect(url).await.map_err(err)?;
     if !store::sealing::available(&client).await.map_err(err)? {
         return Err(store::sealing::UNAVAILABLE.to_string());
     }
-    crate::load::with_progress(
-        url,
-        args.scale.spans(),
-        workload::DEFAULT_RANGE.num_days(),
-        args.seed,
-        args.writers,
-    )
-    .await?;
-    crate::summaries::vacuum(url).await?;
     let heap = storage::measure(url).await?;
     // Traces of the oldest days, which get sealed.
     let traces: Vec<String> = client

@@ -116,30 +116,20 @@ async fn measure(
     args: &BenchUiArgs,
     start: &StartService,
 ) -> Result<(u64, u64, Vec<Page>), String> {
-    store::setup::run(url, cfg, false)
-        .await
-        .map_err(|e| e.to_string())?;
-    let spans = args.spans.unwrap_or(args.scale.spans());
-    let loaded = crate::load::with_progress(
-        url,
-        spans,
-        workload::DEFAULT_RANGE.num_days(),
-        args.seed,
-        args.writers,
-    )
-    .await?;
     // The generated traces are small; the trace view is timed on one of 1,000 spans.
-    let client = store::db::connect(url).await.map_err(|e| e.to_string())?;
     let wide = crate::wide_trace::wide_trace(
         WIDE_TRACE,
         WIDE_SPANS,
         Utc::now() - chrono::Duration::minutes(10),
     );
-    crate::spans::copy_spans(&client, &wide, crate::spans::Arrival::At(Utc::now()))
-        .await
-        .map_err(|e| format!("copying the wide trace: {e}"))?;
-    crate::summaries::vacuum(url).await?;
-    crate::summaries::refresh::populate(url).await?;
+    let point = crate::load::ScalePoint {
+        spans: args.spans.unwrap_or(args.scale.spans()),
+        seed: args.seed,
+        writers: args.writers,
+        extra: &wide,
+        populate: true,
+    };
+    let loaded = crate::load::scale_point(url, cfg, &point).await?.loaded;
 
     let service = start(url.to_string()).await?;
     let base = format!("http://{}", service.addr);

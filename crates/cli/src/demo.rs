@@ -50,16 +50,13 @@ pub async fn demo(db: &DbArgs, summaries: &SummaryArgs, args: &DemoArgs) -> Resu
             "in:otel_trace_summaries time:last_24h sort:duration_ms:desc limit:5",
             "in:otel_trace_summaries time:last_1h root_service_name:svc-1 limit:5",
         ] {
-            let catalog = store::summaries::catalog(&client, 100, 500)
+            let catalog = store::summaries::catalog(&client)
                 .await
                 .map_err(|e| e.to_string())?;
-            let req = srql_plan::Request {
-                query: q,
-                ..Default::default()
-            };
             let plan = srql_plan::compile(
-                &req,
+                q,
                 &catalog,
+                &srql_plan::PageRequest::default(),
                 &srql_lang::Limits::default(),
                 chrono::Utc::now(),
             )
@@ -80,8 +77,8 @@ pub async fn demo(db: &DbArgs, summaries: &SummaryArgs, args: &DemoArgs) -> Resu
     let serve = ServeArgs {
         listen: args.listen.clone(),
         api_key: None,
-        default_limit: 100,
-        max_limit: 500,
+        default_limit: srql_plan::PageLimits::default().default,
+        max_limit: srql_plan::PageLimits::default().max,
         limits: Default::default(),
         otlp: args.otlp.clone(),
         tls: Default::default(),

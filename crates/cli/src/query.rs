@@ -10,17 +10,22 @@ pub async fn query(db: &DbArgs, args: &QueryArgs) -> Result<(), String> {
     let client = store::db::connect(&db.reader_url)
         .await
         .map_err(|e| e.to_string())?;
-    let catalog = store::summaries::catalog(&client, 100, 500)
+    let catalog = store::summaries::catalog(&client)
         .await
         .map_err(|e| e.to_string())?;
-    let req = srql_plan::Request {
-        query: &args.srql,
+    let page = srql_plan::PageRequest {
         limit: args.limit,
         cursor: args.cursor.as_deref(),
         ..Default::default()
     };
-    let plan = srql_plan::compile(&req, &catalog, &srql_lang::Limits::default(), Utc::now())
-        .map_err(|e| format!("bad query: {e}"))?;
+    let plan = srql_plan::compile(
+        &args.srql,
+        &catalog,
+        &page,
+        &srql_lang::Limits::default(),
+        Utc::now(),
+    )
+    .map_err(|e| format!("bad query: {e}"))?;
     let started = std::time::Instant::now();
     let result = store::exec::run(&client, &plan)
         .await

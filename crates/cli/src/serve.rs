@@ -76,8 +76,10 @@ pub async fn start(
 ) -> Result<Running, String> {
     let mut config = ServiceConfig {
         api_key: args.api_key.clone().filter(|k| !k.is_empty()),
-        default_limit: args.default_limit,
-        max_limit: args.max_limit,
+        page_limits: srql_plan::PageLimits {
+            default: args.default_limit,
+            max: args.max_limit,
+        },
         ..ServiceConfig::default()
     };
     args.limits.apply(&mut config)?;

@@ -12,7 +12,7 @@ use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use srql_plan::{Catalog, Direction, Plan, SourcePreference, SummaryState};
+use srql_plan::{Catalog, Direction, PageRequest, Plan, SourcePreference, SummaryState};
 use store::db::{CancelOnDrop, Fault};
 use store::DbError;
 
@@ -107,14 +107,20 @@ async fn compile(state: &AppState, b: &QueryBody) -> Result<(Plan, Catalog), Api
         ));
     }
     let catalog = state.catalog().await?;
-    let req = srql_plan::Request {
-        query: &b.query,
+    let page = PageRequest {
         limit: b.limit,
         cursor: b.cursor.as_deref(),
         direction,
-        source,
+        limits: state.config.page_limits,
     };
-    let mut plan = srql_plan::compile(&req, &catalog, &srql_lang::Limits::default(), Utc::now())?;
+    let mut plan = srql_plan::compile(
+        &b.query,
+        &catalog,
+        &page,
+        &srql_lang::Limits::default(),
+        Utc::now(),
+    )?
+    .pin_source(source)?;
     if b.mode.is_some() && !plan.ignored_keys.iter().any(|k| k == "mode") {
         plan.ignored_keys.push("mode".into());
     }
@@ -286,7 +292,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn health(client: &tokio_postgres::Client) -> Result<Value, DbError> {
-    let catalog = store::summaries::catalog(client, 0, 0).await?;
+    let catalog = store::summaries::catalog(client).await?;
     let (last_ok, last) = store::summaries::last_runs(client).await?;
     let scheduler =
         store::summaries::get_setting(client, store::summaries::keys::REFRESH_SCHEDULER).await?;

@@ -146,18 +146,15 @@ impl Lanes {
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
-    use srql_plan::{Catalog, Request};
+    use srql_plan::{Catalog, PageRequest};
 
     use super::Lane;
 
     fn lane(query: &str) -> Lane {
-        let req = Request {
-            query,
-            ..Default::default()
-        };
         let plan = srql_plan::compile(
-            &req,
+            query,
             &Catalog::without_summaries(),
+            &PageRequest::default(),
             &srql_lang::Limits::default(),
             Utc::now(),
         )

@@ -25,8 +25,7 @@ const CATALOG_RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
     pub api_key: Option<String>,
-    pub default_limit: u32,
-    pub max_limit: u32,
+    pub page_limits: srql_plan::PageLimits,
     pub max_body_bytes: usize,
     /// How long a catalog read is reused; bounds the staleness of the source choice, and
     /// spares each query three catalog round trips.
@@ -46,8 +45,7 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
             api_key: None,
-            default_limit: 100,
-            max_limit: 500,
+            page_limits: srql_plan::PageLimits::default(),
             max_body_bytes: 64 * 1024,
             catalog_ttl: Duration::from_secs(1),
             query_timeout: Duration::from_secs(30),
@@ -116,12 +114,7 @@ impl AppState {
             let _slot = self.lanes.slot(Lane::Service, CATALOG_DEADLINE).await?;
             let conn =
                 store::db::CancelOnDrop::new(self.pool.get().await.map_err(store::DbError::from)?);
-            let c = store::summaries::catalog(
-                conn.client(),
-                self.config.default_limit,
-                self.config.max_limit,
-            )
-            .await;
+            let c = store::summaries::catalog(conn.client()).await;
             conn.done();
             Ok::<_, ApiError>(c?)
         };

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use axum::http::StatusCode;
 use chrono::{Duration, NaiveDate, Utc};
 use serde_json::json;
-use store::summaries::{self, RefreshMethod, SummaryConfig};
 use store::testing::TestDb;
 
 /// The "now" the corpus is written for (`srql-plan`'s snapshots plan against it): absolute
@@ -80,19 +79,7 @@ fn corpus() -> Vec<PathBuf> {
 async fn every_ok_query_of_the_corpus_answers_alike_on_both_paths() {
     let db = TestDb::migrated().await;
     support::seed(&db, 4_000, 7, 12).await;
-    let config = SummaryConfig {
-        window: Duration::days(7),
-        retention: Duration::days(7),
-        refresh_interval: Duration::minutes(2),
-    };
-    let mut client = db.client().await;
-    summaries::ensure_view(&mut client, &config)
-        .await
-        .expect("build view");
-    summaries::refresh(&client, RefreshMethod::Concurrently)
-        .await
-        .expect("refresh");
-    let app = support::app(&db, None);
+    let app = support::app_over_view(&db).await;
 
     let files = corpus();
     assert!(files.len() >= 100, "corpus not found: {files:?}");

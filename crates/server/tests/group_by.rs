@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use chrono::{Duration, Utc};
 use serde_json::{json, Value};
-use store::summaries::{self, RefreshMethod, SummaryConfig};
 use store::testing::TestDb;
 
 /// Groups as `(keys as JSON text, counts)` rows, so the comparison does not depend on how PostgreSQL's
@@ -48,19 +47,7 @@ fn assert_largest_first(results: &[Value], first_alias: &str) {
 async fn groups_equal_an_independent_count_on_every_path() {
     let db = TestDb::migrated().await;
     support::seed(&db, 3_000, 1, 21).await;
-    let config = SummaryConfig {
-        window: Duration::days(7),
-        retention: Duration::days(7),
-        refresh_interval: Duration::minutes(2),
-    };
-    let mut client = db.client().await;
-    summaries::ensure_view(&mut client, &config)
-        .await
-        .expect("build view");
-    summaries::refresh(&client, RefreshMethod::Concurrently)
-        .await
-        .expect("refresh");
-    let app = support::app(&db, None);
+    let app = support::app_over_view(&db).await;
     let spans = support::raw_spans(&db).await;
     let since = Utc::now() - Duration::days(7);
 

@@ -11,8 +11,6 @@ pub struct Catalog {
     /// rows may linger until their whole day partition expires, and are not shown), so
     /// both paths answer it alike. `None`: unknown, and such a query reads everything.
     pub retention: Option<Duration>,
-    pub default_limit: u32,
-    pub max_limit: u32,
 }
 
 impl Catalog {
@@ -21,8 +19,6 @@ impl Catalog {
         Self {
             summaries: SummaryState::Missing,
             retention: None,
-            default_limit: 100,
-            max_limit: 500,
         }
     }
 }

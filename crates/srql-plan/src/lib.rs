@@ -1,4 +1,4 @@
-//! SRQL planning in pure stages: typed query + [`Catalog`] -> [`Plan`] (source and typed
+//! SRQL planning in pure stages: typed query + [`Catalog`] + [`PageRequest`] -> [`Plan`] (source and typed
 //! reason, typed predicates, time range, sort keys, page, output; no SQL), then
 //! [`render`] -> [`SqlQuery`] (SQL text and binds).
 //!
@@ -11,6 +11,7 @@ mod direction;
 mod error;
 mod group_by;
 mod on_the_fly;
+mod page_request;
 mod plan;
 mod render;
 pub mod schema;
@@ -24,8 +25,9 @@ pub use catalog::{Catalog, SummaryKind, SummaryState};
 pub use direction::Direction;
 pub use error::{CompileError, CursorError};
 pub use group_by::MAX_GROUPS;
+pub use page_request::{PageLimits, PageRequest};
 pub use plan::{
-    compile, plan, Count, Measures, Output, Page, Plan, Predicate, Reason, Request, Source,
+    compile, plan, Count, Measures, Output, Page, Plan, Predicate, Reason, Source,
     SourcePreference, Stat, Test, Unusable,
 };
 pub use render::render;

@@ -12,24 +12,14 @@ use crate::cursor;
 use crate::direction::Direction;
 use crate::error::CompileError;
 use crate::group_by;
+use crate::page_request::PageRequest;
 use crate::schema::{self, Column, ColumnType, Field, FieldKind, SortField};
 use crate::span_search::{self, SpanCondition, SpanTest, Target};
 use crate::sql::Param;
 use crate::time_range::{self, TimeRange};
 
-/// The HTTP request body, less transport concerns.
-#[derive(Debug, Clone, Default)]
-pub struct Request<'a> {
-    pub query: &'a str,
-    pub limit: Option<i64>,
-    pub cursor: Option<&'a str>,
-    /// `None`: the cursor's own direction (`next` without a cursor). Given with a cursor,
-    /// it must agree with the cursor's.
-    pub direction: Option<Direction>,
-    pub source: SourcePreference,
-}
-
-/// Lets tests and benchmarks pin the summary path or the on-the-fly path.
+/// Lets tests, benchmarks and (where allowed) clients pin the summary path or the
+/// on-the-fly path: see [`Plan::pin_source`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SourcePreference {
     #[default]
@@ -81,6 +71,28 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The plan with its source pinned as preferred. A pin is applied after the automatic
+    /// choice so there is one place that decides whether the summaries can answer; span
+    /// reads have one source and ignore it.
+    pub fn pin_source(mut self, preference: SourcePreference) -> Result<Plan, CompileError> {
+        match (preference, self.source) {
+            (SourcePreference::Auto, _) | (_, Source::Spans) => {}
+            (SourcePreference::OnTheFly, _) => {
+                self.source = Source::OnTheFly;
+                self.reason = Reason::OnTheFlyRequested;
+            }
+            (SourcePreference::Summaries, Source::Summaries(_)) => {
+                self.reason = Reason::SummariesRequested;
+            }
+            (SourcePreference::Summaries, Source::OnTheFly) => {
+                return Err(CompileError::SummariesUnusable {
+                    why: self.reason.to_string(),
+                })
+            }
+        }
+        Ok(self)
+    }
+
     /// The page size for rows; for aggregates, the limit the request resolved to
     /// (reported, as upstream does, though an aggregate is one row).
     pub fn limit(&self) -> u32 {
@@ -146,19 +158,21 @@ impl Page {
 
 /// Parse and plan in one go.
 pub fn compile(
-    req: &Request<'_>,
+    text: &str,
     catalog: &Catalog,
+    request: &PageRequest<'_>,
     limits: &srql_lang::Limits,
     now: DateTime<Utc>,
 ) -> Result<Plan, CompileError> {
-    let query = srql_lang::parse(req.query, limits)?;
-    plan(&query, req, catalog, now)
+    let query = srql_lang::parse(text, limits)?;
+    plan(&query, catalog, request, now)
 }
 
+/// The source is chosen automatically; [`Plan::pin_source`] overrides it.
 pub fn plan(
     query: &Query,
-    req: &Request<'_>,
     catalog: &Catalog,
+    request: &PageRequest<'_>,
     now: DateTime<Utc>,
 ) -> Result<Plan, CompileError> {
     let entity = query.entity.ok_or(CompileError::MissingEntity)?;
@@ -185,17 +199,17 @@ pub fn plan(
     if query.stats.is_some() && query.rollup_stats.is_some() {
         return Err(CompileError::StatsAndRollup);
     }
-    let (source, reason) = choose_source(entity, &range, &predicates, catalog, req.source)?;
-    let limit = limit(query, req, catalog)?;
+    let (source, reason) = choose_source(entity, &range, &predicates, catalog);
+    let limit = request.resolve_limit(query)?;
     let output = if let Some(name) = &query.rollup_stats {
         rollup(entity, name, limit)?
     } else if let Some(stats) = &query.stats {
         aggregate(entity, stats, limit)?
     } else {
-        let mut page = page(entity, query, req, limit)?;
-        if let Some(c) = req.cursor {
+        let mut page = page(entity, query, request, limit)?;
+        if let Some(c) = request.cursor {
             let (direction, values) = cursor::decode(c, &page.signature(), &page.key_types())?;
-            if req.direction.is_some_and(|asked| asked != direction) {
+            if request.direction.is_some_and(|asked| asked != direction) {
                 return Err(CompileError::DirectionContradictsCursor { cursor: direction });
             }
             page.direction = direction;
@@ -385,22 +399,13 @@ fn choose_source(
     range: &TimeRange,
     predicates: &[Predicate],
     catalog: &Catalog,
-    pref: SourcePreference,
-) -> Result<(Source, Reason), CompileError> {
+) -> (Source, Reason) {
     if entity == Entity::Traces {
-        return Ok((Source::Spans, Reason::SpanRows));
+        return (Source::Spans, Reason::SpanRows);
     }
-    let summaries = summaries_usable(range, predicates, catalog);
-    match (pref, summaries) {
-        (SourcePreference::OnTheFly, _) => Ok((Source::OnTheFly, Reason::OnTheFlyRequested)),
-        (SourcePreference::Summaries, Ok(kind)) => {
-            Ok((Source::Summaries(kind), Reason::SummariesRequested))
-        }
-        (SourcePreference::Summaries, Err(why)) => Err(CompileError::SummariesUnusable {
-            why: why.to_string(),
-        }),
-        (SourcePreference::Auto, Ok(kind)) => Ok((Source::Summaries(kind), Reason::SummariesCover)),
-        (SourcePreference::Auto, Err(why)) => Ok((Source::OnTheFly, Reason::Unusable(why))),
+    match summaries_usable(range, predicates, catalog) {
+        Ok(kind) => (Source::Summaries(kind), Reason::SummariesCover),
+        Err(why) => (Source::OnTheFly, Reason::Unusable(why)),
     }
 }
 
@@ -480,23 +485,11 @@ fn summaries_usable(
     }
 }
 
-/// The body's limit, else the query's, else the default; clamped to the maximum.
-/// `limit:0` gives one row, as upstream does; a body limit below 1 is a mistake.
-fn limit(query: &Query, req: &Request<'_>, catalog: &Catalog) -> Result<u32, CompileError> {
-    let limit = match (req.limit, query.limit) {
-        (Some(n), _) if n < 1 => return Err(CompileError::Limit { found: n }),
-        (Some(n), _) => n,
-        (None, Some(n)) => i64::from(n.max(1)),
-        (None, None) => i64::from(catalog.default_limit),
-    };
-    Ok(u32::try_from(limit.min(i64::from(catalog.max_limit))).unwrap_or(catalog.max_limit))
-}
-
 /// Sort keys and page size; the direction is the request's until a cursor says otherwise.
 fn page(
     entity: Entity,
     query: &Query,
-    req: &Request<'_>,
+    request: &PageRequest<'_>,
     limit: u32,
 ) -> Result<Page, CompileError> {
     let mut keys: Vec<(SortField, bool)> = Vec::new();
@@ -524,8 +517,8 @@ fn page(
     Ok(Page {
         limit,
         keys,
-        direction: req.direction.unwrap_or_default(),
-        from_cursor: req.cursor.is_some(),
+        direction: request.direction.unwrap_or_default(),
+        from_cursor: request.cursor.is_some(),
         after: None,
     })
 }

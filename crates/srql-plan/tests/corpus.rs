@@ -5,7 +5,7 @@
 //! PostgreSQL.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use srql_plan::{compile, render, Catalog, Request, SummaryKind, SummaryState};
+use srql_plan::{compile, render, Catalog, PageRequest, SummaryKind, SummaryState};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
@@ -19,17 +19,12 @@ fn ready() -> Catalog {
             as_of: now() - Duration::minutes(1),
         },
         retention: Some(Duration::days(7)),
-        default_limit: 100,
-        max_limit: 500,
     }
 }
 
 fn describe(text: &str, catalog: &Catalog) -> String {
-    let req = Request {
-        query: text,
-        ..Default::default()
-    };
-    match compile(&req, catalog, &srql_lang::Limits::default(), now()) {
+    let page = PageRequest::default();
+    match compile(text, catalog, &page, &srql_lang::Limits::default(), now()) {
         Ok(plan) => {
             let sql = render(&plan);
             format!(
@@ -90,11 +85,7 @@ fn corpus_stages() {
         let text = std::fs::read_to_string(path).unwrap();
         let text = text.trim_end_matches('\n');
         let query = srql_lang::parse(text, &srql_lang::Limits::default()).unwrap();
-        let req = Request {
-            query: text,
-            ..Default::default()
-        };
-        let plan = srql_plan::plan(&query, &req, &ready(), now()).unwrap();
+        let plan = srql_plan::plan(&query, &ready(), &PageRequest::default(), now()).unwrap();
         let output = match &plan.output {
             srql_plan::Output::Rows { page, .. } => format!("{page:#?}"),
             srql_plan::Output::Aggregate {

@@ -2,7 +2,7 @@
 
 use chrono::{TimeZone, Utc};
 use serde_json::json;
-use srql_plan::{compile, Catalog, Direction, Output, Plan, Request};
+use srql_plan::{compile, Catalog, Direction, Output, PageRequest, Plan};
 
 fn plan(
     query: &str,
@@ -10,8 +10,7 @@ fn plan(
     cursor: Option<&str>,
     direction: Option<Direction>,
 ) -> Result<Plan, String> {
-    let req = Request {
-        query,
+    let page = PageRequest {
         limit,
         cursor,
         direction,
@@ -19,8 +18,9 @@ fn plan(
     };
     let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
     compile(
-        &req,
+        query,
         &Catalog::without_summaries(),
+        &page,
         &srql_lang::Limits::default(),
         now,
     )

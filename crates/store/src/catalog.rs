@@ -7,11 +7,7 @@ use crate::db::DbError;
 use crate::refresh_runs::last_runs;
 use crate::settings::stored_config;
 
-pub async fn catalog(
-    client: &impl GenericClient,
-    default_limit: u32,
-    max_limit: u32,
-) -> Result<Catalog, DbError> {
+pub async fn catalog(client: &impl GenericClient) -> Result<Catalog, DbError> {
     let rel = client
         .query_opt(
             "SELECT c.relkind::text, c.relispopulated FROM pg_class c
@@ -52,7 +48,5 @@ pub async fn catalog(
     Ok(Catalog {
         summaries,
         retention: Some(cfg.retention),
-        default_limit,
-        max_limit,
     })
 }

@@ -61,6 +61,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "columnar_sealing",
         sql: include_str!("../migrations/0009_columnar_sealing.sql"),
     },
+    Migration {
+        version: 10,
+        name: "partition_helpers",
+        sql: include_str!("../migrations/0010_partition_helpers.sql"),
+    },
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.

@@ -1,5 +1,5 @@
 //! Partition upkeep for `otel_traces`: days created ahead of time, whole days dropped past
-//! retention. The work happens in SQL functions (migration 0001) so any scheduler can call
+//! retention. The work happens in SQL functions (migrations 0001, 0010) so any scheduler can call
 //! them; this is the typed entry point.
 
 use chrono::{DateTime, Duration, Utc};
@@ -91,6 +91,19 @@ pub async fn list(client: &Client) -> Result<Vec<String>, DbError> {
         .iter()
         .map(|r| r.get(0))
         .collect())
+}
+
+/// The name of the day partition holding `day`, from the SQL helper that every function
+/// of ours names partitions with (migration 0010), so the rule has one home.
+pub async fn partition_name(
+    client: &impl tokio_postgres::GenericClient,
+    day: chrono::NaiveDate,
+) -> Result<String, DbError> {
+    let start = day.and_time(chrono::NaiveTime::MIN).and_utc();
+    Ok(client
+        .query_one("SELECT srql_partition_name($1)", &[&start])
+        .await?
+        .get(0))
 }
 
 /// An interval as text PostgreSQL parses (`'604800 seconds'`): intervals are bound as text

@@ -17,6 +17,13 @@ use crate::partitions::pg_interval;
 /// sealed day still takes them.
 pub const DEFAULT_SEAL_AFTER_TEXT: &str = "2d";
 
+/// [`DEFAULT_SEAL_AFTER_TEXT`] as a duration, for callers that seal without reading the
+/// flag (a benchmark standing in for a running service).
+pub fn default_seal_after() -> Duration {
+    crate::setup::parse_duration(DEFAULT_SEAL_AFTER_TEXT)
+        .expect("the default seal-after parses (tested below)")
+}
+
 /// How long beginning and swapping wait for the partition's (and, for the swap,
 /// `otel_traces`') lock. Queries queue behind a waiting ACCESS EXCLUSIVE request, so this
 /// is also the longest sealing can delay them; a busy day is retried next round.
@@ -322,4 +329,14 @@ pub async fn status(client: &impl GenericClient) -> Result<SealingStatus, DbErro
         sealed_bytes: log.get(1),
         last_sealed_at: log.get(2),
     })
+}
+
+#[cfg(test)]
+mod default_tests {
+    use super::*;
+
+    #[test]
+    fn the_default_seal_after_is_two_days() {
+        assert_eq!(default_seal_after(), Duration::days(2));
+    }
 }

@@ -816,7 +816,7 @@ async fn switching_modes_backfills_resumably_and_back() {
         summaries::stored_maintenance(&client).await.unwrap().mode,
         SummaryMode::Incremental
     );
-    let catalog = summaries::catalog(&client, 100, 500).await.unwrap();
+    let catalog = summaries::catalog(&client).await.unwrap();
     assert!(
         matches!(
             catalog.summaries,
@@ -933,7 +933,7 @@ async fn rows_past_the_window_are_pruned_and_stay_out() {
     assert!(after < before && after > 0, "{before} -> {after}");
     let cutoff = run.covers_from.expect("the drain records its cutoff");
     assert!(cutoff > now - Duration::days(1) - Duration::minutes(1));
-    let catalog = summaries::catalog(&client, 100, 500).await.unwrap();
+    let catalog = summaries::catalog(&client).await.unwrap();
     match catalog.summaries {
         srql_plan::SummaryState::Ready { covers_from, .. } => assert!(covers_from >= cutoff),
         other => panic!("{other:?}"),

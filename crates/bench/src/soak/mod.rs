@@ -151,22 +151,14 @@ async fn measure(
     postmaster: Option<u32>,
     start: &StartService,
 ) -> Result<(Load, Window), String> {
-    // No pg_cron: the service's own scheduler keeps the summaries, as it does wherever
-    // pg_cron is missing.
-    store::setup::run(url, cfg, false)
-        .await
-        .map_err(|e| e.to_string())?;
-    let spans = args.spans.unwrap_or(args.scale.spans());
-    let loaded = crate::load::with_progress(
-        url,
-        spans,
-        workload::DEFAULT_RANGE.num_days(),
-        args.seed,
-        args.writers,
-    )
-    .await?;
-    crate::summaries::vacuum(url).await?;
-    crate::summaries::refresh::populate(url).await?;
+    let point = crate::load::ScalePoint {
+        spans: args.spans.unwrap_or(args.scale.spans()),
+        seed: args.seed,
+        writers: args.writers,
+        extra: &[],
+        populate: true,
+    };
+    let loaded = crate::load::scale_point(url, cfg, &point).await?.loaded;
     seal_as_a_running_service_has(url, cfg).await?;
     let trace_ids = lookup_trace_ids(url).await?;
     let load = Load {
@@ -242,8 +234,8 @@ async fn seal_as_a_running_service_has(
         return Ok(());
     }
     let bar = progress::spinner("sealing the days a running service has sealed");
-    // The service's default `--seal-after` (store::sealing::DEFAULT_SEAL_AFTER_TEXT).
-    let round = store::sealing::seal_due(&mut client, chrono::Duration::days(2), cfg.retention)
+    let after = store::sealing::default_seal_after();
+    let round = store::sealing::seal_due(&mut client, after, cfg.retention)
         .await
         .map_err(|e| e.to_string())?;
     bar.finish_and_clear();

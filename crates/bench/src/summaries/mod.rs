@@ -198,20 +198,19 @@ async fn measure_scale(
     scale: Scale,
 ) -> Result<ScaleResult, String> {
     let started = Instant::now();
-    // No pg_cron: a scheduled refresh in the middle would distort every figure.
-    store::setup::run(url, cfg, false)
-        .await
-        .map_err(|e| e.to_string())?;
-    let loaded = crate::load::with_progress(
-        url,
-        scale.spans(),
-        workload::DEFAULT_RANGE.num_days(),
-        args.seed,
-        args.writers,
-    )
-    .await?;
-    let vacuum_secs = vacuum(url).await?;
-    let plain_refresh = refresh::populate(url).await?;
+    let point = crate::load::ScalePoint {
+        spans: scale.spans(),
+        seed: args.seed,
+        writers: args.writers,
+        extra: &[],
+        populate: true,
+    };
+    let crate::load::ScalePointReport {
+        loaded,
+        vacuum_secs,
+        plain_refresh,
+    } = crate::load::scale_point(url, cfg, &point).await?;
+    let plain_refresh = plain_refresh.ok_or("the summaries were not built")?;
     let storage = storage::measure(url).await?;
 
     let timeout = Duration::from_secs(args.timeout);
@@ -246,22 +245,6 @@ async fn measure_scale(
         secs: started.elapsed().as_secs_f64(),
         other_cpu_share: None,
     })
-}
-
-/// Sets hint bits and the visibility map on the freshly loaded spans and completes the
-/// statistics (the load skips the JSON columns), as autovacuum would soon after a load
-/// anyway; done now so it neither runs during a measurement nor leaves the first reader
-/// to pay for it.
-pub(crate) async fn vacuum(url: &str) -> Result<f64, String> {
-    let bar = progress::spinner("VACUUM (ANALYZE) otel_traces after the load");
-    let client = store::db::connect(url).await.map_err(|e| e.to_string())?;
-    let started = Instant::now();
-    client
-        .batch_execute("VACUUM (ANALYZE) otel_traces")
-        .await
-        .map_err(|e| format!("VACUUM (ANALYZE) otel_traces: {e}"))?;
-    bar.finish_and_clear();
-    Ok(started.elapsed().as_secs_f64())
 }
 
 /// The HTTP service, in this process, on a loopback port of its own.

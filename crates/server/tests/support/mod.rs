@@ -37,6 +37,24 @@ pub fn app(db: &TestDb, api_key: Option<&str>) -> Router {
     server::app(AppState::new(pool, config))
 }
 
+/// [`app`] over a freshly refreshed summary view of a week's window, the default: what
+/// the tests comparing both paths query.
+pub async fn app_over_view(db: &TestDb) -> Router {
+    let config = store::summaries::SummaryConfig {
+        window: Duration::days(7),
+        retention: Duration::days(7),
+        refresh_interval: Duration::minutes(2),
+    };
+    let mut client = db.client().await;
+    store::summaries::ensure_view(&mut client, &config)
+        .await
+        .expect("build view");
+    store::summaries::refresh(&client, store::summaries::RefreshMethod::Concurrently)
+        .await
+        .expect("refresh");
+    app(db, None)
+}
+
 pub struct Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
