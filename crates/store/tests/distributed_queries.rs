@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use srql_bench::spans::{copy_spans, Arrival};
-use srql_plan::{Request, SourcePreference};
+use srql_plan::{PageRequest, SourcePreference};
 use store::distributed::Distribution;
 use store::distributed_testing::CitusTestDb;
 use store::summaries::{Maintenance, RefreshMethod, RunOutcome, SummaryConfig, SummaryMode};
@@ -92,17 +92,16 @@ async fn answer(
     source: SourcePreference,
     now: DateTime<Utc>,
 ) -> Answer {
-    let catalog = store::summaries::catalog(client, 100, 500)
+    let catalog = store::summaries::catalog(client)
         .await
         .map_err(|e| e.to_string())?;
-    let req = Request {
-        query,
+    let page = PageRequest {
         limit: Some(7),
         cursor,
-        source,
         ..Default::default()
     };
-    let plan = srql_plan::compile(&req, &catalog, &srql_lang::Limits::default(), now)
+    let plan = srql_plan::compile(query, &catalog, &page, &srql_lang::Limits::default(), now)
+        .and_then(|plan| plan.pin_source(source))
         .map_err(|e| format!("compile: {e}"))?;
     let result = store::exec::run(client, &plan)
         .await
