@@ -61,6 +61,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "columnar_sealing",
         sql: include_str!("../migrations/0009_columnar_sealing.sql"),
     },
+    Migration {
+        version: 12,
+        name: "span_indexes_per_day",
+        sql: include_str!("../migrations/0012_span_indexes_per_day.sql"),
+    },
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.
