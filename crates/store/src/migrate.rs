@@ -66,6 +66,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "partition_helpers",
         sql: include_str!("../migrations/0010_partition_helpers.sql"),
     },
+    Migration {
+        version: 12,
+        name: "span_indexes_per_day",
+        sql: include_str!("../migrations/0012_span_indexes_per_day.sql"),
+    },
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.

@@ -5,7 +5,7 @@
 //! Each scale point gets a database of its own on the same server, dropped afterwards,
 //! so the service's data is never touched and every point starts from nothing.
 
-mod api;
+pub(crate) mod api;
 mod first_page;
 mod format;
 pub(crate) mod http_client;
@@ -248,14 +248,14 @@ async fn measure_scale(
 }
 
 /// The HTTP service, in this process, on a loopback port of its own.
-struct Service {
-    addr: SocketAddr,
+pub(crate) struct Service {
+    pub(crate) addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Service {
-    async fn start(url: &str) -> Result<Self, String> {
+    pub(crate) async fn start(url: &str) -> Result<Self, String> {
         let pool = store::db::pool(url, POOL_SIZE).map_err(|e| e.to_string())?;
         // The benchmark times both paths on the same queries, one at a time, at scales
         // where an on-the-fly aggregation may run for minutes.
@@ -276,7 +276,7 @@ impl Service {
         Ok(Self { addr, stop, task })
     }
 
-    async fn stop(self) -> Result<(), String> {
+    pub(crate) async fn stop(self) -> Result<(), String> {
         let _ = self.stop.send(true);
         self.task
             .await
