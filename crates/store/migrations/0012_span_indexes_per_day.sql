@@ -87,13 +87,13 @@ BEGIN
     END LOOP;
 END $$;
 
--- As in 0001, with the day's indexes built.
+-- As in 0010, with the day's indexes built.
 CREATE OR REPLACE FUNCTION srql_ensure_partition(day_start timestamptz) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
-    lo timestamptz := date_trunc('day', day_start AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    lo timestamptz := srql_day_start(day_start);
     hi timestamptz := lo + interval '1 day';
-    part text := 'otel_traces_p' || to_char(lo AT TIME ZONE 'UTC', 'YYYYMMDD');
+    part text := srql_partition_name(lo);
 BEGIN
     IF to_regclass(part) IS NOT NULL THEN
         RETURN false;
