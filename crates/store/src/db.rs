@@ -32,6 +32,9 @@ pub enum DbError {
     /// A stored value this build does not know (a row written by a newer version).
     #[error("cannot decode: {0}")]
     Decode(String),
+    /// A configuration value this build cannot read.
+    #[error("{0}")]
+    BadSetting(String),
 }
 
 impl From<deadpool_postgres::PoolError> for DbError {

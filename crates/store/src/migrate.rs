@@ -61,6 +61,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "columnar_sealing",
         sql: include_str!("../migrations/0009_columnar_sealing.sql"),
     },
+    Migration {
+        version: 11,
+        name: "span_search_indexes",
+        sql: include_str!("../migrations/0011_span_search_indexes.sql"),
+    },
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.

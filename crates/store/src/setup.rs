@@ -37,6 +37,12 @@ pub async fn run_with(
 ) -> Result<SetupReport, DbError> {
     let mut client = db::connect(url).await?;
     let migrations_applied = crate::migrate::run(&mut client).await?;
+    if let Some(enabled) = crate::span_indexes::wanted_from_env()? {
+        let changed = crate::span_indexes::set(&client, enabled).await?;
+        if changed > 0 {
+            tracing::info!(enabled, changed, "span search indexes switched");
+        }
+    }
     let now = Utc::now();
     crate::partitions::ensure(&client, now - cfg.retention, now).await?;
     crate::incremental::upkeep(&client, cfg.retention).await?;
