@@ -86,7 +86,9 @@ pub const SPAN_COLUMNS: &[Column] = &[
     col("created_at", Timestamptz),
 ];
 
-/// SQL for span duration in milliseconds; NULL times count as zero length.
+/// SQL for span duration in milliseconds; NULL times count as zero length. Migration 0011
+/// indexes `(service_name, <this expression>)`, which the planner only matches character
+/// for character: change both or neither.
 pub const SPAN_DURATION_MS: &str =
     "(greatest(coalesce(end_time_unix_nano - start_time_unix_nano, 0), 0)::float8 / 1e6)";
 

@@ -35,6 +35,9 @@ pub enum DbError {
     /// A configuration this database cannot run (what to change is in the message).
     #[error("{0}")]
     Unsupported(String),
+    /// A configuration value this build cannot read.
+    #[error("{0}")]
+    BadSetting(String),
 }
 
 impl From<deadpool_postgres::PoolError> for DbError {

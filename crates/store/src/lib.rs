@@ -14,6 +14,7 @@ pub mod migrate;
 pub mod partitions;
 pub mod roles;
 pub mod sealing;
+pub mod span_indexes;
 /// The test harness lives here (not behind a feature) so every crate's tests share it.
 pub mod testing;
 

@@ -67,9 +67,19 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0010_partition_helpers.sql"),
     },
     Migration {
+        version: 11,
+        name: "span_search_indexes",
+        sql: include_str!("../migrations/0011_span_search_indexes.sql"),
+    },
+    Migration {
         version: 12,
         name: "span_indexes_per_day",
         sql: include_str!("../migrations/0012_span_indexes_per_day.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "span_search_indexes_per_day",
+        sql: include_str!("../migrations/0013_span_search_indexes_per_day.sql"),
     },
 ];
 

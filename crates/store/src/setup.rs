@@ -56,6 +56,12 @@ pub async fn run_distributed(
     let distributed_steps = distributed::prepare(&mut client, distribution, maintenance).await?;
     let distributed = distributed_steps.is_some();
     migrations_applied.extend(distributed_steps.unwrap_or_default());
+    if let Some(enabled) = crate::span_indexes::wanted_from_env()? {
+        let changed = crate::span_indexes::set(&client, enabled).await?;
+        if changed > 0 {
+            tracing::info!(enabled, changed, "span search indexes switched");
+        }
+    }
     let now = Utc::now();
     crate::partitions::ensure(&client, now - cfg.retention, now).await?;
     crate::incremental::upkeep(&client, cfg.retention).await?;

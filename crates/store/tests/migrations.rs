@@ -81,6 +81,52 @@ async fn spans_table_is_partitioned_by_day_with_its_indexes() {
         joined.contains("(service_name, \"timestamp\" DESC)"),
         "{joined}"
     );
+    // Migration 0011's span search indexes, on by default.
+    assert!(joined.contains("(name, service_name)"), "{joined}");
+    assert!(
+        joined.contains(
+            "(service_name, (((GREATEST(COALESCE((end_time_unix_nano - start_time_unix_nano)"
+        ),
+        "{joined}"
+    );
+}
+
+/// The span search indexes come and go as a whole, on every partition, and switching
+/// twice changes nothing the second time.
+#[tokio::test]
+async fn span_search_indexes_can_be_dropped_and_rebuilt() {
+    let db = TestDb::migrated().await;
+    let client = db.client().await;
+    let now = Utc::now();
+    store::partitions::ensure(&client, now - Duration::days(2), now)
+        .await
+        .unwrap();
+    // Partitions (the default one included) holding the name index.
+    let indexed = "SELECT count(DISTINCT i.indrelid) FROM pg_inherits p
+                   JOIN pg_index i ON i.indrelid = p.inhrelid
+                   WHERE p.inhparent = 'otel_traces'::regclass
+                     AND pg_get_indexdef(i.indexrelid) LIKE '%(name, service_name)%'";
+    let partitions = count(
+        &client,
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'otel_traces'::regclass",
+    )
+    .await;
+    assert!(partitions >= 4, "{partitions} partitions");
+    assert_eq!(count(&client, indexed).await, partitions);
+    assert_eq!(store::span_indexes::set(&client, false).await.unwrap(), 2);
+    assert_eq!(store::span_indexes::set(&client, false).await.unwrap(), 0);
+    assert_eq!(count(&client, indexed).await, 0);
+    assert_eq!(store::span_indexes::set(&client, true).await.unwrap(), 2);
+    assert_eq!(store::span_indexes::set(&client, true).await.unwrap(), 0);
+    let with_index = count(&client, indexed).await;
+    assert_eq!(with_index, partitions);
+    // Per day (0012), never on the parent, or sealed days would have to carry them.
+    let on_parent = count(
+        &client,
+        "SELECT count(*) FROM pg_index WHERE indrelid = 'otel_traces'::regclass",
+    )
+    .await;
+    assert_eq!(on_parent, 0);
 }
 
 async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {

@@ -161,12 +161,14 @@ async fn old_days_become_columnar_with_every_span_and_index() {
     assert_eq!(
         indexes(day_name(1)).await,
         vec![
+            "DAY_name_service_idx",
             "DAY_root_timestamp_idx",
+            "DAY_service_duration_idx",
             "DAY_service_timestamp_idx",
             "DAY_timestamp_idx",
             "DAY_trace_id_idx"
         ],
-        "0001's three and 0008's root-span index"
+        "0001's three, 0008's root-span index and 0011's two search indexes"
     );
 
     // The reader finds a sealed trace by id.
