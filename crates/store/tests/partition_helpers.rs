@@ -114,10 +114,7 @@ async fn a_staged_day_has_exactly_the_indexes_of_a_day_upkeep_makes() {
 
     // The one list of a heap day's indexes (0012), as `USING ...` shapes.
     let listed: Vec<String> = client
-        .query(
-            "SELECT definition FROM srql_span_indexes ORDER BY 1",
-            &[],
-        )
+        .query("SELECT definition FROM srql_span_indexes ORDER BY 1", &[])
         .await
         .unwrap()
         .iter()
