@@ -10,7 +10,6 @@ mod cursor;
 mod direction;
 mod error;
 mod group_by;
-mod on_the_fly;
 mod page_request;
 mod plan;
 mod render;

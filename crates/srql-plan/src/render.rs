@@ -9,7 +9,6 @@ use srql_lang::Entity;
 
 use crate::direction::Direction;
 use crate::group_by;
-use crate::on_the_fly;
 use crate::plan::{Count, Measures, Output, Page, Plan, Predicate, Source, Test};
 use crate::schema::{self, relation, Column, FieldKind};
 use crate::span_search;
@@ -129,13 +128,6 @@ fn rows(
 fn with_clause(b: &mut SqlBuilder, plan: &Plan) -> String {
     if plan.source != Source::OnTheFly {
         return String::new();
-    }
-    if on_the_fly::walks_latest_spans(plan) {
-        return format!(
-            "WITH {} AS (\n  {}\n)",
-            relation::ON_THE_FLY,
-            on_the_fly::latest_span_walk()
-        );
     }
     // Only traces with a span in the range can have their latest span in it, and a
     // trace's row is aggregated over all its spans, wherever they fall.
