@@ -10,9 +10,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
     method text := CASE WHEN resync THEN 'resync' ELSE 'incremental' END;
     -- Per shard and round: every shard claims up to this many entries at once.
-    batch_size integer := greatest(srql_setting('drain_batch_size', '20000')::integer, 1);
-    budget interval := srql_setting('drain_max_secs', '5')::numeric * interval '1 second';
-    win interval := srql_setting('summary_window_secs', '604800')::bigint * interval '1 second';
+    batch_size integer := greatest(srql_setting('drain_batch_size')::integer, 1);
+    budget interval := srql_setting('drain_max_secs')::numeric * interval '1 second';
+    win interval := srql_setting('summary_window_secs')::bigint * interval '1 second';
     prune_batch constant integer := 10000;
     started timestamptz := clock_timestamp();
     run_id bigint;
@@ -29,7 +29,7 @@ DECLARE
     oldest timestamptz;
     waiting bigint;
 BEGIN
-    IF NOT pg_try_advisory_lock(7355608, 1) THEN
+    IF NOT pg_try_advisory_lock(srql_lock_class(), srql_lock_id('refresh')) THEN
         INSERT INTO srql_refresh_runs (method, started_at, finished_at, outcome)
         VALUES (method, clock_timestamp(), clock_timestamp(), 'skipped');
         RETURN;
@@ -109,7 +109,7 @@ BEGIN
         lag_max_secs = CASE WHEN resync THEN NULL ELSE lag_max END
     WHERE id = run_id;
     COMMIT;
-    PERFORM pg_advisory_unlock(7355608, 1);
+    PERFORM pg_advisory_unlock(srql_lock_class(), srql_lock_id('refresh'));
     DELETE FROM srql_refresh_runs r
     WHERE r.started_at < now() - interval '3 days'
        OR (r.started_at < now() - interval '1 hour' AND r.method = 'incremental'
