@@ -35,14 +35,13 @@ pub fn workload_request(spans: &[workload::Span]) -> Result<ExportTraceServiceRe
     let mut resource_index: HashMap<(&str, &str), usize> = HashMap::new();
     let mut scope_index: HashMap<(usize, &str, &str), usize> = HashMap::new();
     for s in spans {
-        let r = match resource_index
-            .get(&(s.resource_attributes.as_str(), s.service_instance.as_str()))
-        {
+        let instance = s.resource.service_instance.as_deref().unwrap_or_default();
+        let r = match resource_index.get(&(s.resource.attributes.as_str(), instance)) {
             Some(r) => *r,
             None => {
-                let mut attributes = json_object(&s.resource_attributes)?;
+                let mut attributes = json_object(&s.resource.attributes)?;
                 if !attributes.iter().any(|kv| kv.key == "service.instance.id") {
-                    attributes.push(string_kv("service.instance.id", &s.service_instance));
+                    attributes.push(string_kv("service.instance.id", instance));
                 }
                 resources.push(ResourceSpans {
                     resource: Some(Resource {
@@ -54,18 +53,18 @@ pub fn workload_request(spans: &[workload::Span]) -> Result<ExportTraceServiceRe
                     schema_url: String::new(),
                 });
                 let r = resources.len() - 1;
-                resource_index.insert((&s.resource_attributes, &s.service_instance), r);
+                resource_index.insert((&s.resource.attributes, instance), r);
                 r
             }
         };
         let scopes = &mut resources[r].scope_spans;
         let sc = *scope_index
-            .entry((r, s.scope_name.as_str(), s.scope_version.as_str()))
+            .entry((r, s.scope.name.as_str(), s.scope.version.as_str()))
             .or_insert_with(|| {
                 scopes.push(ScopeSpans {
                     scope: Some(InstrumentationScope {
-                        name: s.scope_name.clone(),
-                        version: s.scope_version.clone(),
+                        name: s.scope.name.clone(),
+                        version: s.scope.version.clone(),
                         attributes: Vec::new(),
                         dropped_attributes_count: 0,
                     }),

@@ -2,11 +2,27 @@
 //! thousands of spans. Four children per span over five services, an error every 997th
 //! span, and one span whose parent never arrived (its last).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
-use workload::Span;
+use workload::{Span, SpanResource, SpanRow, SpanScope};
 
 pub fn wide_trace(trace_id: &str, spans: usize, at: DateTime<Utc>) -> Vec<Span> {
     let id = |i: usize| format!("{:016x}", 0xb190_0000_0000_0000_u64 + i as u64);
+    let services: Vec<Arc<SpanResource>> = (0..5)
+        .map(|n| {
+            Arc::new(SpanResource {
+                service_name: Some(format!("svc-{n}")),
+                service_version: Some("1.0.0".into()),
+                service_instance: Some("i-1".into()),
+                attributes: "{}".into(),
+            })
+        })
+        .collect();
+    let scope = Arc::new(SpanScope {
+        name: "wide-trace".into(),
+        version: "1".into(),
+    });
     (0..spans)
         .map(|i| {
             let start = at + Duration::microseconds(i as i64 * 50);
@@ -16,7 +32,7 @@ pub fn wide_trace(trace_id: &str, spans: usize, at: DateTime<Utc>) -> Vec<Span> 
                 _ if i == spans - 1 => ("ffffffffffffffff".into(), format!("op-{i}"), 20),
                 _ => (id((i - 1) / 4), format!("op-{i}"), 5),
             };
-            Span {
+            let row = SpanRow {
                 timestamp: start,
                 trace_id: trace_id.to_string(),
                 span_id: id(i),
@@ -25,17 +41,16 @@ pub fn wide_trace(trace_id: &str, spans: usize, at: DateTime<Utc>) -> Vec<Span> 
                 kind: 1,
                 start_time_unix_nano: start_ns,
                 end_time_unix_nano: start_ns + ms * 1_000_000,
-                service_name: format!("svc-{}", i % 5),
-                service_version: "1.0.0".into(),
-                service_instance: "i-1".into(),
-                scope_name: "wide-trace".into(),
-                scope_version: "1".into(),
+                resource: Arc::clone(&services[i % 5]),
+                scope: Arc::clone(&scope),
                 status_code: if i % 997 == 0 { 2 } else { 1 },
                 status_message: String::new(),
                 attributes: "{}".into(),
-                resource_attributes: "{}".into(),
                 events: "[]".into(),
                 links: "[]".into(),
+            };
+            Span {
+                row,
                 arrival_delay_ms: 0,
             }
         })

@@ -99,25 +99,25 @@ async fn generated_workload_round_trips_through_grpc() {
         assert_eq!(r.get::<_, i64>(6), s.end_time_unix_nano);
         assert_eq!(
             r.get::<_, Option<String>>(7).as_deref(),
-            Some(s.service_name.as_str())
+            Some(s.resource.service_name.as_deref().expect("a service"))
         );
         assert_eq!(
             r.get::<_, Option<String>>(8).as_deref(),
-            Some(s.service_version.as_str())
+            Some(s.resource.service_version.as_deref().expect("a version"))
         );
         assert_eq!(
             r.get::<_, Option<String>>(9).as_deref(),
-            Some(s.service_instance.as_str())
+            Some(s.resource.service_instance.as_deref().expect("an instance"))
         );
-        assert_eq!(r.get::<_, String>(10), s.scope_name);
-        assert_eq!(r.get::<_, String>(11), s.scope_version);
+        assert_eq!(r.get::<_, String>(10), s.scope.name);
+        assert_eq!(r.get::<_, String>(11), s.scope.version);
         assert_eq!(r.get::<_, i32>(12), s.status_code);
         assert_eq!(r.get::<_, String>(13), s.status_message);
         let json = |text: &str| serde_json::from_str::<Value>(text).expect("workload JSON");
         assert_eq!(r.get::<_, Value>(14), json(&s.attributes));
-        let mut resource = json(&s.resource_attributes);
+        let mut resource = json(&s.resource.attributes);
         // The one addition: the instance travels as service.instance.id, as OTel has it.
-        resource["service.instance.id"] = Value::String(s.service_instance.clone());
+        resource["service.instance.id"] = serde_json::json!(s.resource.service_instance);
         assert_eq!(r.get::<_, Value>(15), resource);
         // Events without attributes come back with an empty attributes object.
         let mut events = json(&s.events);

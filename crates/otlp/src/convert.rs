@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
-use store::ingest::{SpanRecord, SpanResource, SpanScope};
+use store::ingest::{SpanResource, SpanRow, SpanScope};
 
 /// Rejected spans of one request: how many, and the first few reasons (one message for
 /// the client's `partial_success.error_message` and one log line).
@@ -129,7 +129,7 @@ pub fn map_request(
     request: ExportTraceServiceRequest,
     window: &TimeWindow,
     rejections: &mut Rejections,
-) -> Vec<SpanRecord> {
+) -> Vec<SpanRow> {
     let total: usize = request
         .resource_spans
         .iter()
@@ -173,7 +173,7 @@ fn map_resource(resource: Option<&Resource>) -> SpanResource {
         service_name: attr_text(attrs, "service.name"),
         service_version: attr_text(attrs, "service.version"),
         service_instance: attr_text(attrs, "service.instance.id"),
-        attributes_json: attributes_json(attrs),
+        attributes: attributes_json(attrs),
     }
 }
 
@@ -188,7 +188,7 @@ fn map_span(
     span: Span,
     resource: &Arc<SpanResource>,
     scope: &Arc<SpanScope>,
-) -> Result<SpanRecord, String> {
+) -> Result<SpanRow, String> {
     let reject = |what: String| format!("span {:?}: {what}", short(&span.name));
     let trace_id = id_hex(&span.trace_id, 16).map_err(|e| reject(format!("trace_id {e}")))?;
     let span_id = id_hex(&span.span_id, 8).map_err(|e| reject(format!("span_id {e}")))?;
@@ -207,13 +207,15 @@ fn map_span(
         .ok_or_else(|| reject("start_time_unix_nano is past the year 2262".into()))?;
     let end = nanos(span.end_time_unix_nano)
         .ok_or_else(|| reject("end_time_unix_nano is past the year 2262".into()))?;
-    let attributes_json = attributes_json(&span.attributes);
-    let events_json = to_json(&Events(&span.events));
-    let links_json = to_json(&Links(&span.links));
+    let attributes = attributes_json(&span.attributes);
+    let events = to_json(&Events(&span.events));
+    let links = to_json(&Links(&span.links));
     let (status_code, status_message) = span
         .status
         .map_or((0, String::new()), |s| (s.code, clean_text(s.message)));
-    Ok(SpanRecord {
+    Ok(SpanRow {
+        // The partition key: the start, as exporters set it.
+        timestamp: DateTime::from_timestamp_nanos(start),
         resource: resource.clone(),
         scope: scope.clone(),
         trace_id,
@@ -225,9 +227,9 @@ fn map_span(
         end_time_unix_nano: end,
         status_code,
         status_message,
-        attributes_json,
-        events_json,
-        links_json,
+        attributes,
+        events,
+        links,
     })
 }
 

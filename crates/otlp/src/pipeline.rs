@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 pub use store::ingest::IngestStats;
-use store::ingest::SpanRecord;
+use store::ingest::SpanRow;
 use store::DbError;
 use tokio::sync::{mpsc, oneshot, watch, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
@@ -93,7 +93,7 @@ struct Counters {
 }
 
 struct Pending {
-    records: Vec<SpanRecord>,
+    records: Vec<SpanRow>,
     done: oneshot::Sender<Result<(), IngestError>>,
     /// Returned to the span budget when the request is finished with.
     _permit: OwnedSemaphorePermit,
@@ -172,7 +172,7 @@ pub fn start(pool: Pool, config: IngestConfig) -> (Ingest, Writers) {
 impl Ingest {
     /// Queues `records` and waits until they are committed. Fails at once, without
     /// waiting, when the queue is full.
-    pub async fn submit(&self, records: Vec<SpanRecord>) -> Result<(), IngestError> {
+    pub async fn submit(&self, records: Vec<SpanRow>) -> Result<(), IngestError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -343,7 +343,7 @@ async fn write_batch(cx: &WriteContext<'_>, batch: Vec<Pending>) {
             return unavailable(batch, &e);
         }
     };
-    let all: Vec<&SpanRecord> = batch.iter().flat_map(|p| p.records.iter()).collect();
+    let all: Vec<&SpanRow> = batch.iter().flat_map(|p| p.records.iter()).collect();
     let sent = all.len() as u64;
     let result = tokio::time::timeout(cx.timeout, store::ingest::copy_records(&client, &all)).await;
     drop(all);

@@ -314,9 +314,10 @@ async fn a_batch_refused_by_the_database_fails_only_the_culprit() {
         ..IngestConfig::default()
     })
     .await;
-    let record = |name: &str, attributes: &str| store::ingest::SpanRecord {
+    let record = |name: &str, attributes: &str| store::ingest::SpanRow {
+        timestamp: chrono::DateTime::from_timestamp_nanos(1_700_000_000_000_000_000),
         resource: Arc::new(store::ingest::SpanResource {
-            attributes_json: "{}".into(),
+            attributes: "{}".into(),
             ..Default::default()
         }),
         scope: Arc::new(store::ingest::SpanScope::default()),
@@ -329,9 +330,9 @@ async fn a_batch_refused_by_the_database_fails_only_the_culprit() {
         end_time_unix_nano: 1_700_000_000_000_000_001,
         status_code: 0,
         status_message: String::new(),
-        attributes_json: attributes.into(),
-        events_json: "[]".into(),
-        links_json: "[]".into(),
+        attributes: attributes.into(),
+        events: "[]".into(),
+        links: "[]".into(),
     };
     let lock = TableLock::take(&h.db).await;
     let ingest = h.ingest().clone();

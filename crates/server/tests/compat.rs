@@ -28,7 +28,7 @@ async fn seeded() -> (TestDb, axum::Router) {
         span.span_id = id.into();
         span.parent_span_id = parent.into();
         span.name = name.into();
-        span.service_name = "svc-space".into();
+        std::sync::Arc::make_mut(&mut span.resource).service_name = Some("svc-space".into());
         span.timestamp = now - Duration::minutes(20);
         span.start_time_unix_nano = span.timestamp.timestamp_nanos_opt().unwrap_or(0);
         span.end_time_unix_nano = span.start_time_unix_nano + 3_000_000;

@@ -37,11 +37,12 @@ fn span(trace: &str, id: &str, parent: &str, service: &str, ms: i64, attrs: Valu
     s.span_id = id.into();
     s.parent_span_id = parent.into();
     s.name = format!("op {id}");
-    s.service_name = service.into();
     s.start_time_unix_nano = start;
     s.end_time_unix_nano = start + ms * 1_000_000;
     s.attributes = attrs.to_string();
-    s.resource_attributes = json!({ "k8s.namespace.name": format!("ns-{service}") }).to_string();
+    let resource = std::sync::Arc::make_mut(&mut s.resource);
+    resource.service_name = Some(service.into());
+    resource.attributes = json!({ "k8s.namespace.name": format!("ns-{service}") }).to_string();
     s
 }
 

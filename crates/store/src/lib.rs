@@ -23,6 +23,7 @@ pub mod cron;
 pub mod exec;
 pub mod incremental;
 pub mod ingest;
+mod ingest_copy;
 pub mod refresh_runs;
 pub mod settings;
 pub mod setup;

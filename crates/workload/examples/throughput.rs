@@ -25,7 +25,7 @@ fn main() {
         bytes += trace
             .spans
             .iter()
-            .map(|s| s.attributes.len() + s.resource_attributes.len())
+            .map(|s| s.attributes.len() + s.resource.attributes.len())
             .sum::<usize>();
     }
     let secs = started.elapsed().as_secs_f64();

@@ -4,6 +4,10 @@
 //! formatted, which is most of what keeps generation fast. Changing any table changes the
 //! workload (and so the benchmark baselines): append rather than edit where possible.
 
+use std::sync::{Arc, OnceLock};
+
+use span_row::SpanScope;
+
 /// Services `svc-0` .. `svc-19` (design/workload.md).
 pub const SERVICES: [&str; 20] = [
     "svc-0", "svc-1", "svc-2", "svc-3", "svc-4", "svc-5", "svc-6", "svc-7", "svc-8", "svc-9",
@@ -189,17 +193,37 @@ pub(crate) const EXTERNAL_HOSTS: [(&str, &str, &str); 5] = [
 /// `db.operation` of SQL queries; repeats weight the draw.
 pub(crate) const SQL_OPERATIONS: [&str; 4] = ["SELECT", "SELECT", "INSERT", "UPDATE"];
 
-/// Instrumentation scope (name, version) per operation.
-pub(crate) fn scope(op: Operation) -> (&'static str, &'static str) {
-    match op {
-        Operation::HttpServer => ("io.opentelemetry.http-server", "1.32.0"),
-        Operation::RpcServer => ("io.opentelemetry.grpc", "1.32.0"),
-        Operation::DbQuery => ("io.opentelemetry.sql", "1.32.0"),
-        Operation::CacheGet | Operation::CacheSet => ("io.opentelemetry.redis", "1.32.0"),
-        Operation::HttpClient => ("io.opentelemetry.http-client", "1.32.0"),
-        Operation::Internal => ("app", "0.1.0"),
-        Operation::Publish | Operation::Consume => ("io.opentelemetry.kafka", "1.32.0"),
-    }
+/// The instrumentation scope of an operation's spans.
+pub(crate) fn scope(op: Operation) -> Arc<SpanScope> {
+    // One shared scope per library, as an SDK reports it once per batch.
+    static SCOPES: OnceLock<[Arc<SpanScope>; 7]> = OnceLock::new();
+    let scopes = SCOPES.get_or_init(|| {
+        [
+            ("io.opentelemetry.http-server", "1.32.0"),
+            ("io.opentelemetry.grpc", "1.32.0"),
+            ("io.opentelemetry.sql", "1.32.0"),
+            ("io.opentelemetry.redis", "1.32.0"),
+            ("io.opentelemetry.http-client", "1.32.0"),
+            ("app", "0.1.0"),
+            ("io.opentelemetry.kafka", "1.32.0"),
+        ]
+        .map(|(name, version)| {
+            Arc::new(SpanScope {
+                name: name.to_owned(),
+                version: version.to_owned(),
+            })
+        })
+    });
+    let i = match op {
+        Operation::HttpServer => 0,
+        Operation::RpcServer => 1,
+        Operation::DbQuery => 2,
+        Operation::CacheGet | Operation::CacheSet => 3,
+        Operation::HttpClient => 4,
+        Operation::Internal => 5,
+        Operation::Publish | Operation::Consume => 6,
+    };
+    Arc::clone(&scopes[i])
 }
 
 /// Error messages per operation, paired with the exception type recorded in the event.

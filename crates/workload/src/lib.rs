@@ -33,6 +33,7 @@ pub use catalog::{ROUTES, SERVICES};
 pub use config::{Scale, WorkloadConfig, DEFAULT_RANGE, MEAN_SPANS_PER_TRACE};
 pub use generator::{trace_at, Generator};
 pub use span::{kind, status, Span, Trace};
+pub use span_row::{SpanResource, SpanRow, SpanScope};
 
 /// The largest number of spans in one trace.
 pub const MAX_SPANS_PER_TRACE: usize = trace_shape::MAX_SPANS;

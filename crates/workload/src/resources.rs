@@ -1,9 +1,11 @@
 //! Per-replica resource data (pod name, resource attributes), built once per process.
 //!
-//! A replica's resource attributes are the same on every span it emits, so they are
-//! rendered once and cloned per span instead of being rebuilt 7 times per trace.
+//! A replica's resource is the same on every span it emits, so it is rendered once and
+//! shared by every span (a reference count) instead of being rebuilt 7 times per trace.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+
+use span_row::SpanResource;
 
 use crate::catalog::{INSTANCES_PER_SERVICE, SDKS, SERVICES, SERVICE_VERSIONS};
 use crate::json::ObjectWriter;
@@ -15,13 +17,11 @@ pub(crate) const NAMESPACE: &str = "shop";
 /// Characters Kubernetes uses in generated name suffixes (no vowels, no look-alikes).
 const K8S_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-pub(crate) struct Replica {
-    /// The pod name: the `service_instance` column and `k8s.pod.name`. Neither
-    /// `service.instance.id` nor `telemetry.sdk.name` is repeated in the resource
-    /// attributes, which keeps them within the 200-400 bytes per span of the design.
-    pub instance: String,
-    pub resource_attributes: String,
-}
+/// The service, its version, the pod name (the `service_instance` column and
+/// `k8s.pod.name`) and the resource attributes. Neither `service.instance.id` nor
+/// `telemetry.sdk.name` is repeated in the attributes, which keeps them within the
+/// 200-400 bytes per span of the design.
+pub(crate) type Replica = Arc<SpanResource>;
 
 /// Replica `instance` of service number `service`.
 pub(crate) fn replica(service: usize, instance: usize) -> &'static Replica {
@@ -60,10 +60,12 @@ fn build_all() -> Vec<Replica> {
                 .str("telemetry.sdk.version", sdk.version)
                 .str("telemetry.sdk.language", sdk.language)
                 .finish();
-            all.push(Replica {
-                instance: pod_name,
-                resource_attributes: attrs,
-            });
+            all.push(Arc::new(SpanResource {
+                service_name: Some((*name).to_owned()),
+                service_version: Some(SERVICE_VERSIONS[service].to_owned()),
+                service_instance: Some(pod_name),
+                attributes: attrs,
+            }));
         }
     }
     all

@@ -1,6 +1,8 @@
 //! The generated records: one `Span` per `otel_traces` row, grouped into a `Trace`.
 
-use chrono::{DateTime, Utc};
+use std::ops::{Deref, DerefMut};
+
+use span_row::SpanRow;
 
 /// OpenTelemetry `SpanKind` values, as stored in `otel_traces.kind`.
 pub mod kind {
@@ -19,55 +21,27 @@ pub mod status {
     pub const ERROR: i32 = 2;
 }
 
-/// One span, field for field the columns of `otel_traces` (design/summaries.md), except
-/// `created_at`, which the loader derives: the insert time plus `arrival_delay_ms`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One generated span: the `otel_traces` row, and when the loader should insert it.
+/// Reads and writes of the row's fields go through to [`SpanRow`] (`span.trace_id`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Span {
-    /// Equals the start time, as OTel exporters write it.
-    pub timestamp: DateTime<Utc>,
-    /// 32 lowercase hex digits.
-    pub trace_id: String,
-    /// 16 lowercase hex digits, unique within the trace.
-    pub span_id: String,
-    /// Empty for a root span.
-    pub parent_span_id: String,
-    pub name: String,
-    /// One of [`kind`].
-    pub kind: i32,
-    pub start_time_unix_nano: i64,
-    pub end_time_unix_nano: i64,
-    pub service_name: String,
-    pub service_version: String,
-    /// The replica (pod) name, also `k8s.pod.name` in the resource attributes.
-    pub service_instance: String,
-    pub scope_name: String,
-    pub scope_version: String,
-    /// One of [`status`].
-    pub status_code: i32,
-    /// Empty unless `status_code` is ERROR.
-    pub status_message: String,
-    /// A JSON object.
-    pub attributes: String,
-    /// A JSON object.
-    pub resource_attributes: String,
-    /// A JSON array.
-    pub events: String,
-    /// A JSON array.
-    pub links: String,
+    pub row: SpanRow,
     /// How long after the rest of its trace this span should be inserted: 0 for most spans,
-    /// up to 600 000 ms for the late ones.
+    /// up to 600 000 ms for the late ones. The loader derives `created_at` from it.
     pub arrival_delay_ms: i64,
 }
 
-impl Span {
-    /// True for a root span (no parent).
-    pub fn is_root(&self) -> bool {
-        self.parent_span_id.is_empty()
-    }
+impl Deref for Span {
+    type Target = SpanRow;
 
-    /// Duration in nanoseconds; never negative for generated spans.
-    pub fn duration_nanos(&self) -> i64 {
-        self.end_time_unix_nano - self.start_time_unix_nano
+    fn deref(&self) -> &SpanRow {
+        &self.row
+    }
+}
+
+impl DerefMut for Span {
+    fn deref_mut(&mut self) -> &mut SpanRow {
+        &mut self.row
     }
 }
 

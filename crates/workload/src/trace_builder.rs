@@ -1,9 +1,12 @@
 //! Turns a drawn [`TraceShape`] into the spans of one trace: identifiers, names, text.
 
+use std::sync::Arc;
+
 use chrono::DateTime;
+use span_row::SpanRow;
 
 use crate::attributes::{self, SpanContext};
-use crate::catalog::{self, Operation, INTERNAL_NAMES, ROUTES, SERVICES, SERVICE_VERSIONS};
+use crate::catalog::{self, Operation, INTERNAL_NAMES, ROUTES};
 use crate::json::{push_hex_u64, ObjectWriter};
 use crate::prng::{mix64, stream_key, Rng, GOLDEN};
 use crate::resources;
@@ -112,7 +115,6 @@ impl TraceText<'_> {
         let end = start.saturating_add(s.duration_ns);
 
         let (name, span_kind) = name_and_kind(s.operation, shape.route, rng);
-        let (scope_name, scope_version) = catalog::scope(s.operation);
 
         let mut attributes = String::with_capacity(192);
         let ctx = SpanContext {
@@ -141,7 +143,7 @@ impl TraceText<'_> {
             String::from("[]")
         };
 
-        Span {
+        let row = SpanRow {
             timestamp: DateTime::from_timestamp_nanos(start),
             trace_id: self.trace_id.clone(),
             span_id: hex16(self.span_ids[position]),
@@ -150,17 +152,16 @@ impl TraceText<'_> {
             kind: span_kind,
             start_time_unix_nano: start,
             end_time_unix_nano: end,
-            service_name: SERVICES[service].to_owned(),
-            service_version: SERVICE_VERSIONS[service].to_owned(),
-            service_instance: replica.instance.clone(),
-            scope_name: scope_name.to_owned(),
-            scope_version: scope_version.to_owned(),
+            resource: Arc::clone(replica),
+            scope: catalog::scope(s.operation),
             status_code: s.status,
             status_message,
             attributes,
-            resource_attributes: replica.resource_attributes.clone(),
             events,
             links,
+        };
+        Span {
+            row,
             arrival_delay_ms: s.arrival_delay_ms,
         }
     }

@@ -107,17 +107,18 @@ fn fingerprint(traces: &[Trace]) -> u64 {
         }
     };
     for span in traces.iter().flat_map(|t| &t.spans) {
+        let service = |v: &Option<String>| v.clone().expect("the generator names the service");
         for text in [
-            &span.trace_id,
-            &span.span_id,
-            &span.parent_span_id,
-            &span.name,
-            &span.service_name,
-            &span.service_version,
-            &span.service_instance,
-            &span.scope_name,
-            &span.scope_version,
-            &span.status_message,
+            span.trace_id.clone(),
+            span.span_id.clone(),
+            span.parent_span_id.clone(),
+            span.name.clone(),
+            service(&span.resource.service_name),
+            service(&span.resource.service_version),
+            service(&span.resource.service_instance),
+            span.scope.name.clone(),
+            span.scope.version.clone(),
+            span.status_message.clone(),
         ] {
             eat(text.as_bytes());
         }
@@ -125,7 +126,7 @@ fn fingerprint(traces: &[Trace]) -> u64 {
         // stores its own), the values are the workload.
         for json in [
             &span.attributes,
-            &span.resource_attributes,
+            &span.resource.attributes,
             &span.events,
             &span.links,
         ] {

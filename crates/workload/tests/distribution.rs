@@ -111,7 +111,7 @@ fn services_routes_and_names() {
         let services: HashSet<&str> = trace
             .spans
             .iter()
-            .map(|s| s.service_name.as_str())
+            .map(|s| s.resource.service_name.as_deref().expect("a service"))
             .collect();
         assert!(services.iter().all(|s| valid.contains(s)), "{services:?}");
         assert!(
@@ -295,21 +295,28 @@ fn attributes_are_realistic_json() {
         let attributes: serde_json::Value =
             serde_json::from_str(&span.attributes).expect("attributes are JSON");
         let resource: serde_json::Value =
-            serde_json::from_str(&span.resource_attributes).expect("resource attributes are JSON");
+            serde_json::from_str(&span.resource.attributes).expect("resource attributes are JSON");
         let events: serde_json::Value =
             serde_json::from_str(&span.events).expect("events are JSON");
         let links: serde_json::Value = serde_json::from_str(&span.links).expect("links are JSON");
         assert!(attributes.is_object() && resource.is_object());
         assert!(events.is_array() && links.is_array());
-        assert_eq!(resource["service.name"], span.service_name.as_str());
-        assert_eq!(resource["service.version"], span.service_version.as_str());
-        assert_eq!(resource["k8s.pod.name"], span.service_instance.as_str());
+        let r = &span.resource;
+        assert_eq!(resource["service.name"].as_str(), r.service_name.as_deref());
+        assert_eq!(
+            resource["service.version"].as_str(),
+            r.service_version.as_deref()
+        );
+        assert_eq!(
+            resource["k8s.pod.name"].as_str(),
+            r.service_instance.as_deref()
+        );
         if span.is_root() {
             let route = span.name.split_once(' ').map(|(_, r)| r);
             assert_eq!(attributes["http.route"].as_str(), route);
             assert!(attributes["http.status_code"].is_i64());
         }
-        let size = span.attributes.len() + span.resource_attributes.len();
+        let size = span.attributes.len() + span.resource.attributes.len();
         bytes += size;
         spans += 1;
         min = min.min(size);

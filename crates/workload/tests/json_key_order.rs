@@ -71,7 +71,7 @@ fn every_object_is_written_in_jsonb_key_order() {
         for span in &trace.spans {
             for json in [
                 &span.attributes,
-                &span.resource_attributes,
+                &span.resource.attributes,
                 &span.events,
                 &span.links,
             ] {

@@ -335,7 +335,7 @@ pub async fn wait_for_blocked_copies(db: &TestDb, n: i64) {
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity
                  WHERE datname = current_database() AND wait_event_type = 'Lock'
-                   AND query LIKE 'COPY otel_traces%'",
+                   AND query LIKE 'COPY \"otel_traces\" %'",
                 &[],
             )
             .await

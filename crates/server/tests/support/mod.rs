@@ -18,7 +18,7 @@ use server::{AppState, ServiceConfig};
 use srql_bench::spans::{copy_spans, Arrival};
 use store::testing::TestDb;
 use tower::ServiceExt;
-use workload::{Generator, Span, WorkloadConfig};
+use workload::{Generator, Span, SpanResource, SpanRow, SpanScope, WorkloadConfig};
 
 pub mod span_oracle;
 
@@ -266,27 +266,37 @@ impl Summary {
 /// Hand-made traces for the edges the generator rarely hits: no root, NULL service,
 /// spans hours apart, duplicates, NULL times, several services in odd byte order.
 pub fn edge_traces(now: DateTime<Utc>) -> Vec<Span> {
-    let base = |trace: &str, span: &str, parent: &str, at: DateTime<Utc>, service: &str| Span {
-        timestamp: at,
-        trace_id: trace.to_string(),
-        span_id: span.to_string(),
-        parent_span_id: parent.to_string(),
-        name: format!("op-{span}"),
-        kind: 2,
-        start_time_unix_nano: at.timestamp_nanos_opt().unwrap_or(0),
-        end_time_unix_nano: at.timestamp_nanos_opt().unwrap_or(0) + 5_000_000,
-        service_name: service.to_string(),
-        service_version: "1.0.0".into(),
-        service_instance: "i-1".into(),
-        scope_name: "edge".into(),
-        scope_version: "1".into(),
-        status_code: 1,
-        status_message: String::new(),
-        attributes: "{}".into(),
-        resource_attributes: "{}".into(),
-        events: "[]".into(),
-        links: "[]".into(),
-        arrival_delay_ms: 0,
+    let scope = std::sync::Arc::new(SpanScope {
+        name: "edge".into(),
+        version: "1".into(),
+    });
+    let base = |trace: &str, span: &str, parent: &str, at: DateTime<Utc>, service: &str| {
+        let row = SpanRow {
+            timestamp: at,
+            trace_id: trace.to_string(),
+            span_id: span.to_string(),
+            parent_span_id: parent.to_string(),
+            name: format!("op-{span}"),
+            kind: 2,
+            start_time_unix_nano: at.timestamp_nanos_opt().unwrap_or(0),
+            end_time_unix_nano: at.timestamp_nanos_opt().unwrap_or(0) + 5_000_000,
+            resource: std::sync::Arc::new(SpanResource {
+                service_name: Some(service.to_string()),
+                service_version: Some("1.0.0".into()),
+                service_instance: Some("i-1".into()),
+                attributes: "{}".into(),
+            }),
+            scope: scope.clone(),
+            status_code: 1,
+            status_message: String::new(),
+            attributes: "{}".into(),
+            events: "[]".into(),
+            links: "[]".into(),
+        };
+        Span {
+            row,
+            arrival_delay_ms: 0,
+        }
     };
     let h = Duration::hours;
     let mut spans = vec![

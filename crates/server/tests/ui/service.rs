@@ -7,7 +7,7 @@ use server::{AppState, ServiceConfig};
 use store::summaries::{self, SummaryConfig};
 use store::testing::TestDb;
 use tokio::sync::watch;
-use workload::Span;
+use workload::{Span, SpanResource, SpanRow, SpanScope};
 
 use crate::support;
 
@@ -36,7 +36,7 @@ impl Drop for Service {
 
 fn span(trace: &str, id: String, parent: String, at: DateTime<Utc>, ms: i64) -> Span {
     let start = at.timestamp_nanos_opt().unwrap_or(0);
-    Span {
+    let row = SpanRow {
         timestamp: at,
         trace_id: trace.to_string(),
         span_id: id,
@@ -45,17 +45,24 @@ fn span(trace: &str, id: String, parent: String, at: DateTime<Utc>, ms: i64) -> 
         kind: 1,
         start_time_unix_nano: start,
         end_time_unix_nano: start + ms * 1_000_000,
-        service_name: "svc-ui".into(),
-        service_version: "1.0.0".into(),
-        service_instance: "i-1".into(),
-        scope_name: "ui-test".into(),
-        scope_version: "1".into(),
+        resource: std::sync::Arc::new(SpanResource {
+            service_name: Some("svc-ui".into()),
+            service_version: Some("1.0.0".into()),
+            service_instance: Some("i-1".into()),
+            attributes: "{}".into(),
+        }),
+        scope: std::sync::Arc::new(SpanScope {
+            name: "ui-test".into(),
+            version: "1".into(),
+        }),
         status_code: 1,
         status_message: String::new(),
         attributes: "{}".into(),
-        resource_attributes: "{}".into(),
         events: "[]".into(),
         links: "[]".into(),
+    };
+    Span {
+        row,
         arrival_delay_ms: 0,
     }
 }
