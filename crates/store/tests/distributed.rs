@@ -622,3 +622,122 @@ async fn wait_for_job(client: &Client, job: i64, limit: std::time::Duration) {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// Upkeep through the coordinator, as the service's writer login runs it: the days
+/// ahead are created distributed (with shards and the capture trigger), a day past
+/// retention is dropped with its shards, summaries stay exact; sealing refuses, saying
+/// why, in its round and in the status `/healthz` shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upkeep_keeps_days_distributed_and_sealing_is_refused() {
+    let db = CitusTestDb::empty().await;
+    migrate(&db).await;
+    let client = db.client().await;
+    let writer = store::db::connect(&db.writer_url())
+        .await
+        .expect("writer login");
+    let now = Utc::now();
+    let expired = now - Duration::days(10);
+    store::partitions::ensure(&writer, expired, expired)
+        .await
+        .unwrap();
+    let expired_day = store::partitions::partition_name(&client, expired.date_naive())
+        .await
+        .unwrap();
+    writer
+        .execute(
+            "INSERT INTO otel_traces (timestamp, trace_id, span_id, name)
+             VALUES ($1, 'expired-trace', 'expired-span', 'old')",
+            &[&expired],
+        )
+        .await
+        .unwrap();
+    let spans = workload_spans(61, 100, now - Duration::days(2), now);
+    copy_spans(&writer, &spans, Arrival::At(now)).await.unwrap();
+    drain_and_check(&client, "before upkeep").await;
+
+    let report = store::partitions::upkeep(&writer, config().retention)
+        .await
+        .expect("upkeep as the writer login");
+    assert!(report.dropped >= 1, "{report:?}");
+    let days = store::partitions::list(&client).await.unwrap();
+    assert!(
+        !days.contains(&expired_day),
+        "{expired_day} dropped: {days:?}"
+    );
+    let ahead = store::partitions::partition_name(
+        &client,
+        (now + Duration::days(store::partitions::DAYS_AHEAD)).date_naive(),
+    )
+    .await
+    .unwrap();
+    assert!(days.contains(&ahead), "{ahead} created ahead: {days:?}");
+    let local: Vec<String> = client
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'otel_traces'::regclass
+               AND NOT EXISTS (SELECT 1 FROM pg_dist_partition p WHERE p.logicalrelid = c.oid)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(local.is_empty(), "every day is distributed: {local:?}");
+    let orphans: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_dist_shard s
+             WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = s.logicalrelid)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(orphans, 0, "the dropped day's shards went with it");
+    let old: i64 = client
+        .query_one(
+            "SELECT count(*) FROM otel_traces WHERE trace_id = 'expired-trace'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(old, 0);
+    // A span for the day created ahead goes to its shards and is captured there.
+    writer
+        .execute(
+            "INSERT INTO otel_traces (timestamp, trace_id, span_id, name)
+             VALUES ($1, 'ahead-trace', 'ahead-span', 'ahead')",
+            &[&(now + Duration::days(store::partitions::DAYS_AHEAD))],
+        )
+        .await
+        .unwrap();
+    let logged: i64 = client
+        .query_one(
+            "SELECT count(*) FROM srql_summary_log WHERE trace_id = 'ahead-trace'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(logged, 1, "the new day's shards carry the capture trigger");
+    drain_and_check(&client, "after upkeep").await;
+
+    let mut sealer = db.client().await;
+    let round = store::sealing::seal_due(&mut sealer, Duration::zero(), config().retention)
+        .await
+        .expect("a sealing round");
+    assert!(round.unavailable && round.sealed.is_empty(), "{round:?}");
+    assert_eq!(
+        round.unavailable_because,
+        Some(store::sealing::DISTRIBUTED),
+        "{round:?}"
+    );
+    let status = store::sealing::status(&client).await.unwrap();
+    assert!(!status.available, "{status:?}");
+    assert_eq!(
+        status.message.as_deref(),
+        Some(store::sealing::DISTRIBUTED),
+        "{status:?}"
+    );
+}
