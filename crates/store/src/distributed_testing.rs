@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use crate::credentials::{Credentials, READER_LOGIN, WRITER_LOGIN};
-use crate::embedded::{find_bin_dir, CitusNode, EmbeddedCluster, EmbeddedOptions};
+use crate::embedded::{find_bin_dir, CitusNode, EmbeddedCluster};
 
 /// Few shards per table: each day partition of each table has this many, on two workers.
 const SHARD_COUNT: u32 = 4;
@@ -70,15 +70,7 @@ fn free_port() -> u16 {
 
 /// One node: a private cluster of its own on a free loopback port, removed at exit.
 fn start_node(role: &str, credentials: &Credentials, owner_password: &str) -> EmbeddedCluster {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir =
-        std::env::temp_dir().join(format!("srql-citus-{}-{stamp}-{role}", std::process::id()));
-    let mut opts = EmbeddedOptions::new(dir);
-    opts.durable = false;
-    opts.remove_on_stop = true;
+    let mut opts = crate::testing::throwaway_cluster(&format!("srql-citus-{role}"));
     opts.pg_cron = false;
     opts.citus = Some(CitusNode {
         port: free_port(),
@@ -131,28 +123,19 @@ async fn create_logins(cluster: &Cluster) {
 }
 
 async fn create_logins_on(node: &EmbeddedCluster) {
-    let name = format!("c_{}_roles", std::process::id());
     let admin = crate::db::connect(&node.url("postgres"))
         .await
         .expect("connect to a Citus node");
-    // The name is ours, built from integers: not user input.
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create the roles database");
-    let mut client = crate::db::connect(&node.url(&name))
-        .await
-        .expect("connect to the roles database");
-    crate::migrate::run(&mut client)
-        .await
-        .expect("migrate the roles database");
-    use crate::roles::{ensure_login, Group};
-    for (login, group) in [(READER_LOGIN, Group::Reader), (WRITER_LOGIN, Group::Writer)] {
-        let password = node.password(login).expect("a password for each login");
-        ensure_login(&admin, login, group, password)
-            .await
-            .expect("login on a Citus node");
-    }
+    let password = |login| node.password(login).expect("a password for each login");
+    crate::testing::create_roles_and_logins(
+        &admin,
+        &node.url(&format!("c_{}_roles", std::process::id())),
+        [
+            (READER_LOGIN, password(READER_LOGIN)),
+            (WRITER_LOGIN, password(WRITER_LOGIN)),
+        ],
+    )
+    .await;
     let owner_password = OWNER_PASSWORD.get().expect("set when the cluster started");
     // Generated hex and our constant: safe in the statement.
     admin
