@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "citus_drain",
         sql: include_str!("../migrations/distributed/0015_citus_drain.sql"),
     },
+    Migration {
+        version: 19,
+        name: "citus_drain_run_helpers",
+        sql: include_str!("../migrations/distributed/0019_citus_drain_run_helpers.sql"),
+    },
 ];
 
 /// `None` without the `citus` extension; otherwise how many active primary workers are
