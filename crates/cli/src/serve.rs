@@ -128,16 +128,16 @@ async fn announce_sealing(state: &AppState, seal_after: Option<chrono::Duration>
         tracing::info!("sealing is off (--seal-after off)");
         return;
     };
-    let available = match state.pool.get().await {
-        Ok(client) => store::sealing::available(&**client).await,
+    let because = match state.pool.get().await {
+        Ok(client) => store::sealing::unavailable_because(&**client).await,
         Err(e) => Err(store::DbError::from(e)),
     };
-    match available {
-        Ok(true) => tracing::info!(
+    match because {
+        Ok(None) => tracing::info!(
             seal_after_hours = after.num_hours(),
             "sealing days into columnar storage"
         ),
-        Ok(false) => tracing::warn!("{}", store::sealing::UNAVAILABLE),
+        Ok(Some(because)) => tracing::warn!("{because}"),
         Err(e) => tracing::warn!(error = %e, "cannot tell whether sealing is available"),
     }
 }

@@ -309,42 +309,46 @@ fn without(v: &Value, keys: &[&str]) -> Value {
     v
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_sdk_exports_over_grpc_and_http_and_every_field_reads_back() {
-    tokio::task::spawn_blocking(python)
-        .await
-        .expect("python setup");
-    let mut h = Harness::start(IngestConfig::default()).await;
-    // A whole number of microseconds (timestamptz's precision), a minute ago.
-    let now_us = Utc::now().timestamp_micros() - 60_000_000;
-    let base = now_us * 1_000;
-    let grpc = format!("http://{}", h.grpc);
-    let http = format!("http://{}/v1/traces", h.http);
-    let variants = [
-        ("grpc", "grpc", grpc.as_str(), false),
-        ("grpc-gzip", "grpc", grpc.as_str(), true),
-        ("http", "http", http.as_str(), false),
-        ("http-gzip", "http", http.as_str(), true),
-    ];
-    // All four exporters at once: concurrent clients on both protocols.
-    let reports = futures_join(
-        variants
+/// The exporters of the round trip: variant name, protocol, gzip.
+const VARIANTS: [(&str, &str, bool); 4] = [
+    ("grpc", "grpc", false),
+    ("grpc-gzip", "grpc", true),
+    ("http", "http", false),
+    ("http-gzip", "http", true),
+];
+
+/// Exports one trace with each of [`VARIANTS`], all four at once (concurrent clients on
+/// both protocols), the i-th starting at `base + i * 100 ms`; returns their reports.
+async fn export_all_variants(
+    grpc: std::net::SocketAddr,
+    http: std::net::SocketAddr,
+    base: i64,
+) -> Vec<Value> {
+    let grpc = format!("http://{grpc}");
+    let http = format!("http://{http}/v1/traces");
+    futures_join(
+        VARIANTS
             .iter()
             .enumerate()
-            .map(|(i, (v, p, e, g))| {
+            .map(|(i, (v, p, g))| {
+                let endpoint = if *p == "grpc" { &grpc } else { &http };
                 export_with_python(
                     v.to_string(),
                     p.to_string(),
-                    e.to_string(),
+                    endpoint.clone(),
                     *g,
                     base + i as i64 * 100 * MS,
                 )
             })
             .collect(),
     )
-    .await;
+    .await
+}
 
-    let pool = store::db::pool(&h.db.url, 2).expect("pool");
+/// Reads every variant's trace back through SQL on `otel_traces` and through the SRQL
+/// API (spans and summary) over the database at `url`, every field checked.
+async fn check_round_trip(url: &str, sql: &tokio_postgres::Client, reports: &[Value], base: i64) {
+    let pool = store::db::pool(url, 2).expect("pool");
     let app = server::app(server::AppState::new(
         pool,
         server::ServiceConfig {
@@ -352,8 +356,7 @@ async fn python_sdk_exports_over_grpc_and_http_and_every_field_reads_back() {
             ..server::ServiceConfig::default()
         },
     ));
-    let sql = h.sql().await;
-    for (i, ((variant, ..), report)) in variants.iter().zip(&reports).enumerate() {
+    for (i, ((variant, ..), report)) in VARIANTS.iter().zip(reports).enumerate() {
         let base = base + i as i64 * 100 * MS;
         let expected = expected_spans(report, variant, base);
         let trace_id = expected[0]["trace_id"]
@@ -449,8 +452,80 @@ async fn python_sdk_exports_over_grpc_and_http_and_every_field_reads_back() {
             (base + 9 * MS) / 1_000
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_exports_over_grpc_and_http_and_every_field_reads_back() {
+    tokio::task::spawn_blocking(python)
+        .await
+        .expect("python setup");
+    let mut h = Harness::start(IngestConfig::default()).await;
+    // A whole number of microseconds (timestamptz's precision), a minute ago.
+    let base = (Utc::now().timestamp_micros() - 60_000_000) * 1_000;
+    let reports = export_all_variants(h.grpc, h.http, base).await;
+    check_round_trip(&h.db.url, &h.sql().await, &reports, base).await;
     assert_eq!(h.ingest().stats().spans, 16);
     h.stop().await;
+}
+
+/// The same round trip on a Citus cluster (`store::distributed_testing`): the receivers
+/// write through the coordinator as the writer login, a drain on the shards makes the
+/// summaries, and SQL and SRQL on the coordinator read back every field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_sdk_round_trip_on_citus() {
+    use store::summaries::{Maintenance, RefreshMethod, RunOutcome, SummaryConfig, SummaryMode};
+    tokio::task::spawn_blocking(python)
+        .await
+        .expect("python setup");
+    let db = store::distributed_testing::CitusTestDb::empty().await;
+    store::setup::run_distributed(
+        &db.url,
+        &SummaryConfig {
+            window: chrono::Duration::days(7),
+            retention: chrono::Duration::days(7),
+            refresh_interval: chrono::Duration::minutes(2),
+        },
+        &Maintenance {
+            mode: SummaryMode::Incremental,
+            drain_interval: chrono::Duration::seconds(1),
+        },
+        false,
+        &mut |_| {},
+        Some(store::distributed::Distribution::Citus),
+    )
+    .await
+    .expect("distributed migrate");
+    let pool = store::db::pool(&db.writer_url(), 3).expect("writer pool");
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let receivers = otlp::start(
+        pool,
+        otlp::Options {
+            grpc_listen: Some("127.0.0.1:0".into()),
+            http_listen: Some("127.0.0.1:0".into()),
+            ..otlp::Options::default()
+        },
+        stop_rx,
+    )
+    .await
+    .expect("receivers start");
+    let base = (Utc::now().timestamp_micros() - 60_000_000) * 1_000;
+    let reports = export_all_variants(
+        receivers.grpc_addr.expect("grpc address"),
+        receivers.http_addr.expect("http address"),
+        base,
+    )
+    .await;
+    assert_eq!(receivers.ingest().stats().spans, 16);
+    let _ = stop.send(true);
+    tokio::time::timeout(std::time::Duration::from_secs(30), receivers.stopped())
+        .await
+        .expect("receivers stop within 30 s");
+    let sql = db.client().await;
+    let run = store::summaries::refresh(&sql, RefreshMethod::Concurrently)
+        .await
+        .expect("drain");
+    assert_eq!(run.outcome, RunOutcome::Ok, "{run:?}");
+    check_round_trip(&db.url, &sql, &reports, base).await;
 }
 
 /// Awaits all futures, in order (no extra crate for a join of four).

@@ -169,7 +169,10 @@ async fn seal(url: String, seal_after: Duration) {
     }
     .await;
     match round {
-        Ok(r) if r.unavailable => tracing::debug!("{}", store::sealing::UNAVAILABLE),
+        Ok(r) if r.unavailable => tracing::debug!(
+            "{}",
+            r.unavailable_because.unwrap_or(store::sealing::UNAVAILABLE)
+        ),
         Ok(r) => {
             if !r.postponed.is_empty() {
                 tracing::info!(

@@ -11,7 +11,7 @@
 
 use std::str::FromStr;
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, GenericClient};
 
 use crate::db::DbError;
 use crate::incremental;
@@ -51,11 +51,16 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "citus_drain",
         sql: include_str!("../migrations/distributed/0015_citus_drain.sql"),
     },
+    Migration {
+        version: 19,
+        name: "citus_drain_run_helpers",
+        sql: include_str!("../migrations/distributed/0019_citus_drain_run_helpers.sql"),
+    },
 ];
 
 /// `None` without the `citus` extension; otherwise how many active primary workers are
 /// registered (the coordinator's own group, 0, is not one).
-pub async fn citus_workers(client: &Client) -> Result<Option<i64>, DbError> {
+pub async fn citus_workers(client: &impl GenericClient) -> Result<Option<i64>, DbError> {
     let has_citus: bool = client
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')",
@@ -78,7 +83,7 @@ pub async fn citus_workers(client: &Client) -> Result<Option<i64>, DbError> {
 }
 
 /// Whether `otel_traces` is a distributed table.
-pub async fn is_distributed(client: &Client) -> Result<bool, DbError> {
+pub async fn is_distributed(client: &impl GenericClient) -> Result<bool, DbError> {
     if citus_workers(client).await?.is_none() {
         return Ok(false);
     }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use crate::credentials::{Credentials, READER_LOGIN, WRITER_LOGIN};
-use crate::embedded::{find_bin_dir, CitusNode, EmbeddedCluster, EmbeddedOptions};
+use crate::embedded::{find_bin_dir, CitusNode, EmbeddedCluster};
 
 /// Few shards per table: each day partition of each table has this many, on two workers.
 const SHARD_COUNT: u32 = 4;
@@ -19,6 +19,10 @@ const WORKERS: usize = 2;
 struct Cluster {
     coordinator: EmbeddedCluster,
     workers: Vec<EmbeddedCluster>,
+    /// A third worker, started by the first test that grows its cluster and registered
+    /// only in that test's databases (Citus keeps its node list per database).
+    spare: OnceLock<EmbeddedCluster>,
+    credentials: Credentials,
 }
 
 impl Cluster {
@@ -31,6 +35,7 @@ static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 static START_LOCK: Mutex<()> = Mutex::new(());
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 static LOGINS: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+static SPARE_LOGINS: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 /// Writer logins act as this role, and Citus opens worker connections as the current
 /// role: on Citus it must be able to log in (docs/scale-out.md).
 const OWNER: &str = "srql_owner";
@@ -63,6 +68,20 @@ fn free_port() -> u16 {
         .expect("a free TCP port on 127.0.0.1 for a Citus node")
 }
 
+/// One node: a private cluster of its own on a free loopback port, removed at exit.
+fn start_node(role: &str, credentials: &Credentials, owner_password: &str) -> EmbeddedCluster {
+    let mut opts = crate::testing::throwaway_cluster(&format!("srql-citus-{role}"));
+    opts.pg_cron = false;
+    opts.citus = Some(CitusNode {
+        port: free_port(),
+        credentials: credentials.clone(),
+        shard_count: SHARD_COUNT,
+        other_roles: vec![(OWNER.to_string(), owner_password.to_string())],
+    });
+    EmbeddedCluster::start(&opts)
+        .unwrap_or_else(|e| panic!("starting the Citus {role} for the tests: {e}"))
+}
+
 fn cluster() -> &'static Cluster {
     let _guard = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     CLUSTER.get_or_init(|| {
@@ -82,29 +101,14 @@ fn cluster() -> &'static Cluster {
         OWNER_PASSWORD
             .set(owner_password.clone())
             .expect("the cluster starts once");
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let start = |role: String| {
-            let dir = std::env::temp_dir()
-                .join(format!("srql-citus-{}-{stamp}-{role}", std::process::id()));
-            let mut opts = EmbeddedOptions::new(dir);
-            opts.durable = false;
-            opts.remove_on_stop = true;
-            opts.pg_cron = false;
-            opts.citus = Some(CitusNode {
-                port: free_port(),
-                credentials: credentials.clone(),
-                shard_count: SHARD_COUNT,
-                other_roles: vec![(OWNER.to_string(), owner_password.clone())],
-            });
-            EmbeddedCluster::start(&opts)
-                .unwrap_or_else(|e| panic!("starting the Citus {role} for the tests: {e}"))
-        };
+        let start = |role: &str| start_node(role, &credentials, &owner_password);
         Cluster {
-            coordinator: start("coordinator".into()),
-            workers: (1..=WORKERS).map(|i| start(format!("worker{i}"))).collect(),
+            coordinator: start("coordinator"),
+            workers: (1..=WORKERS)
+                .map(|i| start(&format!("worker{i}")))
+                .collect(),
+            spare: OnceLock::new(),
+            credentials,
         }
     })
 }
@@ -113,38 +117,51 @@ fn cluster() -> &'static Cluster {
 /// migrations) and the reader and writer logins, with the passwords all nodes share,
 /// before any test database exists, so Citus finds them everywhere.
 async fn create_logins(cluster: &Cluster) {
-    let name = format!("c_{}_roles", std::process::id());
     for node in cluster.nodes() {
-        let admin = crate::db::connect(&node.url("postgres"))
-            .await
-            .expect("connect to a Citus node");
-        // The name is ours, built from integers: not user input.
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create the roles database");
-        let mut client = crate::db::connect(&node.url(&name))
-            .await
-            .expect("connect to the roles database");
-        crate::migrate::run(&mut client)
-            .await
-            .expect("migrate the roles database");
-        use crate::roles::{ensure_login, Group};
-        for (login, group) in [(READER_LOGIN, Group::Reader), (WRITER_LOGIN, Group::Writer)] {
-            let password = node.password(login).expect("a password for each login");
-            ensure_login(&admin, login, group, password)
-                .await
-                .expect("login on a Citus node");
-        }
-        let owner_password = OWNER_PASSWORD.get().expect("set when the cluster started");
-        // Generated hex and our constant: safe in the statement.
-        admin
-            .batch_execute(&format!(
-                "ALTER ROLE {OWNER} LOGIN PASSWORD '{owner_password}'"
-            ))
-            .await
-            .expect("srql_owner may log in to the nodes");
+        create_logins_on(node).await;
     }
+}
+
+async fn create_logins_on(node: &EmbeddedCluster) {
+    let admin = crate::db::connect(&node.url("postgres"))
+        .await
+        .expect("connect to a Citus node");
+    let password = |login| node.password(login).expect("a password for each login");
+    crate::testing::create_roles_and_logins(
+        &admin,
+        &node.url(&format!("c_{}_roles", std::process::id())),
+        [
+            (READER_LOGIN, password(READER_LOGIN)),
+            (WRITER_LOGIN, password(WRITER_LOGIN)),
+        ],
+    )
+    .await;
+    let owner_password = OWNER_PASSWORD.get().expect("set when the cluster started");
+    // Generated hex and our constant: safe in the statement.
+    admin
+        .batch_execute(&format!(
+            "ALTER ROLE {OWNER} LOGIN PASSWORD '{owner_password}'"
+        ))
+        .await
+        .expect("srql_owner may log in to the nodes");
+}
+
+/// The test database `name` on one node, with the `citus` extension.
+async fn create_database_on(node: &EmbeddedCluster, name: &str) {
+    let admin = crate::db::connect(&node.url("postgres"))
+        .await
+        .expect("connect to a Citus node");
+    // The name is ours, built from integers: not user input.
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create a test database on a Citus node");
+    crate::db::connect(&node.url(name))
+        .await
+        .expect("connect to the test database on a Citus node")
+        .batch_execute("CREATE EXTENSION citus")
+        .await
+        .expect("CREATE EXTENSION citus");
 }
 
 /// A fresh database on the coordinator and every worker, workers registered.
@@ -166,20 +183,7 @@ impl CitusTestDb {
         );
         let _turn = REGISTER.lock().await;
         for node in cluster.nodes() {
-            let admin = crate::db::connect(&node.url("postgres"))
-                .await
-                .expect("connect to a Citus node");
-            // The name is ours, built from integers: not user input.
-            admin
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .await
-                .expect("create a test database on a Citus node");
-            crate::db::connect(&node.url(&name))
-                .await
-                .expect("connect to the test database on a Citus node")
-                .batch_execute("CREATE EXTENSION citus")
-                .await
-                .expect("CREATE EXTENSION citus");
+            create_database_on(node, &name).await;
         }
         let coordinator = crate::db::connect(&cluster.coordinator.url(&name))
             .await
@@ -226,6 +230,32 @@ impl CitusTestDb {
             .coordinator
             .url_as(login, &self.name)
             .expect("the cluster has a password for each of our logins")
+    }
+
+    /// Grows this database's cluster by a third worker (started once per process, with
+    /// the same logins as the others) and registers it; its shards come only by a
+    /// rebalance. Returns the new worker's port.
+    pub async fn add_worker(&self) -> u16 {
+        let cluster = cluster();
+        let spare = {
+            let _guard = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            cluster.spare.get_or_init(|| {
+                let owner = OWNER_PASSWORD.get().expect("set when the cluster started");
+                start_node("worker-spare", &cluster.credentials, owner)
+            })
+        };
+        SPARE_LOGINS.get_or_init(|| create_logins_on(spare)).await;
+        let _turn = REGISTER.lock().await;
+        create_database_on(spare, &self.name).await;
+        self.client()
+            .await
+            .execute(
+                "SELECT citus_add_node('127.0.0.1', $1)",
+                &[&i32::from(spare.port())],
+            )
+            .await
+            .expect("citus_add_node for the third worker");
+        spare.port()
     }
 
     /// This database on each worker, as the superuser.

@@ -340,6 +340,10 @@ impl EmbeddedCluster {
             settings.push(format!("-c citus.shard_count={}", node.shard_count));
             // Loopback between nodes of one host: no TLS to negotiate.
             settings.push("-c citus.node_conninfo=sslmode=disable".into());
+            // Background jobs (the shard rebalancer's moves) connect back to this node
+            // by this name; `localhost` would miss the loopback address it listens on and
+            // the password file's entries.
+            settings.push("-c citus.local_hostname=127.0.0.1".into());
         }
         if self.pg_cron {
             settings.push("-c shared_preload_libraries=pg_cron".into());

@@ -81,6 +81,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "span_search_indexes_per_day",
         sql: include_str!("../migrations/0013_span_search_indexes_per_day.sql"),
     },
+    Migration {
+        version: 18,
+        name: "drain_run_helpers",
+        sql: include_str!("../migrations/0018_drain_run_helpers.sql"),
+    },
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.

@@ -40,6 +40,11 @@ const SWAP_ATTEMPTS: u32 = 3;
 pub const UNAVAILABLE: &str = "sealing is off: the citus_columnar extension is not installed \
      in this database (install Citus, then run `srql migrate`; see README)";
 
+/// Why sealing is off on a distributed database, for the log and `/healthz`.
+pub const DISTRIBUTED: &str = "sealing is off: this database is distributed (Citus), and day \
+     partitions of a distributed table are not sealed; their shards stay heap \
+     (docs/scale-out.md)";
+
 /// One day sealed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SealedDay {
@@ -56,8 +61,10 @@ pub struct SealedDay {
 /// What one round did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SealRound {
-    /// The extension is missing: nothing was attempted.
+    /// The extension is missing, or the database is distributed: nothing was attempted.
     pub unavailable: bool,
+    /// Why, when `unavailable`: [`UNAVAILABLE`] or [`DISTRIBUTED`].
+    pub unavailable_because: Option<&'static str>,
     /// Another session holds the sealing lock: nothing was attempted.
     pub busy: bool,
     pub sealed: Vec<SealedDay>,
@@ -65,12 +72,27 @@ pub struct SealRound {
     pub postponed: Vec<(String, String)>,
 }
 
-/// Whether this database can seal (citus_columnar is created in it).
+/// Whether this database can seal: citus_columnar is created in it, and it is not
+/// distributed.
 pub async fn available(client: &impl GenericClient) -> Result<bool, DbError> {
-    Ok(client
+    Ok(unavailable_because(client).await?.is_none())
+}
+
+/// Why this database cannot seal ([`UNAVAILABLE`], [`DISTRIBUTED`]), or `None`.
+pub async fn unavailable_because(
+    client: &impl GenericClient,
+) -> Result<Option<&'static str>, DbError> {
+    // Distributed day partitions are refused rather than sealed: sealing swaps a local
+    // columnar copy in for the day, which would leave the day's spans on the coordinator,
+    // outside the shards and beyond the row trigger that keeps summaries exact.
+    if crate::distributed::is_distributed(client).await? {
+        return Ok(Some(DISTRIBUTED));
+    }
+    let columnar: bool = client
         .query_one("SELECT srql_sealing_available()", &[])
         .await?
-        .get(0))
+        .get(0);
+    Ok((!columnar).then_some(UNAVAILABLE))
 }
 
 /// Seals every day due: ended `seal_after` ago or more, not yet due for retention,
@@ -81,9 +103,10 @@ pub async fn seal_due(
     seal_after: Duration,
     retention: Duration,
 ) -> Result<SealRound, DbError> {
-    if !available(&*client).await? {
+    if let Some(because) = unavailable_because(&*client).await? {
         return Ok(SealRound {
             unavailable: true,
+            unavailable_because: Some(because),
             ..SealRound::default()
         });
     }
@@ -293,7 +316,8 @@ pub struct SealingStatus {
 
 /// Reads [`SealingStatus`] from the catalog and the seal log: cheap, for every scrape.
 pub async fn status(client: &impl GenericClient) -> Result<SealingStatus, DbError> {
-    let available = available(client).await?;
+    let because = unavailable_because(client).await?;
+    let available = because.is_none();
     let days = client
         .query_one(
             "SELECT count(*) FILTER (WHERE a.amname = 'columnar'),
@@ -321,7 +345,7 @@ pub async fn status(client: &impl GenericClient) -> Result<SealingStatus, DbErro
         .await?;
     Ok(SealingStatus {
         available,
-        message: (!available).then(|| UNAVAILABLE.to_string()),
+        message: because.map(str::to_string),
         sealed_days: days.get(0),
         heap_days: days.get(1),
         in_progress,

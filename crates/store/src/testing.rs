@@ -53,17 +53,7 @@ fn server() -> &'static Server {
                 _cluster: None,
             };
         }
-        let dir = std::env::temp_dir().join(format!(
-            "srql-test-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
-        let mut opts = EmbeddedOptions::new(dir);
-        opts.durable = false;
-        opts.remove_on_stop = true;
+        let opts = throwaway_cluster("srql-test");
         let cluster = EmbeddedCluster::start(&opts)
             .unwrap_or_else(|e| panic!("tests need PostgreSQL and none was configured: {e}"));
         let login = |user: &str| Login {
@@ -83,13 +73,48 @@ fn server() -> &'static Server {
     })
 }
 
-/// The roles come from migration 0006: migrating a scratch database creates them the
-/// way `srql migrate` does. Then the logins in them.
+/// Options of a test cluster under the temporary directory, named `prefix`, the
+/// process and the time: fsync off and removed when it stops. Shared with the Citus
+/// test cluster (`distributed_testing`), whose nodes are such clusters too.
+pub(crate) fn throwaway_cluster(prefix: &str) -> EmbeddedOptions {
+    let dir = std::env::temp_dir().join(format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    let mut opts = EmbeddedOptions::new(dir);
+    opts.durable = false;
+    opts.remove_on_stop = true;
+    opts
+}
+
 async fn create_logins(server: &Server) {
     let admin = crate::db::connect(&server.admin_url)
         .await
         .expect("connect to the test server");
-    let name = format!("t_{}_roles", std::process::id());
+    let mut config = crate::db::parse_url(&server.admin_url).expect("admin url");
+    config.dbname(format!("t_{}_roles", std::process::id()));
+    let logins = [
+        (server.reader.user.as_str(), server.reader.password.as_str()),
+        (server.writer.user.as_str(), server.writer.password.as_str()),
+    ];
+    create_roles_and_logins(&admin, &url_of(&config), logins).await;
+}
+
+/// The roles come from migration 0006: migrating a scratch database (`roles_db_url`,
+/// created here through `admin`) creates them the way `srql migrate` does. Then the
+/// reader and writer logins in them. Shared with the Citus test cluster, which does this
+/// on every node.
+pub(crate) async fn create_roles_and_logins(
+    admin: &tokio_postgres::Client,
+    roles_db_url: &str,
+    [reader, writer]: [(&str, &str); 2],
+) {
+    let config = crate::db::parse_url(roles_db_url).expect("roles database url");
+    let name = config.get_dbname().expect("a roles database name");
     // The name is ours, built from integers: not user input.
     for sql in [
         format!("DROP DATABASE IF EXISTS {name}"),
@@ -100,31 +125,18 @@ async fn create_logins(server: &Server) {
             .await
             .expect("create the roles database");
     }
-    let mut config = crate::db::parse_url(&server.admin_url).expect("admin url");
-    config.dbname(&name);
-    let mut client = crate::db::connect(&url_of(&config))
+    let mut client = crate::db::connect(roles_db_url)
         .await
         .expect("connect to the roles database");
     crate::migrate::run(&mut client)
         .await
         .expect("migrate the roles database");
     use crate::roles::{ensure_login, Group};
-    ensure_login(
-        &admin,
-        &server.reader.user,
-        Group::Reader,
-        &server.reader.password,
-    )
-    .await
-    .expect("reader login");
-    ensure_login(
-        &admin,
-        &server.writer.user,
-        Group::Writer,
-        &server.writer.password,
-    )
-    .await
-    .expect("writer login");
+    for ((user, password), group) in [(reader, Group::Reader), (writer, Group::Writer)] {
+        ensure_login(admin, user, group, password)
+            .await
+            .expect("reader and writer logins");
+    }
 }
 
 fn url_of(config: &tokio_postgres::Config) -> String {

@@ -414,3 +414,330 @@ async fn a_killed_drain_loses_nothing() {
         .unwrap();
     drain_and_check(&client, "after a killed drain").await;
 }
+
+/// What one loop of the growth test did while the cluster grew.
+#[derive(Debug, Default)]
+struct Loop {
+    rounds: usize,
+    errors: Vec<String>,
+}
+
+/// Growing the cluster: a third worker joins and the shards are rebalanced onto it while
+/// a writer copies spans through the coordinator, a reader pages summaries and looks
+/// traces up, and drains run. Afterwards every acknowledged span is stored once and every
+/// summary row equals the on-the-fly aggregate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adding_a_worker_and_rebalancing_during_ingest_loses_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let db = CitusTestDb::empty().await;
+    migrate(&db).await;
+    let now = Utc::now();
+    let writer = store::db::connect(&db.writer_url())
+        .await
+        .expect("writer login");
+    let before = workload_spans(51, 200, now - Duration::days(2), now);
+    copy_spans(&writer, &before, Arrival::At(now))
+        .await
+        .unwrap();
+    let client = db.client().await;
+    drain_and_check(&client, "before growing").await;
+    let new_port = i32::from(db.add_worker().await);
+
+    let moved = Arc::new(AtomicBool::new(false));
+    // The writer: a batch of new traces per COPY. A COPY that fails is retried, as an
+    // exporter retries; only what was acknowledged must be stored.
+    let writing = {
+        let moved = moved.clone();
+        tokio::spawn(async move {
+            let mut acknowledged = 0usize;
+            let mut log = Loop::default();
+            let mut seed = 1000;
+            // A few batches after the moves, so writes to moved shards are covered too.
+            let mut after = 0;
+            while after < 5 {
+                let spans = workload_spans(seed, 20, now - Duration::days(2), now);
+                match copy_spans(&writer, &spans, Arrival::At(now)).await {
+                    Ok(_) => {
+                        acknowledged += spans.len();
+                        seed += 1;
+                    }
+                    Err(e) => log.errors.push(e.to_string()),
+                }
+                log.rounds += 1;
+                assert!(log.errors.len() < 50, "writes keep failing: {log:?}");
+                if moved.load(Ordering::SeqCst) {
+                    after += 1;
+                }
+            }
+            (acknowledged, log)
+        })
+    };
+    let reading = {
+        let moved = moved.clone();
+        let url = db.reader_url();
+        let trace_id = before[0].trace_id.clone();
+        tokio::spawn(async move {
+            let reader = store::db::connect(&url).await.expect("reader login");
+            let mut log = Loop::default();
+            while !moved.load(Ordering::SeqCst) {
+                let page = reader
+                    .query(
+                        "SELECT trace_id FROM otel_trace_summaries
+                         ORDER BY timestamp DESC, trace_id DESC LIMIT 20",
+                        &[],
+                    )
+                    .await;
+                let lookup = reader
+                    .query(
+                        "SELECT span_id FROM otel_traces WHERE trace_id = $1",
+                        &[&trace_id],
+                    )
+                    .await;
+                match (page, lookup) {
+                    (Ok(p), Ok(l)) if !p.is_empty() && !l.is_empty() => {}
+                    other => log.errors.push(format!("{other:?}")),
+                }
+                log.rounds += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            log
+        })
+    };
+    let draining = {
+        let moved = moved.clone();
+        let url = db.url.clone();
+        tokio::spawn(async move {
+            let drainer = store::db::connect(&url).await.expect("drain session");
+            let mut log = Loop::default();
+            while !moved.load(Ordering::SeqCst) {
+                match store::summaries::refresh(&drainer, RefreshMethod::Concurrently).await {
+                    Ok(run) if run.outcome != RunOutcome::Failed => {}
+                    other => log.errors.push(format!("{other:?}")),
+                }
+                log.rounds += 1;
+            }
+            log
+        })
+    };
+
+    // Moves co-located shard groups (every day partition's shards of spans, log,
+    // extents and summaries together). Block-writes mode: writes to a shard being moved
+    // wait for it, which the harness's WAL level (minimal) allows; logical mode needs
+    // wal_level = logical (docs/scale-out.md).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let job: i64 = client
+        .query_one(
+            "SELECT citus_rebalance_start(shard_transfer_mode => 'block_writes')",
+            &[],
+        )
+        .await
+        .expect("rebalance starts")
+        .get(0);
+    wait_for_job(&client, job, std::time::Duration::from_secs(60)).await;
+    moved.store(true, Ordering::SeqCst);
+    let (acknowledged, written) = writing.await.expect("writer task");
+    let read = reading.await.expect("reader task");
+    let drained = draining.await.expect("drain task");
+    eprintln!("growth: writer {written:?}, reader {read:?}, drains {drained:?}");
+    assert!(read.errors.is_empty(), "queries kept answering: {read:?}");
+    assert!(
+        drained.errors.is_empty(),
+        "drains kept working: {drained:?}"
+    );
+    assert!(written.rounds > 5 && read.rounds > 0 && drained.rounds > 0);
+
+    let on_new: i64 = client
+        .query_one(
+            "SELECT count(*) FROM citus_shards
+             WHERE nodeport = $1 AND table_name = 'otel_trace_summaries'::regclass",
+            &[&new_port],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(on_new > 0, "the rebalance moved shards to the new worker");
+    let stored: i64 = client
+        .query_one("SELECT count(*) FROM otel_traces", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        stored as usize,
+        before.len() + acknowledged,
+        "every acknowledged span stored once"
+    );
+    drain_and_check(&client, "after growing the cluster").await;
+}
+
+/// Waits for a Citus background job (the rebalancer's) to finish; fails, with its tasks'
+/// states and messages, when it fails or outlasts `limit`.
+async fn wait_for_job(client: &Client, job: i64, limit: std::time::Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        let state: String = client
+            .query_one(
+                "SELECT state::text FROM pg_dist_background_job WHERE job_id = $1",
+                &[&job],
+            )
+            .await
+            .expect("job state")
+            .get(0);
+        if state == "finished" {
+            return;
+        }
+        let tasks: Vec<String> = client
+            .query(
+                "SELECT format('%s %s: %s', task_id, status, coalesce(message, ''))
+                 FROM pg_dist_background_task WHERE job_id = $1 ORDER BY task_id",
+                &[&job],
+            )
+            .await
+            .expect("job tasks")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let waits: Vec<String> = client
+            .query(
+                "SELECT format('%s %s %s: %s', pid, state, wait_event, left(query, 120))
+                 FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .expect("lock waits")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(
+            !matches!(
+                state.as_str(),
+                "failed" | "cancelled" | "failing" | "cancelling"
+            ),
+            "rebalance job {state}: {tasks:#?}"
+        );
+        assert!(
+            started.elapsed() < limit,
+            "rebalance job still {state} after {limit:?}: {tasks:#?}, lock waits {waits:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Upkeep through the coordinator, as the service's writer login runs it: the days
+/// ahead are created distributed (with shards and the capture trigger), a day past
+/// retention is dropped with its shards, summaries stay exact; sealing refuses, saying
+/// why, in its round and in the status `/healthz` shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upkeep_keeps_days_distributed_and_sealing_is_refused() {
+    let db = CitusTestDb::empty().await;
+    migrate(&db).await;
+    let client = db.client().await;
+    let writer = store::db::connect(&db.writer_url())
+        .await
+        .expect("writer login");
+    let now = Utc::now();
+    let expired = now - Duration::days(10);
+    store::partitions::ensure(&writer, expired, expired)
+        .await
+        .unwrap();
+    let expired_day = store::partitions::partition_name(&client, expired.date_naive())
+        .await
+        .unwrap();
+    writer
+        .execute(
+            "INSERT INTO otel_traces (timestamp, trace_id, span_id, name)
+             VALUES ($1, 'expired-trace', 'expired-span', 'old')",
+            &[&expired],
+        )
+        .await
+        .unwrap();
+    let spans = workload_spans(61, 100, now - Duration::days(2), now);
+    copy_spans(&writer, &spans, Arrival::At(now)).await.unwrap();
+    drain_and_check(&client, "before upkeep").await;
+
+    let report = store::partitions::upkeep(&writer, config().retention)
+        .await
+        .expect("upkeep as the writer login");
+    assert!(report.dropped >= 1, "{report:?}");
+    let days = store::partitions::list(&client).await.unwrap();
+    assert!(
+        !days.contains(&expired_day),
+        "{expired_day} dropped: {days:?}"
+    );
+    let ahead = store::partitions::partition_name(
+        &client,
+        (now + Duration::days(store::partitions::DAYS_AHEAD)).date_naive(),
+    )
+    .await
+    .unwrap();
+    assert!(days.contains(&ahead), "{ahead} created ahead: {days:?}");
+    let local: Vec<String> = client
+        .query(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'otel_traces'::regclass
+               AND NOT EXISTS (SELECT 1 FROM pg_dist_partition p WHERE p.logicalrelid = c.oid)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(local.is_empty(), "every day is distributed: {local:?}");
+    let orphans: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_dist_shard s
+             WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = s.logicalrelid)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(orphans, 0, "the dropped day's shards went with it");
+    let old: i64 = client
+        .query_one(
+            "SELECT count(*) FROM otel_traces WHERE trace_id = 'expired-trace'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(old, 0);
+    // A span for the day created ahead goes to its shards and is captured there.
+    writer
+        .execute(
+            "INSERT INTO otel_traces (timestamp, trace_id, span_id, name)
+             VALUES ($1, 'ahead-trace', 'ahead-span', 'ahead')",
+            &[&(now + Duration::days(store::partitions::DAYS_AHEAD))],
+        )
+        .await
+        .unwrap();
+    let logged: i64 = client
+        .query_one(
+            "SELECT count(*) FROM srql_summary_log WHERE trace_id = 'ahead-trace'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(logged, 1, "the new day's shards carry the capture trigger");
+    drain_and_check(&client, "after upkeep").await;
+
+    let mut sealer = db.client().await;
+    let round = store::sealing::seal_due(&mut sealer, Duration::zero(), config().retention)
+        .await
+        .expect("a sealing round");
+    assert!(round.unavailable && round.sealed.is_empty(), "{round:?}");
+    assert_eq!(
+        round.unavailable_because,
+        Some(store::sealing::DISTRIBUTED),
+        "{round:?}"
+    );
+    let status = store::sealing::status(&client).await.unwrap();
+    assert!(!status.available, "{status:?}");
+    assert_eq!(
+        status.message.as_deref(),
+        Some(store::sealing::DISTRIBUTED),
+        "{status:?}"
+    );
+}
