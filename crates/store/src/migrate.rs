@@ -81,6 +81,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "span_search_indexes_per_day",
         sql: include_str!("../migrations/0013_span_search_indexes_per_day.sql"),
     },
+    Migration {
+        version: 17,
+        name: "trace_extent_lookup",
+        sql: include_str!("../migrations/0017_trace_extent_lookup.sql"),
+    },
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.
