@@ -12,8 +12,9 @@ pub async fn catalog(client: &impl GenericClient) -> Result<Catalog, DbError> {
         .query_one(
             "SELECT c.relkind::text, c.relispopulated, (
                         to_regprocedure('srql_trace_extent(text[])') IS NOT NULL
-                        -- Distributed spans keep capture on the shards, and a lookup
-                        -- there is routed to one shard by its trace_id already.
+                        -- Not on Citus: there the log and extents are distributed
+                        -- tables, the bound is not proven against its planner, and a
+                        -- lookup is routed to one shard group by its trace_id anyway.
                         AND NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
                         AND EXISTS (SELECT 1 FROM pg_trigger
                                     WHERE tgrelid = to_regclass('otel_traces')

@@ -339,8 +339,10 @@ async fn looked_up(client: &Client, trace: &str) -> (Vec<String>, bool, i64) {
 
 #[tokio::test]
 async fn a_late_span_in_a_sealed_day_outside_the_trace_extent_is_found_by_id() {
-    let (_db, mut client) = sealable_db().await;
+    let (db, mut client) = sealable_db().await;
     incremental(&mut client).await;
+    // Looked up as the service looks up: read-only, as srql_reader.
+    let reader = store::db::connect(&db.reader_url()).await.unwrap();
     fill(&client, "otel_traces", &[3, 4], 100, "a").await;
     // A trace whose spans all lie yesterday (a heap day, not due), drained: its extent
     // covers yesterday only.
@@ -358,13 +360,13 @@ async fn a_late_span_in_a_sealed_day_outside_the_trace_extent_is_found_by_id() {
     // knows it.
     span_at(&client, trace, "s3", 4).await;
     let all = vec!["s1".to_string(), "s2".into(), "s3".into()];
-    let (ids, bounded, count) = looked_up(&client, trace).await;
+    let (ids, bounded, count) = looked_up(&reader, trace).await;
     assert!(bounded, "incremental capture on one node bounds lookups");
     assert_eq!((ids, count), (all.clone(), 3), "before the drain");
 
     // Drained, the extent reaches the sealed day.
     assert_summaries_exact(&client, "late span drained").await;
-    let (ids, _, count) = looked_up(&client, trace).await;
+    let (ids, _, count) = looked_up(&reader, trace).await;
     assert_eq!((ids, count), (all.clone(), 3), "after the drain");
 
     // A trace neither the extent nor the log knows (spans written with capture
@@ -382,7 +384,7 @@ async fn a_late_span_in_a_sealed_day_outside_the_trace_extent_is_found_by_id() {
         ))
         .await
         .unwrap();
-    let (ids, _, count) = looked_up(&client, "fedcba9876543210fedcba9876543210").await;
+    let (ids, _, count) = looked_up(&reader, "fedcba9876543210fedcba9876543210").await;
     assert_eq!(
         (ids, count),
         (vec!["s3".to_string()], 1),
@@ -545,4 +547,117 @@ async fn without_the_extension_sealing_is_off_and_says_so() {
             .is_some_and(|m| m.contains("citus_columnar")),
         "{status:?}"
     );
+}
+
+/// Partitions whose indexes are not exactly what `srql_span_indexes` gives them (every
+/// row on a heap day, the `on_sealed` rows on a sealed one): (day, has, wants).
+async fn indexes_off_the_list(client: &Client) -> Vec<(String, String, String)> {
+    client
+        .query(
+            r#"WITH parts AS (
+                   SELECT c.oid, c.relname::text AS part, a.amname = 'columnar' AS sealed
+                   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                   JOIN pg_am a ON a.oid = c.relam
+                   WHERE i.inhparent = 'otel_traces'::regclass),
+               has AS (
+                   SELECT p.part, coalesce(array_agg(ic.relname::text COLLATE "C"
+                                                     ORDER BY ic.relname::text COLLATE "C")
+                                           FILTER (WHERE ic.oid IS NOT NULL), '{}') AS ix
+                   FROM parts p LEFT JOIN pg_index x ON x.indrelid = p.oid
+                   LEFT JOIN pg_class ic ON ic.oid = x.indexrelid GROUP BY p.part),
+               wants AS (
+                   SELECT p.part, coalesce(array_agg((p.part || '_' || s.suffix) COLLATE "C"
+                                                     ORDER BY (p.part || '_' || s.suffix) COLLATE "C")
+                                           FILTER (WHERE s.suffix IS NOT NULL), '{}') AS ix
+                   FROM parts p LEFT JOIN srql_span_indexes s ON s.on_sealed OR NOT p.sealed
+                   GROUP BY p.part)
+               SELECT h.part, h.ix::text, w.ix::text FROM has h JOIN wants w USING (part)
+               WHERE h.ix <> w.ix ORDER BY 1"#,
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+/// Days sealed before 0012 carry the parent's indexes (all of them, attached to the
+/// parent's); migrating must leave every day with exactly its rows of the one list and
+/// the parent with none, losing no span, and later seals must follow the list. The old
+/// state is built by applying the migrations up to 0011 only (`run_list` on a prefix)
+/// and sealing with 0009's functions.
+#[tokio::test]
+async fn migration_0012_over_days_sealed_under_0009_ends_in_the_one_list_state() {
+    let db = TestDb::empty().await;
+    let mut client = db.client().await;
+    let before_0012 = store::migrate::MIGRATIONS
+        .iter()
+        .position(|m| m.version == 12)
+        .expect("migration 0012");
+    store::migrate::run_list(&mut client, &store::migrate::MIGRATIONS[..before_0012])
+        .await
+        .unwrap();
+    assert!(
+        sealing::available(&client).await.unwrap(),
+        "this test needs citus_columnar: run scripts/ensure-deps (Citus 13, see README)"
+    );
+    let now = Utc::now();
+    store::partitions::ensure(&client, now - Duration::days(8), now + Duration::days(1))
+        .await
+        .unwrap();
+    fill(&client, "otel_traces", &[0, 2, 3, 4], 200, "a").await;
+    let round = seal(&mut client, Duration::days(2)).await;
+    assert_eq!(round.sealed.len(), 2, "{round:?}");
+    let old_indexes: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_index WHERE indrelid = $1::text::regclass",
+            &[&day_name(3)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        old_indexes > 1,
+        "a day sealed under 0009 has the parent's indexes"
+    );
+    let spans = all_spans(&client).await;
+
+    store::migrate::run(&mut client).await.unwrap();
+    let on_parent: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_index WHERE indrelid = 'otel_traces'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(on_parent, 0, "indexes left declared on otel_traces");
+    let on_sealed: Vec<String> = client
+        .query(
+            "SELECT definition FROM srql_span_indexes WHERE on_sealed",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(on_sealed.len(), 1, "{on_sealed:?}");
+    assert!(on_sealed[0].ends_with("(trace_id)"), "{on_sealed:?}");
+    assert_eq!(indexes_off_the_list(&client).await, vec![]);
+    assert_eq!(all_spans(&client).await, spans, "migrating changed spans");
+
+    // Sealed after the migration: the same state.
+    let round = seal(&mut client, Duration::days(1)).await;
+    assert_eq!(
+        round
+            .sealed
+            .iter()
+            .map(|d| d.partition.clone())
+            .collect::<Vec<_>>(),
+        vec![day_name(2)]
+    );
+    assert_eq!(indexes_off_the_list(&client).await, vec![]);
+    assert_eq!(all_spans(&client).await, spans, "sealing changed spans");
 }
