@@ -11,6 +11,10 @@ pub struct Catalog {
     /// rows may linger until their whole day partition expires, and are not shown), so
     /// both paths answer it alike. `None`: unknown, and such a query reads everything.
     pub retention: Option<Duration>,
+    /// Whether `srql_trace_extent` (migration 0017) bounds every trace's spans exactly:
+    /// incremental capture on one node. Lookups by trace_id then visit only the days
+    /// their traces lie in, which on sealed (columnar) days is what keeps them cheap.
+    pub trace_extents: bool,
 }
 
 impl Catalog {
@@ -19,6 +23,7 @@ impl Catalog {
         Self {
             summaries: SummaryState::Missing,
             retention: None,
+            trace_extents: false,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod span_search;
 mod sql;
 pub mod summary_sql;
 mod time_range;
+mod trace_extent;
 mod translate;
 
 pub use catalog::{Catalog, SummaryKind, SummaryState};

@@ -66,6 +66,8 @@ pub struct Plan {
     /// span rows.
     pub spans: Vec<SpanCondition<Predicate>>,
     pub output: Output,
+    /// Lookups by trace_id are bounded by their traces' extents ([`Catalog::trace_extents`]).
+    pub trace_extents: bool,
     /// Upstream keys the query used that change nothing here, for the API to report.
     pub ignored_keys: Vec<String>,
 }
@@ -228,6 +230,7 @@ pub fn plan(
         predicates,
         spans,
         output,
+        trace_extents: catalog.trace_extents,
         ignored_keys: query.ignored_keys.clone(),
     })
 }

@@ -15,6 +15,7 @@ use crate::span_search;
 use crate::sql::{op_sql, Param, SqlBuilder, SqlQuery};
 use crate::summary_sql;
 use crate::time_range::TimeRange;
+use crate::trace_extent;
 
 pub fn render(plan: &Plan) -> SqlQuery {
     let mut b = SqlBuilder::default();
@@ -23,6 +24,9 @@ pub fn render(plan: &Plan) -> SqlQuery {
     time_conditions(&mut b, &plan.range, &mut conds);
     for p in &plan.predicates {
         conds.push(predicate_sql(&mut b, p));
+    }
+    if plan.source == Source::Spans {
+        conds.extend(trace_extent::span_conditions(&mut b, plan));
     }
     let from = relation_name(plan.source);
     conds.extend(span_search::render(
@@ -133,7 +137,9 @@ fn with_clause(b: &mut SqlBuilder, plan: &Plan) -> String {
     // trace's row is aggregated over all its spans, wherever they fall.
     let lookup = plan.predicates.iter().find(|p| p.is_trace_id_lookup());
     let span_filter = if let Some(lookup) = lookup {
-        Some(predicate_sql(b, lookup))
+        let mut conds = vec![predicate_sql(b, lookup)];
+        conds.extend(trace_extent::span_conditions(b, plan));
+        Some(conds.join(" AND "))
     } else {
         let mut conds = Vec::new();
         time_conditions(b, &plan.range, &mut conds);

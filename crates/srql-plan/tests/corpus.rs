@@ -19,6 +19,7 @@ fn ready() -> Catalog {
             as_of: now() - Duration::minutes(1),
         },
         retention: Some(Duration::days(7)),
+        trace_extents: false,
     }
 }
 

@@ -8,22 +8,34 @@ use crate::refresh_runs::last_runs;
 use crate::settings::stored_config;
 
 pub async fn catalog(client: &impl GenericClient) -> Result<Catalog, DbError> {
-    let rel = client
-        .query_opt(
-            "SELECT c.relkind::text, c.relispopulated FROM pg_class c
-             WHERE c.oid = to_regclass('otel_trace_summaries')",
+    let row = client
+        .query_one(
+            "SELECT c.relkind::text, c.relispopulated, (
+                        to_regprocedure('srql_trace_extent(text[])') IS NOT NULL
+                        -- Not on Citus: there the log and extents are distributed
+                        -- tables, the bound is not proven against its planner, and a
+                        -- lookup is routed to one shard group by its trace_id anyway.
+                        AND NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
+                        AND EXISTS (SELECT 1 FROM pg_trigger
+                                    WHERE tgrelid = to_regclass('otel_traces')
+                                      AND tgname = 'srql_summary_inserted'))
+             FROM (VALUES (1)) AS one(x)
+             LEFT JOIN pg_class c ON c.oid = to_regclass('otel_trace_summaries')",
             &[],
         )
         .await?;
+    let trace_extents: bool = row.get(2);
+    let rel = row
+        .get::<_, Option<String>>(0)
+        .map(|kind| (kind, row.get::<_, bool>(1)));
     let cfg = stored_config(client).await?;
     let summaries = match rel {
         None => SummaryState::Missing,
-        Some(r) => {
-            let kind = match r.get::<_, String>(0).as_str() {
+        Some((relkind, populated)) => {
+            let kind = match relkind.as_str() {
                 "m" => SummaryKind::MaterializedView,
                 _ => SummaryKind::Table,
             };
-            let populated: bool = r.get(1);
             let (last_ok, _) = last_runs(client).await?;
             let snapshot = last_ok.and_then(|r| r.snapshot_at.map(|s| (s, r.covers_from)));
             match (populated, snapshot) {
@@ -48,5 +60,6 @@ pub async fn catalog(client: &impl GenericClient) -> Result<Catalog, DbError> {
     Ok(Catalog {
         summaries,
         retention: Some(cfg.retention),
+        trace_extents,
     })
 }

@@ -1,6 +1,7 @@
 //! Sealing against real columnar storage (citus_columnar): old days become columnar with
 //! every span and index kept; spans arriving for a day while it is sealed, and after, are
-//! stored once and reach their summaries; an interrupted seal resumes; without the
+//! stored once and reach their summaries; a lookup by id bounded by the trace's extent
+//! still finds a late span in a sealed day; an interrupted seal resumes; without the
 //! extension sealing is off and says so.
 
 use chrono::{Duration, Utc};
@@ -265,11 +266,10 @@ async fn assert_summaries_exact(client: &Client, context: &str) {
     assert!(table == on_the_fly, "{context}: rows differ");
 }
 
-#[tokio::test]
-async fn spans_arriving_while_and_after_a_day_is_sealed_are_kept_once_and_summarised() {
-    let (_db, mut client) = sealable_db().await;
+/// Summaries maintained incrementally: capture on, so spans are logged and extents kept.
+async fn incremental(client: &mut Client) {
     summaries::ensure(
-        &mut client,
+        client,
         &SummaryConfig {
             window: Duration::days(7),
             retention: RETENTION,
@@ -283,6 +283,119 @@ async fn spans_arriving_while_and_after_a_day_is_sealed_are_kept_once_and_summar
     )
     .await
     .unwrap();
+}
+
+/// One span of `trace` at noon `days_ago` days before today, straight into otel_traces.
+async fn span_at(client: &Client, trace: &str, span: &str, days_ago: i32) {
+    client
+        .execute(
+            "INSERT INTO otel_traces (timestamp, trace_id, span_id, name, kind,
+                 start_time_unix_nano, end_time_unix_nano, service_name, status_code)
+             SELECT ts, $1, $2, 'late', 2, (extract(epoch FROM ts) * 1e9)::bigint,
+                    (extract(epoch FROM ts) * 1e9)::bigint + 1000000, 'svc-late', 0
+             FROM (SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+                          - $3 * interval '1 day' + interval '12 hours' AS ts) t",
+            &[&trace, &span, &f64::from(days_ago)],
+        )
+        .await
+        .unwrap();
+}
+
+/// The span ids a lookup by id returns through the service's path (catalog, plan,
+/// render, exec), and whether the plan was bounded by the trace's extent; and the span
+/// count of its on-the-fly summary.
+async fn looked_up(client: &Client, trace: &str) -> (Vec<String>, bool, i64) {
+    let catalog = summaries::catalog(client).await.unwrap();
+    let run = |text: String| {
+        let catalog = catalog.clone();
+        async move {
+            let plan = srql_plan::compile(
+                &text,
+                &catalog,
+                &srql_plan::PageRequest::default(),
+                &srql_lang::Limits::default(),
+                Utc::now(),
+            )
+            .unwrap()
+            .pin_source(srql_plan::SourcePreference::OnTheFly)
+            .unwrap();
+            let bounded = plan.trace_extents;
+            (
+                store::exec::run(client, &plan).await.unwrap().results,
+                bounded,
+            )
+        }
+    };
+    let (spans, bounded) = run(format!("in:traces trace_id:\"{trace}\" limit:100")).await;
+    let mut ids: Vec<String> = spans
+        .iter()
+        .map(|r| r["span_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let (summary, _) = run(format!("in:otel_trace_summaries trace_id:\"{trace}\"")).await;
+    assert_eq!(summary.len(), 1, "{summary:?}");
+    (ids, bounded, summary[0]["span_count"].as_i64().unwrap())
+}
+
+#[tokio::test]
+async fn a_late_span_in_a_sealed_day_outside_the_trace_extent_is_found_by_id() {
+    let (db, mut client) = sealable_db().await;
+    incremental(&mut client).await;
+    // Looked up as the service looks up: read-only, as srql_reader.
+    let reader = store::db::connect(&db.reader_url()).await.unwrap();
+    fill(&client, "otel_traces", &[3, 4], 100, "a").await;
+    // A trace whose spans all lie yesterday (a heap day, not due), drained: its extent
+    // covers yesterday only.
+    let trace = "0123456789abcdef0123456789abcdef";
+    span_at(&client, trace, "s1", 1).await;
+    span_at(&client, trace, "s2", 1).await;
+    assert_summaries_exact(&client, "loaded").await;
+    let round = seal(&mut client, Duration::days(1)).await;
+    assert!(
+        round.sealed.iter().any(|d| d.partition == day_name(4)),
+        "{round:?}"
+    );
+
+    // A span of it four days back, into a sealed day, and not drained yet: only the log
+    // knows it.
+    span_at(&client, trace, "s3", 4).await;
+    let all = vec!["s1".to_string(), "s2".into(), "s3".into()];
+    let (ids, bounded, count) = looked_up(&reader, trace).await;
+    assert!(bounded, "incremental capture on one node bounds lookups");
+    assert_eq!((ids, count), (all.clone(), 3), "before the drain");
+
+    // Drained, the extent reaches the sealed day.
+    assert_summaries_exact(&client, "late span drained").await;
+    let (ids, _, count) = looked_up(&reader, trace).await;
+    assert_eq!((ids, count), (all.clone(), 3), "after the drain");
+
+    // A trace neither the extent nor the log knows (spans written with capture
+    // bypassed) is looked for in every day.
+    client
+        .batch_execute(&format!(
+            "SET session_replication_role = replica;
+             INSERT INTO {} (timestamp, trace_id, span_id, name, kind, start_time_unix_nano,
+                 end_time_unix_nano, service_name, status_code)
+             SELECT timestamp, 'fedcba9876543210fedcba9876543210', span_id, name, kind,
+                    start_time_unix_nano, end_time_unix_nano, service_name, status_code
+             FROM otel_traces WHERE trace_id = '{trace}' AND span_id = 's3';
+             RESET session_replication_role;",
+            day_name(4)
+        ))
+        .await
+        .unwrap();
+    let (ids, _, count) = looked_up(&reader, "fedcba9876543210fedcba9876543210").await;
+    assert_eq!(
+        (ids, count),
+        (vec!["s3".to_string()], 1),
+        "unknown to the extents"
+    );
+}
+
+#[tokio::test]
+async fn spans_arriving_while_and_after_a_day_is_sealed_are_kept_once_and_summarised() {
+    let (_db, mut client) = sealable_db().await;
+    incremental(&mut client).await;
     fill(&client, "otel_traces", &[3, 4], 1000, "a").await;
     assert_summaries_exact(&client, "loaded").await;
     let part = day_name(3);
@@ -434,4 +547,117 @@ async fn without_the_extension_sealing_is_off_and_says_so() {
             .is_some_and(|m| m.contains("citus_columnar")),
         "{status:?}"
     );
+}
+
+/// Partitions whose indexes are not exactly what `srql_span_indexes` gives them (every
+/// row on a heap day, the `on_sealed` rows on a sealed one): (day, has, wants).
+async fn indexes_off_the_list(client: &Client) -> Vec<(String, String, String)> {
+    client
+        .query(
+            r#"WITH parts AS (
+                   SELECT c.oid, c.relname::text AS part, a.amname = 'columnar' AS sealed
+                   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+                   JOIN pg_am a ON a.oid = c.relam
+                   WHERE i.inhparent = 'otel_traces'::regclass),
+               has AS (
+                   SELECT p.part, coalesce(array_agg(ic.relname::text COLLATE "C"
+                                                     ORDER BY ic.relname::text COLLATE "C")
+                                           FILTER (WHERE ic.oid IS NOT NULL), '{}') AS ix
+                   FROM parts p LEFT JOIN pg_index x ON x.indrelid = p.oid
+                   LEFT JOIN pg_class ic ON ic.oid = x.indexrelid GROUP BY p.part),
+               wants AS (
+                   SELECT p.part, coalesce(array_agg((p.part || '_' || s.suffix) COLLATE "C"
+                                                     ORDER BY (p.part || '_' || s.suffix) COLLATE "C")
+                                           FILTER (WHERE s.suffix IS NOT NULL), '{}') AS ix
+                   FROM parts p LEFT JOIN srql_span_indexes s ON s.on_sealed OR NOT p.sealed
+                   GROUP BY p.part)
+               SELECT h.part, h.ix::text, w.ix::text FROM has h JOIN wants w USING (part)
+               WHERE h.ix <> w.ix ORDER BY 1"#,
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+/// Days sealed before 0012 carry the parent's indexes (all of them, attached to the
+/// parent's); migrating must leave every day with exactly its rows of the one list and
+/// the parent with none, losing no span, and later seals must follow the list. The old
+/// state is built by applying the migrations up to 0011 only (`run_list` on a prefix)
+/// and sealing with 0009's functions.
+#[tokio::test]
+async fn migration_0012_over_days_sealed_under_0009_ends_in_the_one_list_state() {
+    let db = TestDb::empty().await;
+    let mut client = db.client().await;
+    let before_0012 = store::migrate::MIGRATIONS
+        .iter()
+        .position(|m| m.version == 12)
+        .expect("migration 0012");
+    store::migrate::run_list(&mut client, &store::migrate::MIGRATIONS[..before_0012])
+        .await
+        .unwrap();
+    assert!(
+        sealing::available(&client).await.unwrap(),
+        "this test needs citus_columnar: run scripts/ensure-deps (Citus 13, see README)"
+    );
+    let now = Utc::now();
+    store::partitions::ensure(&client, now - Duration::days(8), now + Duration::days(1))
+        .await
+        .unwrap();
+    fill(&client, "otel_traces", &[0, 2, 3, 4], 200, "a").await;
+    let round = seal(&mut client, Duration::days(2)).await;
+    assert_eq!(round.sealed.len(), 2, "{round:?}");
+    let old_indexes: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_index WHERE indrelid = $1::text::regclass",
+            &[&day_name(3)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        old_indexes > 1,
+        "a day sealed under 0009 has the parent's indexes"
+    );
+    let spans = all_spans(&client).await;
+
+    store::migrate::run(&mut client).await.unwrap();
+    let on_parent: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_index WHERE indrelid = 'otel_traces'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(on_parent, 0, "indexes left declared on otel_traces");
+    let on_sealed: Vec<String> = client
+        .query(
+            "SELECT definition FROM srql_span_indexes WHERE on_sealed",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(on_sealed.len(), 1, "{on_sealed:?}");
+    assert!(on_sealed[0].ends_with("(trace_id)"), "{on_sealed:?}");
+    assert_eq!(indexes_off_the_list(&client).await, vec![]);
+    assert_eq!(all_spans(&client).await, spans, "migrating changed spans");
+
+    // Sealed after the migration: the same state.
+    let round = seal(&mut client, Duration::days(1)).await;
+    assert_eq!(
+        round
+            .sealed
+            .iter()
+            .map(|d| d.partition.clone())
+            .collect::<Vec<_>>(),
+        vec![day_name(2)]
+    );
+    assert_eq!(indexes_off_the_list(&client).await, vec![]);
+    assert_eq!(all_spans(&client).await, spans, "sealing changed spans");
 }

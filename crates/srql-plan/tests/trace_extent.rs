@@ -1,0 +1,87 @@
+//! Lookups by trace_id are bounded by their traces' extents where the catalog says the
+//! extents are exact, and only there. `server/tests/corpus.rs` (incremental mode) and
+//! `server/tests/sealed_lookups.rs` run the bounded SQL on PostgreSQL.
+
+use chrono::{DateTime, TimeZone, Utc};
+use srql_plan::{compile, render, Catalog, PageRequest, Param, SqlQuery};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+}
+
+fn sql(text: &str, trace_extents: bool) -> SqlQuery {
+    let catalog = Catalog {
+        trace_extents,
+        ..Catalog::without_summaries()
+    };
+    let plan = compile(
+        text,
+        &catalog,
+        &PageRequest::default(),
+        &srql_lang::Limits::default(),
+        now(),
+    )
+    .unwrap();
+    render(&plan)
+}
+
+fn ids_bind(q: &SqlQuery) -> &Param {
+    let at = q.sql.find("srql_trace_extent($").expect("bounded") + "srql_trace_extent($".len();
+    let n: usize = q.sql[at..]
+        .split(')')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    &q.params[n - 1]
+}
+
+#[test]
+fn a_spans_lookup_is_bounded_by_its_trace_extent() {
+    let q = sql(
+        "in:traces trace_id:\"4bf92f3577b34da6a3ce929d0e0e4736\"",
+        true,
+    );
+    assert!(
+        q.sql
+            .contains("timestamp >= (SELECT lo FROM srql_trace_extent("),
+        "{}",
+        q.sql
+    );
+    assert!(q
+        .sql
+        .contains("timestamp <= (SELECT hi FROM srql_trace_extent("));
+    assert_eq!(
+        ids_bind(&q),
+        &Param::TextArray(vec!["4bf92f3577b34da6a3ce929d0e0e4736".into()])
+    );
+}
+
+#[test]
+fn an_on_the_fly_lookup_of_a_list_aggregates_within_the_extents() {
+    let q = sql("in:otel_trace_summaries trace_id:(aaaa,bbbb)", true);
+    let with_end = q.sql.find("GROUP BY trace_id").unwrap();
+    let bound = q.sql.find("srql_trace_extent(").expect("bounded");
+    // Inside the aggregation over spans, never on the aggregated rows' timestamp.
+    assert!(bound < with_end, "{}", q.sql);
+    assert_eq!(
+        ids_bind(&q),
+        &Param::TextArray(vec!["aaaa".into(), "bbbb".into()])
+    );
+}
+
+#[test]
+fn no_bound_without_exact_extents_or_without_a_lookup() {
+    for (text, extents) in [
+        (
+            "in:traces trace_id:\"4bf92f3577b34da6a3ce929d0e0e4736\"",
+            false,
+        ),
+        ("in:otel_trace_summaries trace_id:(aaaa,bbbb)", false),
+        ("in:traces !trace_id:aaaa", true),
+        ("in:traces service.name:checkout", true),
+        ("in:otel_trace_summaries time:last_24h", true),
+    ] {
+        let q = sql(text, extents);
+        assert!(!q.sql.contains("srql_trace_extent"), "{text}: {}", q.sql);
+    }
+}
