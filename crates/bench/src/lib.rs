@@ -27,6 +27,7 @@ pub mod scratch;
 pub mod sealing;
 pub mod soak;
 pub mod spans;
+pub mod steady_state;
 pub mod summaries;
 pub mod ui;
 pub mod webdriver;

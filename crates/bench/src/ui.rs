@@ -130,6 +130,7 @@ async fn measure(
         populate: true,
     };
     let loaded = crate::load::scale_point(url, cfg, &point).await?.loaded;
+    crate::steady_state::seal_as_a_running_service_has(url, cfg).await?;
 
     let service = start(url.to_string()).await?;
     let base = format!("http://{}", service.addr);

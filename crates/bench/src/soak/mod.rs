@@ -159,7 +159,7 @@ async fn measure(
         populate: true,
     };
     let loaded = crate::load::scale_point(url, cfg, &point).await?.loaded;
-    seal_as_a_running_service_has(url, cfg).await?;
+    crate::steady_state::seal_as_a_running_service_has(url, cfg).await?;
     let trace_ids = lookup_trace_ids(url).await?;
     let load = Load {
         spans: loaded.spans,
@@ -216,36 +216,6 @@ async fn measure(
                 .and_then(|(a, b)| a.others_share_since(&b)),
         },
     ))
-}
-
-/// A service that has been running keeps every day older than `--seal-after` sealed; one
-/// started on freshly loaded days would seal them all in the window instead (minutes of
-/// CPU a steady state does not spend), so the days are sealed first, where the extension
-/// is installed.
-async fn seal_as_a_running_service_has(
-    url: &str,
-    cfg: &store::summaries::SummaryConfig,
-) -> Result<(), String> {
-    let mut client = store::db::connect(url).await.map_err(|e| e.to_string())?;
-    if !store::sealing::available(&client)
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        return Ok(());
-    }
-    let bar = progress::spinner("sealing the days a running service has sealed");
-    let after = store::sealing::default_seal_after();
-    let round = store::sealing::seal_due(&mut client, after, cfg.retention)
-        .await
-        .map_err(|e| e.to_string())?;
-    bar.finish_and_clear();
-    if !round.postponed.is_empty() {
-        return Err(format!(
-            "days not sealed before the window: {:?}",
-            round.postponed
-        ));
-    }
-    Ok(())
 }
 
 async fn lookup_trace_ids(url: &str) -> Result<Arc<Vec<String>>, String> {

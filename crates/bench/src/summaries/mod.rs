@@ -351,6 +351,11 @@ fn write_outputs(results: &BenchResults, args: &BenchArgs) -> Result<(), String>
 }
 
 pub(crate) fn write_file(path: &FsPath, text: &str) -> Result<(), String> {
+    // `--out-dir` may name a directory that does not exist yet.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
