@@ -81,6 +81,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "span_search_indexes_per_day",
         sql: include_str!("../migrations/0013_span_search_indexes_per_day.sql"),
     },
+    Migration {
+        version: 16,
+        name: "span_attribute_index",
+        sql: include_str!("../migrations/0016_span_attribute_index.sql"),
+    },
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.
