@@ -226,7 +226,8 @@ pub fn render<C>(
     let spans = schema::relation::SPANS;
     // PostgreSQL turns this correlated EXISTS into a semi-join it can drive from either
     // side: from the summaries in page order, probing each trace by trace_id (cheap when
-    // matching spans are common), or from the spans an index finds (migration 0011),
+    // matching spans are common), or from the spans an index finds (migrations 0011 and
+    // 0016; the GIN one answers `attribute_sql`'s containment tests),
     // then their summaries (cheap when they are rare). The choice needs the statistics
     // and the bind values, so it is left to the planner; the lookup is not bounded by the
     // query's range because a trace's earlier spans may lie before it.

@@ -82,6 +82,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0013_span_search_indexes_per_day.sql"),
     },
     Migration {
+        version: 16,
+        name: "span_attribute_index",
+        sql: include_str!("../migrations/0016_span_attribute_index.sql"),
+    },
+    Migration {
         version: 17,
         name: "trace_extent_lookup",
         sql: include_str!("../migrations/0017_trace_extent_lookup.sql"),

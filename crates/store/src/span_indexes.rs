@@ -1,5 +1,5 @@
-//! The span search indexes of migration 0011 (per heap day since 0013), switched on or off
-//! for a database.
+//! The span search indexes of migrations 0011 and 0016 (per heap day since 0013),
+//! switched on or off for a database, together.
 //!
 //! They are on by default; each costs every span write an index insertion, so a
 //! deployment that never searches inside traces, or needs every last span per second of

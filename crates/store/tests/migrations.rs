@@ -81,8 +81,12 @@ async fn spans_table_is_partitioned_by_day_with_its_indexes() {
         joined.contains("(service_name, \"timestamp\" DESC)"),
         "{joined}"
     );
-    // Migration 0011's span search indexes, on by default.
+    // Migration 0011's span search indexes, on by default, and 0016's attribute index.
     assert!(joined.contains("(name, service_name)"), "{joined}");
+    assert!(
+        joined.contains("USING gin (attributes jsonb_path_ops)"),
+        "{joined}"
+    );
     assert!(
         joined.contains(
             "(service_name, (((GREATEST(COALESCE((end_time_unix_nano - start_time_unix_nano)"
@@ -113,13 +117,20 @@ async fn span_search_indexes_can_be_dropped_and_rebuilt() {
     .await;
     assert!(partitions >= 4, "{partitions} partitions");
     assert_eq!(count(&client, indexed).await, partitions);
-    assert_eq!(store::span_indexes::set(&client, false).await.unwrap(), 2);
+    let gin_indexed = "SELECT count(DISTINCT i.indrelid) FROM pg_inherits p
+                       JOIN pg_index i ON i.indrelid = p.inhrelid
+                       WHERE p.inhparent = 'otel_traces'::regclass
+                         AND pg_get_indexdef(i.indexrelid) LIKE '%USING gin (attributes%'";
+    assert_eq!(count(&client, gin_indexed).await, partitions);
+    assert_eq!(store::span_indexes::set(&client, false).await.unwrap(), 3);
     assert_eq!(store::span_indexes::set(&client, false).await.unwrap(), 0);
     assert_eq!(count(&client, indexed).await, 0);
-    assert_eq!(store::span_indexes::set(&client, true).await.unwrap(), 2);
+    assert_eq!(count(&client, gin_indexed).await, 0);
+    assert_eq!(store::span_indexes::set(&client, true).await.unwrap(), 3);
     assert_eq!(store::span_indexes::set(&client, true).await.unwrap(), 0);
     let with_index = count(&client, indexed).await;
     assert_eq!(with_index, partitions);
+    assert_eq!(count(&client, gin_indexed).await, partitions);
     // Per day (0012), never on the parent, or sealed days would have to carry them.
     let on_parent = count(
         &client,
