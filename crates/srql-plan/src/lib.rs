@@ -10,6 +10,7 @@ mod cursor;
 mod direction;
 mod error;
 mod group_by;
+mod on_the_fly;
 mod page_request;
 mod plan;
 mod render;

@@ -9,6 +9,7 @@ use srql_lang::Entity;
 
 use crate::direction::Direction;
 use crate::group_by;
+use crate::on_the_fly;
 use crate::plan::{Count, Measures, Output, Page, Plan, Predicate, Source, Test};
 use crate::schema::{self, relation, Column, FieldKind};
 use crate::span_search;
@@ -37,9 +38,7 @@ pub fn render(plan: &Plan) -> SqlQuery {
         predicate_sql,
     ));
     let sql = match &plan.output {
-        Output::Rows { columns, page } => {
-            rows(&mut b, plan.entity, columns, page, &with, from, conds)
-        }
+        Output::Rows { columns, page } => rows(&mut b, plan, columns, page, &with, from, conds),
         Output::Aggregate {
             measures: Measures::Stats(stats),
             groups,
@@ -96,7 +95,7 @@ pub fn render(plan: &Plan) -> SqlQuery {
 
 fn rows(
     b: &mut SqlBuilder,
-    entity: Entity,
+    plan: &Plan,
     columns: &[Column],
     page: &Page,
     with: &str,
@@ -106,7 +105,7 @@ fn rows(
     if let Some(values) = &page.after {
         conds.push(keyset_condition(b, page, values));
     }
-    let mut select: Vec<String> = columns.iter().map(|c| column_sql(entity, c)).collect();
+    let mut select: Vec<String> = columns.iter().map(|c| column_sql(plan.entity, c)).collect();
     for (i, (k, _)) in page.keys.iter().enumerate() {
         select.push(format!("{} AS page_key_{i}", k.sql));
     }
@@ -121,8 +120,13 @@ fn rows(
         .join(", ");
     // One row more than the page tells whether another page exists.
     let fetch = b.bind(Param::Int8(i64::from(page.limit) + 1));
+    let group = if on_the_fly::walks_latest_spans(plan) {
+        on_the_fly::collapse_copies()
+    } else {
+        String::new()
+    };
     format!(
-        "{with}\nSELECT {}\nFROM {from}{}\nORDER BY {order}\nLIMIT {fetch}",
+        "{with}\nSELECT {}\nFROM {from}{}{group}\nORDER BY {order}\nLIMIT {fetch}",
         select.join(", "),
         where_clause(&conds),
     )
@@ -132,6 +136,13 @@ fn rows(
 fn with_clause(b: &mut SqlBuilder, plan: &Plan) -> String {
     if plan.source != Source::OnTheFly {
         return String::new();
+    }
+    if on_the_fly::walks_latest_spans(plan) {
+        return format!(
+            "WITH {} AS (\n  {}\n)",
+            relation::ON_THE_FLY,
+            on_the_fly::latest_span_walk()
+        );
     }
     // Only traces with a span in the range can have their latest span in it, and a
     // trace's row is aggregated over all its spans, wherever they fall.
