@@ -20,7 +20,7 @@ fn span(trace: &str, id: &str, parent: &str, at: DateTime<Utc>) -> Span {
     s.span_id = id.into();
     s.parent_span_id = parent.into();
     s.name = format!("op {id}");
-    s.service_name = format!("svc-{id}");
+    std::sync::Arc::make_mut(&mut s.resource).service_name = Some(format!("svc-{id}"));
     s.start_time_unix_nano = start;
     s.end_time_unix_nano = start + 2_000_000;
     s
