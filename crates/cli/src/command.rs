@@ -33,7 +33,7 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create or update the schema, the summaries (view or table) and their upkeep.
     Migrate,
-    /// Load the synthetic workload (design/workload.md), or keep inserting with --rate.
+    /// Load the synthetic workload (docs/workload.md), or keep inserting with --rate.
     Generate(GenerateArgs),
     /// Refresh the summaries now.
     Refresh {

@@ -1,4 +1,4 @@
-//! OTLP spans to `otel_traces` rows (design/summaries.md).
+//! OTLP spans to `otel_traces` rows (columns: docs/srql.md, "Spans").
 //!
 //! A span that cannot be stored faithfully (ids of the wrong length, times past
 //! `bigint`) is rejected on its own and counted, per the OTLP partial-success rules; the

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use span_row::SpanScope;
 
-/// Services `svc-0` .. `svc-19` (design/workload.md).
+/// Services `svc-0` .. `svc-19` (docs/workload.md).
 pub const SERVICES: [&str; 20] = [
     "svc-0", "svc-1", "svc-2", "svc-3", "svc-4", "svc-5", "svc-6", "svc-7", "svc-8", "svc-9",
     "svc-10", "svc-11", "svc-12", "svc-13", "svc-14", "svc-15", "svc-16", "svc-17", "svc-18",

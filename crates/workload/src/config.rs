@@ -8,10 +8,10 @@ use crate::trace_shape::NO_ROOT_SHARE;
 /// less the 0.5% of traces whose root is dropped. Exact, not measured.
 pub const MEAN_SPANS_PER_TRACE: f64 = 7.487_122_666_887_315 - NO_ROOT_SHARE;
 
-/// The default time range of a workload (design/workload.md).
+/// The default time range of a workload (docs/workload.md).
 pub const DEFAULT_RANGE: Duration = Duration::days(7);
 
-/// The scale points of design/workload.md.
+/// The scale points of docs/workload.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scale {
     /// 100k spans.

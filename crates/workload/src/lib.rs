@@ -1,4 +1,4 @@
-//! The deterministic synthetic span workload of design/workload.md.
+//! The deterministic synthetic span workload of docs/workload.md.
 //!
 //! A workload is a pure function of a [`WorkloadConfig`] (seed, time range, trace count):
 //! the same config gives the same spans on every machine and every build, because the

@@ -1,5 +1,5 @@
 //! The numeric skeleton of one trace: how many spans, who is whose parent, which service,
-//! when, how long, which status. Every probability of design/workload.md lives here; the
+//! when, how long, which status. Every probability of docs/workload.md lives here; the
 //! text of the spans is added afterwards by `trace_builder`.
 
 use crate::catalog::{self, Operation, ROUTES, SERVICES};

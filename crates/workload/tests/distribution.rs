@@ -1,4 +1,4 @@
-//! The generated workload against the figures of design/workload.md, on ~100k spans.
+//! The generated workload against the figures of docs/workload.md, on ~100k spans.
 
 use std::collections::{HashMap, HashSet};
 

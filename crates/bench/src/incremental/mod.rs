@@ -1,7 +1,7 @@
 //! `srql bench-incremental`: what incremental summary maintenance costs and how fresh it
 //! keeps the summaries, beside the materialized view's full refresh.
 //!
-//! Per scale point (S, M, L of design/workload.md), in a database of its own:
+//! Per scale point (S, M, L of docs/workload.md), in a database of its own:
 //! 1. bulk load with capture off, then a full `REFRESH ... CONCURRENTLY` (the comparison);
 //! 2. the switch to incremental mode (backfill);
 //! 3. drain cycles: insert N new spans the way a live feed does (a COPY per 100 ms tick),

@@ -65,7 +65,7 @@ fn section(r: &Results) -> String {
     out.push_str("## Incremental summary maintenance\n\n");
     out.push_str(&format!(
         "`srql bench-incremental` on {} CPUs, {:.0} GiB, PostgreSQL {} (embedded cluster, \
-         synthetic workload of design/workload.md). Each scale point is loaded into a fresh \
+         synthetic workload of docs/workload.md). Each scale point is loaded into a fresh \
          database; figures are from `srql_refresh_runs` (drains, refreshes) or measured from \
          outside (lag probes). Raw numbers: `bench-results/incremental.json`.\n\n",
         r.machine.cpus, r.machine.memory_gib, r.machine.postgres

@@ -1,5 +1,5 @@
 //! What the 64 clients ask: the traces tab's requests, in the proportions a person
-//! browsing it makes them (design/srql.md; the first-page queries of `srql bench`).
+//! browsing it makes them (docs/srql.md; the first-page queries of `srql bench`).
 
 /// One kind of request in the mix.
 #[derive(Debug, Clone, Copy)]

@@ -1,6 +1,6 @@
 //! `srql bench`: what the trace summaries buy (first-page latency against on-the-fly
 //! aggregation) and what they cost (refresh time, readers during a refresh, storage), at
-//! the scale points of design/workload.md, measured through the real HTTP API.
+//! the scale points of docs/workload.md, measured through the real HTTP API.
 //!
 //! Each scale point gets a database of its own on the same server, dropped afterwards,
 //! so the service's data is never touched and every point starts from nothing.

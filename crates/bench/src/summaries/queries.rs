@@ -1,4 +1,4 @@
-//! The traces tab's queries (design/srql.md), the workload the summaries exist for.
+//! The traces tab's queries (docs/srql.md), the workload the summaries exist for.
 
 /// One measured query.
 #[derive(Debug, Clone, Copy)]

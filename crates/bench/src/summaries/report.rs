@@ -80,7 +80,7 @@ pub fn render(r: &BenchResults, links: &Links) -> String {
          directory; S, M and L in about a quarter of an hour):\n\n    \
          cargo run --release -p srql-cli -- --data-dir /tmp/srql-bench bench\n\n\
          `--scales S` is a quick look. Each scale point loads the synthetic workload \
-         (design/workload.md) into a fresh database, builds the summaries, and measures \
+         (docs/workload.md) into a fresh database, builds the summaries, and measures \
          through the HTTP API: real requests over loopback to the service started \
          in-process, each pinned to a path with the body's `source` field, the \
          `x-srql-source` header checked on every response. All figures: [{json}]({json}).\n\n\

@@ -170,7 +170,7 @@ pub async fn raw_spans(db: &TestDb) -> Vec<RawSpan> {
         .collect()
 }
 
-/// A trace summary computed in Rust from the definition in design/summaries.md.
+/// A trace summary computed in Rust from the field definitions of docs/srql.md ("Trace summaries").
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     pub timestamp: DateTime<Utc>,
