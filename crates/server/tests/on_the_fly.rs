@@ -8,6 +8,7 @@ mod support;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
+use store::summaries::{Maintenance, SummaryConfig, SummaryMode};
 use store::testing::TestDb;
 use support::Summary;
 use workload::Span;
@@ -90,12 +91,17 @@ async fn ordered_pages_match_the_oracle_on_traces_made_to_fool_the_walk() {
     let (from, to) = (now - Duration::days(2), now - Duration::minutes(30));
     support::insert(&db, &tricky_traces(to)).await;
     support::seed(&db, 3_000, 2, 7).await;
-    let app = support::app(&db, None);
-    let range = format!("time:[{},{}]", support::ts(from), support::ts(to));
+    assert_pages_match_the_oracle(&db, from, to).await;
+}
 
+/// Every page of the walk, forwards and backwards, in both orders, equals the oracle's
+/// rows for the range.
+async fn assert_pages_match_the_oracle(db: &TestDb, from: DateTime<Utc>, to: DateTime<Utc>) {
+    let app = support::app(db, None);
+    let range = format!("time:[{},{}]", support::ts(from), support::ts(to));
     for (sort, asc) in [("timestamp:desc", false), ("timestamp:asc", true)] {
         let q = format!("in:otel_trace_summaries {range} sort:{sort}");
-        let want = oracle(&db, from, to, asc).await;
+        let want = oracle(db, from, to, asc).await;
         assert!(want.len() > 20, "the range holds too few traces");
         for id in [
             "old_root", "tie_a", "tie_b", "same_ts", "dup", "old_dup", "old_tie",
@@ -141,4 +147,65 @@ async fn ordered_pages_match_the_oracle_on_traces_made_to_fool_the_walk() {
         }
         assert_eq!(back, want, "{q}, paged backwards");
     }
+}
+
+#[tokio::test]
+async fn a_walk_bounded_by_extents_counts_a_late_span_in_a_sealed_day_not_yet_drained() {
+    let db = TestDb::migrated().await;
+    let now = Utc::now();
+    let mut client = db.client().await;
+    store::partitions::ensure(&client, now - Duration::days(4), now + Duration::days(1))
+        .await
+        .expect("partitions");
+    let (from, to) = (now - Duration::days(2), now - Duration::minutes(30));
+    let mut spans = tricky_traces(to);
+    // Its extent: these two hours, well inside the range.
+    spans.extend([
+        span("late_sealed", "r", "", to - Duration::hours(3)),
+        span("late_sealed", "c", "r", to - Duration::hours(2)),
+    ]);
+    support::insert(&db, &spans).await;
+    support::seed(&db, 3_000, 2, 7).await;
+    // Incremental mode: the backfill gives each trace its extent, and the catalog then
+    // bounds each walked trace's aggregate by it.
+    store::summaries::ensure(
+        &mut client,
+        &SummaryConfig {
+            window: Duration::days(7),
+            retention: Duration::days(7),
+            refresh_interval: Duration::minutes(2),
+        },
+        &Maintenance {
+            mode: SummaryMode::Incremental,
+            drain_interval: Duration::seconds(1),
+        },
+        &mut |_| {},
+    )
+    .await
+    .expect("incremental mode");
+    if !store::testing::sealing_requested() {
+        assert!(
+            db.seal_ended_days().await > 0,
+            "the spans reach back past midnight"
+        );
+    }
+    let catalog = store::summaries::catalog(&client).await.expect("catalog");
+    assert!(catalog.trace_extents, "the walk is bounded by the extents");
+    // A span arriving late into a sealed day outside its trace's extent: only the log
+    // entry, not drained here, tells the bound about it, and it must still be counted.
+    let late = span("late_sealed", "late", "r", now - Duration::hours(40));
+    support::insert(&db, &[late]).await;
+    let waiting: i64 = client
+        .query_one("SELECT count(*) FROM srql_summary_log", &[])
+        .await
+        .expect("log")
+        .get(0);
+    assert!(waiting > 0, "the late span's entry is not drained yet");
+    let want = oracle(&db, from, to, false).await;
+    let late_sealed = want
+        .iter()
+        .find(|r| r["trace_id"] == json!(format!("walk{:0>28}", "late_sealed")))
+        .expect("late_sealed in the range");
+    assert_eq!(late_sealed["span_count"], json!(3), "{late_sealed}");
+    assert_pages_match_the_oracle(&db, from, to).await;
 }

@@ -20,6 +20,16 @@
 //! would do it too, but PostgreSQL 15 plans a subquery under an `ORDER BY` for full
 //! retrieval and sorts `DISTINCT` input fully; a `GROUP BY` on the page's own level
 //! keeps the walk streaming (an incremental sort, presorted on `timestamp`, before it).
+//!
+//! A trace's aggregate would also visit every sealed day, and on a columnar day a visit
+//! that finds nothing still reads the day's chunk-group metadata. When the catalog can
+//! bound a trace by its extent ([`crate::trace_extent`]), the aggregate is bounded per
+//! walked trace by `srql_trace_extent` called in the `FROM` list: its bounds reach the
+//! aggregate as parameters of the nested loop, on which PostgreSQL prunes the day
+//! partitions at each rescan, with one call per trace (the two scalar subqueries of
+//! `trace_extent.rs` prune too, but call it twice). The `later` probe is left
+//! unbounded: it reads a sealed day through its trace_id index, cheaply, and an upper
+//! bound there stays a join filter that prunes nothing.
 
 use crate::plan::{Output, Plan, Source};
 use crate::schema::{relation, SUMMARY_COLUMNS};
@@ -42,8 +52,9 @@ pub fn walks_latest_spans(plan: &Plan) -> bool {
 
 /// The summary relation's body for [`walks_latest_spans`] plans: every trace with the
 /// span that is its latest, exposing that span's `timestamp` and `trace_id` so that the
-/// outer `WHERE`, `ORDER BY` and `LIMIT` drive the walk.
-pub fn latest_span_walk() -> String {
+/// outer `WHERE`, `ORDER BY` and `LIMIT` drive the walk. `bounded`: each trace's
+/// aggregate reads only the days of its extent ([`Plan::trace_extents`]).
+pub fn latest_span_walk(bounded: bool) -> String {
     let spans = relation::SPANS;
     let columns = SUMMARY_COLUMNS
         .iter()
@@ -53,16 +64,24 @@ pub fn latest_span_walk() -> String {
         })
         .collect::<Vec<_>>()
         .join(", ");
+    let (extent, spans_of_trace) = if bounded {
+        (
+            "\n  CROSS JOIN LATERAL srql_trace_extent(ARRAY[latest.trace_id]) extent",
+            "trace_id = latest.trace_id\n    AND timestamp >= extent.lo AND timestamp <= extent.hi",
+        )
+    } else {
+        ("", "trace_id = latest.trace_id")
+    };
     // The latest span is the greatest by (timestamp, span_id); the redundant
     // `timestamp >=` lets PostgreSQL skip the partitions before it.
     format!(
-        "SELECT {columns}\n  FROM {spans} latest\n  \
+        "SELECT {columns}\n  FROM {spans} latest{extent}\n  \
          CROSS JOIN LATERAL ({}) t\n  \
          WHERE NOT EXISTS (\n    SELECT 1 FROM {spans} later\n    \
          WHERE later.trace_id = latest.trace_id\n      \
          AND later.timestamp >= latest.timestamp\n      \
          AND (later.timestamp, later.span_id) > (latest.timestamp, latest.span_id)\n  )",
-        summary_sql::aggregate_query(Some("trace_id = latest.trace_id"))
+        summary_sql::aggregate_query(Some(spans_of_trace))
     )
 }
 

@@ -141,7 +141,7 @@ fn with_clause(b: &mut SqlBuilder, plan: &Plan) -> String {
         return format!(
             "WITH {} AS (\n  {}\n)",
             relation::ON_THE_FLY,
-            on_the_fly::latest_span_walk()
+            on_the_fly::latest_span_walk(plan.trace_extents)
         );
     }
     // Only traces with a span in the range can have their latest span in it, and a

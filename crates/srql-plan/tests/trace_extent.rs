@@ -79,9 +79,33 @@ fn no_bound_without_exact_extents_or_without_a_lookup() {
         ("in:otel_trace_summaries trace_id:(aaaa,bbbb)", false),
         ("in:traces !trace_id:aaaa", true),
         ("in:traces service.name:checkout", true),
-        ("in:otel_trace_summaries time:last_24h", true),
+        ("in:otel_trace_summaries time:last_24h", false),
+        // Filtered: aggregated in bulk, not trace by trace.
+        (
+            "in:otel_trace_summaries time:last_24h service.name:checkout",
+            true,
+        ),
     ] {
         let q = sql(text, extents);
         assert!(!q.sql.contains("srql_trace_extent"), "{text}: {}", q.sql);
     }
+}
+
+#[test]
+fn the_ordered_walk_bounds_each_trace_it_aggregates_by_that_trace_extent() {
+    let q = sql("in:otel_trace_summaries time:last_24h", true);
+    // Called in the FROM list, once per walked span, so that its bounds prune the
+    // aggregate's day partitions at run time; the user's text is not in it.
+    assert!(
+        q.sql
+            .contains("CROSS JOIN LATERAL srql_trace_extent(ARRAY[latest.trace_id]) extent"),
+        "{}",
+        q.sql
+    );
+    assert!(
+        q.sql
+            .contains("AND timestamp >= extent.lo AND timestamp <= extent.hi"),
+        "{}",
+        q.sql
+    );
 }
