@@ -34,4 +34,5 @@ pub use plan::{
 pub use render::render;
 pub use sql::{Param, SqlQuery};
 pub use time_range::{TimeRange, MAX_RANGE_DAYS};
+pub use trace_extent::{extent_query, ExtentBounds};
 pub use translate::{column_type_name, translation};

@@ -68,11 +68,22 @@ pub struct Plan {
     pub output: Output,
     /// Lookups by trace_id are bounded by their traces' extents ([`Catalog::trace_extents`]).
     pub trace_extents: bool,
+    /// The extent bounds read before running, once the executor has read them
+    /// ([`crate::extent_query`]); until then a bounded lookup reads them in its own SQL.
+    pub extent: Option<crate::trace_extent::ExtentBounds>,
     /// Upstream keys the query used that change nothing here, for the API to report.
     pub ignored_keys: Vec<String>,
 }
 
 impl Plan {
+    /// The plan with its lookup's extent bounds, as read by [`crate::extent_query`].
+    pub fn with_extent(self, extent: crate::trace_extent::ExtentBounds) -> Self {
+        Self {
+            extent: Some(extent),
+            ..self
+        }
+    }
+
     /// The plan with its source pinned as preferred. A pin is applied after the automatic
     /// choice so there is one place that decides whether the summaries can answer; span
     /// reads have one source and ignore it.
@@ -231,6 +242,7 @@ pub fn plan(
         spans,
         output,
         trace_extents: catalog.trace_extents,
+        extent: None,
         ignored_keys: query.ignored_keys.clone(),
     })
 }

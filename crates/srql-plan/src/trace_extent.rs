@@ -1,13 +1,46 @@
 //! Bounds a lookup by trace_id to the days its traces' spans lie in.
 //!
 //! `srql_trace_extent` (migration 0017) answers from the incremental summaries'
-//! bookkeeping, exactly or not at all (then -infinity..infinity). Its two bounds are
-//! initplan parameters, so PostgreSQL prunes the other day partitions when the query
-//! starts: a sealed (columnar) day it skips costs nothing, one it visits reads its
-//! chunk-group metadata even when the trace is not there.
+//! bookkeeping, exactly or not at all (then -infinity..infinity).
+//!
+//! Best, the executor asks for the bounds first ([`extent_query`]) and binds them into
+//! the lookup ([`Plan::with_extent`]): PostgreSQL then prunes the other day partitions
+//! while planning, so a sealed (columnar) day outside the extent is neither planned nor
+//! read. Planning a columnar day reads its stripe metadata, tens of milliseconds per
+//! day at L, which run-time pruning does not spare. A plan rendered without asking
+//! carries the bounds as initplan parameters instead (pruned when the query starts).
+//!
+//! Two statements see two snapshots, and that stays exact for what a reader may rely
+//! on: spans are only added, each visible one lies within the bounds read before it
+//! (summary extent or undrained log entry), so the lookup returns every span committed
+//! before the request began, and may return some committed since, as any later read.
+
+use chrono::{DateTime, Utc};
 
 use crate::plan::{Plan, Predicate, Test};
-use crate::sql::{Param, SqlBuilder};
+use crate::sql::{Param, SqlBuilder, SqlQuery};
+
+/// Where the spans of a lookup's traces lie, as read from the database; `None` on a side
+/// leaves it open (a trace the bookkeeping does not know, or capture off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtentBounds {
+    pub lo: Option<DateTime<Utc>>,
+    pub hi: Option<DateTime<Utc>>,
+}
+
+/// The statement that reads `plan`'s extent bounds, when it has a lookup to bound and
+/// they are not known yet. Its one row: `lo`, `hi` (NULL for an open side).
+pub fn extent_query(plan: &Plan) -> Option<SqlQuery> {
+    if !plan.trace_extents || plan.extent.is_some() {
+        return None;
+    }
+    let ids = plan.predicates.iter().find_map(lookup_ids)?;
+    let mut b = SqlBuilder::default();
+    let ids = b.bind(ids);
+    Some(b.finish(format!(
+        "SELECT NULLIF(lo, '-infinity'), NULLIF(hi, 'infinity') FROM srql_trace_extent({ids})"
+    )))
+}
 
 /// Conditions on span rows' `timestamp`, empty when the plan has no lookup by trace_id
 /// or the catalog cannot bound one.
@@ -18,6 +51,16 @@ pub fn span_conditions(b: &mut SqlBuilder, plan: &Plan) -> Vec<String> {
     let Some(ids) = plan.predicates.iter().find_map(lookup_ids) else {
         return Vec::new();
     };
+    if let Some(extent) = plan.extent {
+        let mut conds = Vec::new();
+        if let Some(lo) = extent.lo {
+            conds.push(format!("timestamp >= {}", b.bind(Param::Timestamptz(lo))));
+        }
+        if let Some(hi) = extent.hi {
+            conds.push(format!("timestamp <= {}", b.bind(Param::Timestamptz(hi))));
+        }
+        return conds;
+    }
     let ids = b.bind(ids);
     vec![
         format!("timestamp >= (SELECT lo FROM srql_trace_extent({ids}))"),

@@ -109,3 +109,65 @@ fn the_ordered_walk_bounds_each_trace_it_aggregates_by_that_trace_extent() {
         q.sql
     );
 }
+
+#[test]
+fn bounds_read_before_running_are_bound_as_values_so_days_are_pruned_while_planning() {
+    let catalog = Catalog {
+        trace_extents: true,
+        ..Catalog::without_summaries()
+    };
+    let text = "in:traces trace_id:\"4bf92f3577b34da6a3ce929d0e0e4736\"";
+    let plan = compile(
+        text,
+        &catalog,
+        &PageRequest::default(),
+        &srql_lang::Limits::default(),
+        now(),
+    )
+    .unwrap();
+    let ask = srql_plan::extent_query(&plan).expect("a lookup to bound");
+    assert!(ask.sql.contains("srql_trace_extent($1)"), "{}", ask.sql);
+    assert_eq!(
+        ask.params,
+        vec![Param::TextArray(vec![
+            "4bf92f3577b34da6a3ce929d0e0e4736".into()
+        ])]
+    );
+
+    let lo = now() - chrono::Duration::days(3);
+    let hi = now() - chrono::Duration::days(2);
+    let bounded = plan.clone().with_extent(srql_plan::ExtentBounds {
+        lo: Some(lo),
+        hi: Some(hi),
+    });
+    assert_eq!(srql_plan::extent_query(&bounded), None, "asked once");
+    let q = render(&bounded);
+    assert!(!q.sql.contains("srql_trace_extent"), "{}", q.sql);
+    assert!(q.params.contains(&Param::Timestamptz(lo)), "{:?}", q.params);
+    assert!(q.params.contains(&Param::Timestamptz(hi)), "{:?}", q.params);
+
+    // A trace the bookkeeping does not know: no bound, every day is read.
+    let open = render(&plan.with_extent(srql_plan::ExtentBounds { lo: None, hi: None }));
+    assert!(!open.sql.contains("srql_trace_extent"), "{}", open.sql);
+    assert!(
+        !open
+            .params
+            .iter()
+            .any(|p| matches!(p, Param::Timestamptz(_))),
+        "{:?}",
+        open.params
+    );
+}
+
+#[test]
+fn without_exact_extents_nothing_is_asked() {
+    let plan = compile(
+        "in:traces trace_id:\"4bf92f3577b34da6a3ce929d0e0e4736\"",
+        &Catalog::without_summaries(),
+        &PageRequest::default(),
+        &srql_lang::Limits::default(),
+        now(),
+    )
+    .unwrap();
+    assert_eq!(srql_plan::extent_query(&plan), None);
+}

@@ -42,6 +42,21 @@ pub fn to_sql(p: &Param) -> &(dyn ToSql + Sync) {
 }
 
 pub async fn run(client: &impl GenericClient, plan: &Plan) -> Result<QueryResult, DbError> {
+    // A lookup by trace_id asks where its traces lie first, so that the lookup is planned
+    // with the bounds as values and the days outside them are never planned.
+    let bounded;
+    let plan = match srql_plan::extent_query(plan) {
+        Some(q) => {
+            let params: Vec<&(dyn ToSql + Sync)> = q.params.iter().map(to_sql).collect();
+            let row = client.query_one(q.sql.as_str(), &params).await?;
+            bounded = plan.clone().with_extent(srql_plan::ExtentBounds {
+                lo: row.get(0),
+                hi: row.get(1),
+            });
+            &bounded
+        }
+        None => plan,
+    };
     let sql = srql_plan::render(plan);
     let params: Vec<&(dyn ToSql + Sync)> = sql.params.iter().map(to_sql).collect();
     let rows = client.query(sql.sql.as_str(), &params).await?;

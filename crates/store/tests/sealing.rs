@@ -339,6 +339,50 @@ async fn looked_up(client: &Client, trace: &str) -> (Vec<String>, bool, i64) {
     (ids, bounded, summary[0]["span_count"].as_i64().unwrap())
 }
 
+/// The day partitions PostgreSQL plans for a lookup of `trace` as the service runs it
+/// (bounds read first, then bound as values).
+async fn planned_days(client: &Client, trace: &str) -> Vec<String> {
+    let catalog = summaries::catalog(client).await.unwrap();
+    let plan = srql_plan::compile(
+        &format!("in:traces trace_id:\"{trace}\" limit:100"),
+        &catalog,
+        &srql_plan::PageRequest::default(),
+        &srql_lang::Limits::default(),
+        Utc::now(),
+    )
+    .unwrap();
+    let ask = srql_plan::extent_query(&plan).expect("a bounded lookup");
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        ask.params.iter().map(store::exec::to_sql).collect();
+    let row = client.query_one(ask.sql.as_str(), &params).await.unwrap();
+    let plan = plan.with_extent(srql_plan::ExtentBounds {
+        lo: row.get(0),
+        hi: row.get(1),
+    });
+    let sql = srql_plan::render(&plan);
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        sql.params.iter().map(store::exec::to_sql).collect();
+    let mut days: Vec<String> = client
+        .query(&format!("EXPLAIN (COSTS OFF) {}", sql.sql), &params)
+        .await
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            let line: String = r.get(0);
+            line.split_whitespace()
+                .filter(|w| {
+                    w.strip_prefix("otel_traces_p")
+                        .is_some_and(|d| d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()))
+                })
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    days.sort();
+    days.dedup();
+    days
+}
+
 #[tokio::test]
 async fn a_late_span_in_a_sealed_day_outside_the_trace_extent_is_found_by_id() {
     let (db, mut client) = sealable_db().await;
@@ -357,6 +401,8 @@ async fn a_late_span_in_a_sealed_day_outside_the_trace_extent_is_found_by_id() {
         round.sealed.iter().any(|d| d.partition == day_name(4)),
         "{round:?}"
     );
+    // Bounded before planning: the sealed days are not even planned.
+    assert_eq!(planned_days(&reader, trace).await, vec![day_name(1)]);
 
     // A span of it four days back, into a sealed day, and not drained yet: only the log
     // knows it.
