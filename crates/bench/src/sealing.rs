@@ -244,10 +244,11 @@ async fn old_traces(client: &tokio_postgres::Client, n: usize) -> Result<OldTrac
 /// skipped by it, which a generic plan's parameter does not allow.
 const BY_ID: &str = "SELECT * FROM otel_traces WHERE trace_id = $1";
 
-/// A trace's spans by id as the trace view asks the service for them: the SQL and binds
-/// `render` writes for the plan made against the database's catalog, run as store::exec
-/// runs them (HTTP, the catalog read and the rows' JSON left out, so the figure compares
-/// with the unbounded query's). After one untimed pass, so both sides are measured warm.
+/// A trace's spans by id as the trace view asks the service for them: the plan made
+/// against the database's catalog, run by `store::exec::run` as the service runs it (the
+/// extent read first, then the lookup with the bounds as values, and the rows shaped into
+/// JSON; HTTP and the catalog read left out). After one untimed pass, so both sides are
+/// measured warm.
 async fn service_lookups(
     client: &tokio_postgres::Client,
     traces: &[String],
@@ -255,7 +256,7 @@ async fn service_lookups(
     let catalog = store::summaries::catalog(client)
         .await
         .map_err(|e| e.to_string())?;
-    let mut queries = Vec::with_capacity(traces.len());
+    let mut plans = Vec::with_capacity(traces.len());
     for t in traces {
         let plan = srql_plan::compile(
             &format!("in:traces trace_id:\"{t}\" limit:100"),
@@ -268,15 +269,13 @@ async fn service_lookups(
         if !plan.trace_extents {
             return Err("lookups are not bounded by their traces' extents".into());
         }
-        queries.push(srql_plan::render(&plan));
+        plans.push(plan);
     }
-    let mut samples = Vec::with_capacity(queries.len());
+    let mut samples = Vec::with_capacity(plans.len());
     for pass in 0..2 {
-        for q in &queries {
-            let params: Vec<_> = q.params.iter().map(store::exec::to_sql).collect();
+        for plan in &plans {
             let started = Instant::now();
-            client
-                .query(q.sql.as_str(), &params)
+            store::exec::run(client, plan)
                 .await
                 .map_err(|e| e.to_string())?;
             if pass == 1 {
