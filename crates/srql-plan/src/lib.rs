@@ -28,11 +28,11 @@ pub use error::{CompileError, CursorError};
 pub use group_by::MAX_GROUPS;
 pub use page_request::{PageLimits, PageRequest};
 pub use plan::{
-    compile, plan, Count, Measures, Output, Page, Plan, Predicate, Reason, Source,
+    compile, plan, Count, ExtentBounds, Measures, Output, Page, Plan, Predicate, Reason, Source,
     SourcePreference, Stat, Test, Unusable,
 };
 pub use render::render;
 pub use sql::{Param, SqlQuery};
 pub use time_range::{TimeRange, MAX_RANGE_DAYS};
-pub use trace_extent::{extent_query, ExtentBounds};
+pub use trace_extent::extent_query;
 pub use translate::{column_type_name, translation};

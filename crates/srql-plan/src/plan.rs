@@ -69,15 +69,23 @@ pub struct Plan {
     /// Lookups by trace_id are bounded by their traces' extents ([`Catalog::trace_extents`]).
     pub trace_extents: bool,
     /// The extent bounds read before running, once the executor has read them
-    /// ([`crate::extent_query`]); until then a bounded lookup reads them in its own SQL.
-    pub extent: Option<crate::trace_extent::ExtentBounds>,
+    /// (`trace_extent::extent_query`); until then a bounded lookup reads them in its own SQL.
+    pub extent: Option<ExtentBounds>,
     /// Upstream keys the query used that change nothing here, for the API to report.
     pub ignored_keys: Vec<String>,
 }
 
+/// Where the spans of a lookup's traces lie, as read from the database; `None` on a side
+/// leaves it open (a trace the bookkeeping does not know, or capture off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtentBounds {
+    pub lo: Option<DateTime<Utc>>,
+    pub hi: Option<DateTime<Utc>>,
+}
+
 impl Plan {
-    /// The plan with its lookup's extent bounds, as read by [`crate::extent_query`].
-    pub fn with_extent(self, extent: crate::trace_extent::ExtentBounds) -> Self {
+    /// The plan with its lookup's extent bounds, as read by `trace_extent::extent_query`.
+    pub fn with_extent(self, extent: ExtentBounds) -> Self {
         Self {
             extent: Some(extent),
             ..self

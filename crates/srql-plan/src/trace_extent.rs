@@ -15,18 +15,8 @@
 //! (summary extent or undrained log entry), so the lookup returns every span committed
 //! before the request began, and may return some committed since, as any later read.
 
-use chrono::{DateTime, Utc};
-
 use crate::plan::{Plan, Predicate, Test};
 use crate::sql::{Param, SqlBuilder, SqlQuery};
-
-/// Where the spans of a lookup's traces lie, as read from the database; `None` on a side
-/// leaves it open (a trace the bookkeeping does not know, or capture off).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExtentBounds {
-    pub lo: Option<DateTime<Utc>>,
-    pub hi: Option<DateTime<Utc>>,
-}
 
 /// The statement that reads `plan`'s extent bounds, when it has a lookup to bound and
 /// they are not known yet. Its one row: `lo`, `hi` (NULL for an open side).
