@@ -1,5 +1,7 @@
 //! Runs a compiled plan and shapes the rows into the API's JSON.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 use srql_plan::schema::{Column, ColumnType};
@@ -42,25 +44,31 @@ pub fn to_sql(p: &Param) -> &(dyn ToSql + Sync) {
 }
 
 pub async fn run(client: &impl GenericClient, plan: &Plan) -> Result<QueryResult, DbError> {
-    // A lookup by trace_id asks where its traces lie first, so that the lookup is planned
-    // with the bounds as values and the days outside them are never planned.
-    let bounded;
-    let plan = match srql_plan::extent_query(plan) {
-        Some(q) => {
-            let params: Vec<&(dyn ToSql + Sync)> = q.params.iter().map(to_sql).collect();
-            let row = client.query_one(q.sql.as_str(), &params).await?;
-            bounded = plan.clone().with_extent(srql_plan::ExtentBounds {
-                lo: row.get(0),
-                hi: row.get(1),
-            });
-            &bounded
-        }
-        None => plan,
-    };
-    let sql = srql_plan::render(plan);
+    let plan = with_extent_read(client, plan).await?;
+    let sql = srql_plan::render(&plan);
     let params: Vec<&(dyn ToSql + Sync)> = sql.params.iter().map(to_sql).collect();
     let rows = client.query(sql.sql.as_str(), &params).await?;
-    Ok(shape(plan, &rows))
+    Ok(shape(&plan, &rows))
+}
+
+/// `plan` as [`run`] renders it: a lookup by trace_id with its traces' extent read first,
+/// so that it is planned with the bounds as values and the days outside them are never
+/// planned; any other plan as it is.
+pub async fn with_extent_read<'p>(
+    client: &impl GenericClient,
+    plan: &'p Plan,
+) -> Result<Cow<'p, Plan>, DbError> {
+    let Some(q) = srql_plan::extent_query(plan) else {
+        return Ok(Cow::Borrowed(plan));
+    };
+    let params: Vec<&(dyn ToSql + Sync)> = q.params.iter().map(to_sql).collect();
+    let row = client.query_one(q.sql.as_str(), &params).await?;
+    Ok(Cow::Owned(plan.clone().with_extent(
+        srql_plan::ExtentBounds {
+            lo: row.get(0),
+            hi: row.get(1),
+        },
+    )))
 }
 
 /// Rows to API JSON, with cursors for keyset pagination.

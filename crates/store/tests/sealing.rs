@@ -351,14 +351,8 @@ async fn planned_days(client: &Client, trace: &str) -> Vec<String> {
         Utc::now(),
     )
     .unwrap();
-    let ask = srql_plan::extent_query(&plan).expect("a bounded lookup");
-    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-        ask.params.iter().map(store::exec::to_sql).collect();
-    let row = client.query_one(ask.sql.as_str(), &params).await.unwrap();
-    let plan = plan.with_extent(srql_plan::ExtentBounds {
-        lo: row.get(0),
-        hi: row.get(1),
-    });
+    assert!(srql_plan::extent_query(&plan).is_some(), "a bounded lookup");
+    let plan = store::exec::with_extent_read(client, &plan).await.unwrap();
     let sql = srql_plan::render(&plan);
     let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
         sql.params.iter().map(store::exec::to_sql).collect();
