@@ -1,10 +1,13 @@
 //! The `srql` binary as a user runs it, on its own embedded cluster.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod support;
+use support::ServiceLog;
 
 fn data_dir(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("srql-cli-{tag}-{}", std::process::id()))
@@ -153,39 +156,28 @@ fn session_users(dir: &std::path::Path) -> Vec<String> {
     })
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 #[test]
 fn serve_answers_and_ctrl_c_stops_it_and_its_database() {
     let dir = data_dir("serve");
-    let port = free_port();
-    let otlp_port = free_port();
     let mut child = srql(&dir)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        // Free ports: the default OTLP ports may be taken by another test or service.
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .args(["--otlp-grpc-listen", "off"])
-        .args(["--otlp-http-listen", &format!("127.0.0.1:{otlp_port}")])
+        .args(["--otlp-http-listen", "127.0.0.1:0"])
         .env("SRQL_LOG", "info")
+        .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn serve");
-    let stderr = child.stderr.take().unwrap();
-    let lines = std::thread::spawn(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-    });
+    let log = ServiceLog::follow(child.stderr.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "serve never listened");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let port = log.port_of("serving SRQL", deadline);
+    let otlp_port = log.port_of("OTLP/HTTP receiver listening", deadline);
     let health = http_get(port, "/healthz");
-    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(
+        health.starts_with("HTTP/1.1 200"),
+        "{health}\n{}",
+        log.text()
+    );
     assert!(health.contains("\"database\":\"ok\""), "{health}");
     assert!(dir.join("postmaster.pid").exists());
 
@@ -232,7 +224,7 @@ fn serve_answers_and_ctrl_c_stops_it_and_its_database() {
         !dir.join("postmaster.pid").exists(),
         "the embedded cluster stopped with it"
     );
-    let log = lines.join().expect("stderr reader").join("\n");
+    let log = log.finish();
     assert!(log.contains("embedded PostgreSQL stopped"), "{log}");
     std::fs::remove_dir_all(&dir).ok();
 }

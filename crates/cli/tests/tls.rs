@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use tls::testing::TestCertificates;
 
+mod support;
+use support::ServiceLog;
+
 const BOUND: Duration = Duration::from_secs(5);
 
 fn data_dir(tag: &str) -> PathBuf {
@@ -24,11 +27,6 @@ fn srql(dir: &PathBuf) -> Command {
         .env("SRQL_LOG", "warn")
         .stdin(Stdio::null());
     c
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("address").port()
 }
 
 fn fails_with(cmd: &mut Command, says: &[&str]) {
@@ -80,30 +78,32 @@ fn tls_settings_go_together_and_bad_files_stop_the_start() {
 async fn serve_speaks_tls_everywhere_and_otlp_wants_the_token() {
     let dir = data_dir("serve");
     let certs = TestCertificates::generate();
-    let (api, grpc, http) = (free_port(), free_port(), free_port());
+    // Port 0 everywhere; the bound ports come from the log (see `support`).
     let mut child = srql(&dir)
-        .args(["serve", "--listen", &format!("127.0.0.1:{api}")])
-        .args(["--otlp-grpc-listen", &format!("127.0.0.1:{grpc}")])
-        .args(["--otlp-http-listen", &format!("127.0.0.1:{http}")])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--otlp-grpc-listen", "127.0.0.1:0"])
+        .args(["--otlp-http-listen", "127.0.0.1:0"])
         .env("SRQL_TLS_CERT", &certs.cert)
         .env("SRQL_TLS_KEY", &certs.key)
         .env("SRQL_OTLP_TOKEN", "t0ken")
-        .stderr(Stdio::null())
+        .env("SRQL_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
         .spawn()
         .expect("spawn serve");
+    let log = ServiceLog::follow(child.stderr.take().expect("stderr"));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", api)).is_err() {
-        assert!(Instant::now() < deadline, "serve never listened");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let api = log.port_of("serving SRQL", deadline);
+    let grpc = log.port_of("OTLP/gRPC receiver listening", deadline);
+    let http = log.port_of("OTLP/HTTP receiver listening", deadline);
     let https = |port: u16, request: String| {
-        let certs = &certs;
+        let (certs, log) = (&certs, &log);
         async move {
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
             let resp = tokio::time::timeout(BOUND, certs.https(addr, request.as_bytes()))
                 .await
                 .expect("answered within 5 s rather than hanging")
-                .expect("HTTPS exchange");
+                .unwrap_or_else(|e| panic!("HTTPS exchange: {e}; serve's log:\n{}", log.text()));
             String::from_utf8_lossy(&resp).into_owned()
         }
     };
@@ -145,5 +145,11 @@ async fn serve_speaks_tls_everywhere_and_otlp_wants_the_token() {
     assert!(killed.success());
     let status = child.wait().expect("wait");
     assert!(status.success(), "clean exit on Ctrl-C: {status:?}");
+    let log = log.finish();
+    let tls_listeners = log.lines().filter(|l| l.contains("tls=true")).count();
+    assert_eq!(
+        tls_listeners, 3,
+        "API, OTLP/gRPC and OTLP/HTTP say TLS: {log}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
