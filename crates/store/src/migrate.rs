@@ -96,6 +96,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "drain_run_helpers",
         sql: include_str!("../migrations/0018_drain_run_helpers.sql"),
     },
+    Migration {
+        version: 28,
+        name: "analyze_after_plain_refresh",
+        sql: include_str!("../migrations/0028_analyze_after_plain_refresh.sql"),
+    },
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.
