@@ -1,6 +1,7 @@
 //! Loading the synthetic workload: a bulk historical load and a live "follow" mode.
 
 use std::collections::{BTreeMap, BinaryHeap};
+use std::io::IsTerminal;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -420,9 +421,19 @@ pub async fn with_progress(
         .progress_chars("=> "),
     );
     let b = bar.clone();
-    let report = bulk(url, config, writers, move |n| b.set_position(n))
-        .await
-        .map_err(|e| e.to_string())?;
+    // The bar is drawn only on a terminal; in a CI log or under nohup a load of minutes
+    // would otherwise say nothing, so there it logs each tenth instead.
+    let logged_tenths = AtomicU64::new(0);
+    let to_log = !std::io::stderr().is_terminal();
+    let report = bulk(url, config, writers, move |n| {
+        b.set_position(n);
+        let tenths = n.saturating_mul(10) / spans.max(1);
+        if to_log && tenths > logged_tenths.fetch_max(tenths, Ordering::Relaxed) {
+            tracing::info!(spans = n, of = spans, "loading spans: {}%", tenths * 10);
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     bar.finish_and_clear();
     Ok(report)
 }
