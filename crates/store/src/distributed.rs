@@ -18,6 +18,7 @@ use crate::incremental;
 use crate::locks::AdvisoryLock;
 use crate::migrate::Migration;
 use crate::settings::{keys, set_setting, Maintenance, SummaryConfig, SummaryMode};
+use crate::summary_indexes;
 
 /// The environment variable that asks for distributed mode (the CLI's `--distributed`).
 pub const ENV: &str = "SRQL_DISTRIBUTED";
@@ -294,17 +295,13 @@ async fn build_summary_table(client: &mut Client, marker: &str) -> Result<(), Db
          CREATE TABLE otel_trace_summaries AS
          {}
          WITH NO DATA;
-         CREATE UNIQUE INDEX otel_trace_summaries_trace_id ON otel_trace_summaries (trace_id);
-         CREATE INDEX otel_trace_summaries_ts ON otel_trace_summaries (timestamp DESC);
-         CREATE INDEX otel_trace_summaries_root_svc_ts
-             ON otel_trace_summaries (root_service_name, timestamp DESC);
-         CREATE INDEX otel_trace_summaries_duration
-             ON otel_trace_summaries (duration_ms DESC, trace_id DESC);
+         {}
          SELECT create_distributed_table('otel_trace_summaries', 'trace_id',
                                          colocate_with => 'otel_traces');
          COMMENT ON TABLE otel_trace_summaries IS '{marker}';
          SELECT srql_summary_set_capture(true);",
-        srql_plan::summary_sql::aggregate_query(None)
+        srql_plan::summary_sql::aggregate_query(None),
+        summary_indexes::create_all_sql("otel_trace_summaries"),
     ))
     .await?;
     set_setting(&tx, keys::SUMMARY_MODE, SummaryMode::Incremental.as_str()).await?;

@@ -22,6 +22,7 @@ use crate::db::DbError;
 use crate::locks::AdvisoryLock;
 use crate::refresh_runs::{last_applying_drain, record_build, RunMethod};
 use crate::settings::{delete_setting, get_setting, keys, set_setting, SummaryMode};
+use crate::summary_indexes;
 
 /// A backfill step, for progress display: `done` of `total` chunks (days of trace end
 /// time), `rows` summary rows written so far.
@@ -34,12 +35,13 @@ pub struct BackfillProgress {
     pub resumed_from: u64,
 }
 
-/// The summary table's row definition, hashed into its marker comment: a changed
-/// definition rebuilds the table like a changed window does.
-fn definition_hash() -> String {
+/// The summary relation's row definition and indexes, hashed into its marker comment: a
+/// changed definition rebuilds the table (or the view) like a changed window does.
+pub(crate) fn definition_hash() -> String {
     // FNV-1a: stable across builds and platforms, unlike std's hasher.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in summary_sql::AGGREGATES.bytes() {
+    let indexes = summary_indexes::definition_text();
+    for b in summary_sql::AGGREGATES.bytes().chain(indexes.bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -473,13 +475,15 @@ async fn build(
     // maintaining them row by row. Same names and definitions as the view's.
     client
         .batch_execute(
-            "CREATE INDEX IF NOT EXISTS otel_trace_summaries_next_ts
-                 ON otel_trace_summaries_next (timestamp DESC);
-             CREATE INDEX IF NOT EXISTS otel_trace_summaries_next_root_svc_ts
-                 ON otel_trace_summaries_next (root_service_name, timestamp DESC);
-             CREATE INDEX IF NOT EXISTS otel_trace_summaries_next_duration
-                 ON otel_trace_summaries_next (duration_ms DESC, trace_id DESC);
-             ANALYZE otel_trace_summaries_next;",
+            &[
+                summary_indexes::secondary()
+                    .iter()
+                    .map(|i| i.create_sql("otel_trace_summaries_next", true))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                "ANALYZE otel_trace_summaries_next;".to_string(),
+            ]
+            .join("\n"),
         )
         .await?;
     if !*refresh_held {
@@ -493,11 +497,9 @@ async fn build(
     tx.batch_execute(&format!(
         "{drop_current}
          ALTER TABLE otel_trace_summaries_next RENAME TO otel_trace_summaries;
-         ALTER INDEX otel_trace_summaries_next_trace_id RENAME TO otel_trace_summaries_trace_id;
-         ALTER INDEX otel_trace_summaries_next_ts RENAME TO otel_trace_summaries_ts;
-         ALTER INDEX otel_trace_summaries_next_root_svc_ts RENAME TO otel_trace_summaries_root_svc_ts;
-         ALTER INDEX otel_trace_summaries_next_duration RENAME TO otel_trace_summaries_duration;
-         COMMENT ON TABLE otel_trace_summaries IS '{marker}';"
+         {}
+         COMMENT ON TABLE otel_trace_summaries IS '{marker}';",
+        summary_indexes::rename_all_sql("otel_trace_summaries_next", "otel_trace_summaries")
     ))
     .await?;
     set_setting(&tx, keys::SUMMARY_MODE, SummaryMode::Incremental.as_str()).await?;
@@ -581,9 +583,9 @@ async fn start_backfill(
          CREATE TABLE otel_trace_summaries_next AS
          {}
          WITH NO DATA;
-         CREATE UNIQUE INDEX otel_trace_summaries_next_trace_id
-             ON otel_trace_summaries_next (trace_id);",
-        summary_sql::aggregate_query(None)
+         {}",
+        summary_sql::aggregate_query(None),
+        summary_indexes::unique_trace_id().create_sql("otel_trace_summaries_next", false)
     ))
     .await?;
     set_setting(&tx, keys::BACKFILL, &state.encode()).await?;

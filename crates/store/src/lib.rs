@@ -28,3 +28,4 @@ pub mod refresh_runs;
 pub mod settings;
 pub mod setup;
 pub mod summaries;
+pub mod summary_indexes;

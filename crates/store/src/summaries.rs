@@ -22,6 +22,7 @@ use crate::db::DbError;
 use crate::incremental;
 use crate::locks::AdvisoryLock;
 use crate::refresh_runs::record_build;
+use crate::summary_indexes;
 
 /// [`ensure`] in materialized-view mode, without progress: the seed's design.
 pub async fn ensure_view(client: &mut Client, cfg: &SummaryConfig) -> Result<bool, DbError> {
@@ -97,7 +98,10 @@ async fn build_if_needed(client: &mut Client, window: Duration) -> Result<bool, 
         )
         .await?
         .and_then(|r| r.get(0));
-    let marker = format!("srql summaries; window_secs={window_secs}");
+    let marker = format!(
+        "srql summaries; window_secs={window_secs}; def={}",
+        incremental::definition_hash()
+    );
     if current.as_deref() == Some(marker.as_str()) {
         return Ok(false);
     }
@@ -110,21 +114,15 @@ async fn build_if_needed(client: &mut Client, window: Duration) -> Result<bool, 
         "DROP MATERIALIZED VIEW IF EXISTS otel_trace_summaries_next;
          CREATE MATERIALIZED VIEW otel_trace_summaries_next AS
          {};
-         CREATE UNIQUE INDEX otel_trace_summaries_next_trace_id ON otel_trace_summaries_next (trace_id);
-         CREATE INDEX otel_trace_summaries_next_ts ON otel_trace_summaries_next (timestamp DESC);
-         CREATE INDEX otel_trace_summaries_next_root_svc_ts
-             ON otel_trace_summaries_next (root_service_name, timestamp DESC);
-         CREATE INDEX otel_trace_summaries_next_duration
-             ON otel_trace_summaries_next (duration_ms DESC, trace_id DESC);
+         {}
          {drop_current}
          ALTER MATERIALIZED VIEW otel_trace_summaries_next RENAME TO otel_trace_summaries;
-         ALTER INDEX otel_trace_summaries_next_trace_id RENAME TO otel_trace_summaries_trace_id;
-         ALTER INDEX otel_trace_summaries_next_ts RENAME TO otel_trace_summaries_ts;
-         ALTER INDEX otel_trace_summaries_next_root_svc_ts RENAME TO otel_trace_summaries_root_svc_ts;
-         ALTER INDEX otel_trace_summaries_next_duration RENAME TO otel_trace_summaries_duration;
+         {}
          COMMENT ON MATERIALIZED VIEW otel_trace_summaries IS '{marker}';
          ANALYZE otel_trace_summaries;",
-        srql_plan::summary_sql::materialized_view_query(window_secs)
+        srql_plan::summary_sql::materialized_view_query(window_secs),
+        summary_indexes::create_all_sql("otel_trace_summaries_next"),
+        summary_indexes::rename_all_sql("otel_trace_summaries_next", "otel_trace_summaries"),
     ))
     .await?;
     // The build is a refresh too: record it so freshness is known from the start.
