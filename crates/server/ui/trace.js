@@ -23,6 +23,8 @@ export async function showTrace(id, onFreshness) {
     const q = `in:traces trace_id:${quote(id)} sort:start_time_unix_nano:asc`;
     const { rows, truncated, source } = await allRows(q, MAX_SPANS);
     if (mine !== generation) return;
+    // Where the rows are in and parsed: `srql bench-ui` splits the load here.
+    performance.mark('srql:trace-fetched');
     onFreshness({ source, ageSeconds: null });
     header(id, rows, truncated);
     waterfall.show(rows);
