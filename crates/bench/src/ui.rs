@@ -156,14 +156,18 @@ fn split_of(loads: &[Phases]) -> Option<Split> {
 struct UiResults {
     started_at: chrono::DateTime<Utc>,
     scale: String,
+    summary_mode: store::summaries::SummaryMode,
     spans: u64,
     traces: u64,
     pages: Vec<Page>,
 }
 
+/// `maintenance`: the summary mode the service runs in (`--summary-mode`), switched to
+/// after the load as `srql migrate` would switch (a switch to incremental backfills).
 pub async fn run(
     db: &Server,
     cfg: &store::summaries::SummaryConfig,
+    maintenance: &store::summaries::Maintenance,
     args: &BenchUiArgs,
     start: &StartService,
 ) -> Result<(), String> {
@@ -172,7 +176,7 @@ pub async fn run(
     }
     let started_at = Utc::now();
     let url = scratch::recreate_database(db, DATABASE).await?;
-    let measured = measure(&url, cfg, args, start).await;
+    let measured = measure(&url, cfg, maintenance, args, start).await;
     // Dropped whatever happened, so a rerun starts clean.
     let dropped = scratch::drop_database(db, DATABASE).await;
     let (spans, traces, pages) = measured?;
@@ -182,13 +186,17 @@ pub async fn run(
         scale: args
             .spans
             .map_or_else(|| args.scale.name().to_string(), |n| format!("{n} spans")),
+        summary_mode: maintenance.mode,
         spans,
         traces,
         pages,
     };
     println!(
-        "traces tab at {} ({} spans), {} page loads each:",
-        results.scale, results.spans, args.runs
+        "traces tab at {} ({} spans, {} summaries), {} page loads each:",
+        results.scale,
+        results.spans,
+        results.summary_mode.as_str(),
+        args.runs
     );
     let line = |what: &str, l: &Option<LatencySummary>| {
         if let Some(l) = l {
@@ -221,6 +229,7 @@ pub async fn run(
 async fn measure(
     url: &str,
     cfg: &store::summaries::SummaryConfig,
+    maintenance: &store::summaries::Maintenance,
     args: &BenchUiArgs,
     start: &StartService,
 ) -> Result<(u64, u64, Vec<Page>), String> {
@@ -238,6 +247,12 @@ async fn measure(
         populate: true,
     };
     let loaded = crate::load::scale_point(url, cfg, &point).await?.loaded;
+    // Before sealing, as a service that has run in this mode all along has sealed its days.
+    let mut client = store::db::connect(url).await.map_err(|e| e.to_string())?;
+    store::summaries::ensure(&mut client, cfg, maintenance, &mut |_| {})
+        .await
+        .map_err(|e| format!("switching to {} summaries: {e}", maintenance.mode.as_str()))?;
+    drop(client);
     crate::steady_state::seal_as_a_running_service_has(url, cfg).await?;
 
     let service = start(url.to_string()).await?;
