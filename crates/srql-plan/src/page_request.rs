@@ -45,7 +45,7 @@ pub struct PageRequest<'a> {
 
 impl PageRequest<'_> {
     /// The request's limit, else the query's, else the default; clamped to the maximum
-    /// (the larger of `max` and `one_trace` for a page of `one_trace`'s spans).
+    /// (for a page of one trace's spans, the larger of `max` and `one_trace`).
     /// `limit:0` gives one row, as upstream does.
     pub(crate) fn resolve_limit(
         &self,
