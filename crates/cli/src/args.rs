@@ -103,6 +103,10 @@ pub struct ServeArgs {
     pub default_limit: u32,
     #[arg(long, env = "SRQL_MAX_LIMIT", default_value_t = 500)]
     pub max_limit: u32,
+    /// The largest page of one trace's spans (`in:traces trace_id:X`), if above
+    /// `--max-limit`: a trace view fetches a trace of this many spans in one request.
+    #[arg(long, env = "SRQL_MAX_TRACE_LIMIT", default_value_t = 5_000)]
+    pub max_trace_limit: u32,
     #[command(flatten)]
     pub limits: QueryLimitArgs,
     #[command(flatten)]

@@ -79,6 +79,7 @@ pub async fn demo(db: &DbArgs, summaries: &SummaryArgs, args: &DemoArgs) -> Resu
         api_key: None,
         default_limit: srql_plan::PageLimits::default().default,
         max_limit: srql_plan::PageLimits::default().max,
+        max_trace_limit: srql_plan::PageLimits::default().one_trace,
         limits: Default::default(),
         otlp: args.otlp.clone(),
         tls: Default::default(),

@@ -121,7 +121,15 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::BenchUi(args) => {
             let cfg = cli.summaries.config()?;
             let db = database::open(&cli.db).await?;
-            srql_bench::ui::run(&db.bench_server(), &cfg, &args, &serve::start_for_bench).await
+            let maintenance = cli.summaries.maintenance()?;
+            srql_bench::ui::run(
+                &db.bench_server(),
+                &cfg,
+                &maintenance,
+                &args,
+                &serve::start_for_bench,
+            )
+            .await
         }
         Command::BenchSealing(args) => {
             let cfg = cli.summaries.config()?;

@@ -79,6 +79,7 @@ pub async fn start(
         page_limits: srql_plan::PageLimits {
             default: args.default_limit,
             max: args.max_limit,
+            one_trace: args.max_trace_limit,
         },
         ..ServiceConfig::default()
     };

@@ -60,13 +60,14 @@ export async function query(body) {
   throw new ApiError(401, 'the API key was refused');
 }
 
-/** All pages of a query, following `next_cursor`, up to `max` rows. */
-export async function allRows(q, max) {
+/** All pages of a query, following `next_cursor`, up to `max` rows, asking for `pageSize`
+ * a page (the service may send fewer: its cursor then says where to go on). */
+export async function allRows(q, max, pageSize = 500) {
   const rows = [];
   let cursor = null;
   let last = null;
   do {
-    const body = { query: q, limit: 500 };
+    const body = { query: q, limit: Math.min(pageSize, max - rows.length) };
     if (cursor) body.cursor = cursor;
     last = await query(body);
     rows.push(...last.body.results);

@@ -94,8 +94,10 @@ export class Waterfall {
     this.t1 = [...ends, ...starts].reduce((a, b) => Math.max(a, b), this.t0 + 1);
     this.rowsEl.dataset.spanCount = String(spans.length);
     this.drawAxis();
-    this.relayout();
+    // Before rendering: set after, a scroll from another trace's position would render
+    // the rows a second time in the next frame.
     this.scroller.scrollTop = 0;
+    this.relayout();
   }
 
   relayout() {

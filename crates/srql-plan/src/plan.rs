@@ -221,7 +221,13 @@ pub fn plan(
         return Err(CompileError::StatsAndRollup);
     }
     let (source, reason) = choose_source(entity, &range, &predicates, catalog);
-    let limit = request.resolve_limit(query)?;
+    let one_trace = entity == Entity::Traces
+        && query.stats.is_none()
+        && query.rollup_stats.is_none()
+        && predicates
+            .iter()
+            .any(|p| p.is_trace_id_lookup() && matches!(p.test, Test::Eq(_)));
+    let limit = request.resolve_limit(query, one_trace)?;
     let output = if let Some(name) = &query.rollup_stats {
         rollup(entity, name, limit)?
     } else if let Some(stats) = &query.stats {

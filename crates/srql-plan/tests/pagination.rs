@@ -99,6 +99,36 @@ fn limits_default_clamp_and_body_wins() {
 }
 
 #[test]
+fn one_traces_spans_may_come_in_a_wider_page_than_other_queries() {
+    let limit = |q: &str, body: Option<i64>| plan(q, body, None, None).map(|p| p.limit());
+    let id = "0af7651916cd43dd8448eb211c80319c";
+    assert_eq!(
+        limit(&format!("in:traces trace_id:{id}"), Some(2_000)),
+        Ok(2_000),
+        "one trace's spans: up to PageLimits::one_trace"
+    );
+    assert_eq!(
+        limit(&format!("in:traces trace_id:{id} limit:100000"), None),
+        Ok(5_000),
+        "and no further"
+    );
+    assert_eq!(
+        limit(&format!("in:traces trace_id:{id}"), None),
+        Ok(100),
+        "the default is unchanged"
+    );
+    for q in [
+        format!("in:traces trace_id:({id},{id}1)"),
+        format!("in:traces !trace_id:{id}"),
+        format!("in:otel_trace_summaries trace_id:{id}"),
+        format!("in:traces trace_id:{id} stats:count() as n"),
+        "in:traces service_name:checkout".to_string(),
+    ] {
+        assert_eq!(limit(&q, Some(2_000)), Ok(500), "{q}: the general maximum");
+    }
+}
+
+#[test]
 fn a_cursor_carries_its_direction() {
     let q = "in:traces time:last_1h";
     let key = json!(["2026-11-25T11:30:00.000001Z", "t1", "s1"]);

@@ -70,6 +70,16 @@ fn no_asset_has_inline_script_or_style() {
         let tag = &lower[i..i + lower[i..].find('>').unwrap()];
         assert!(tag.contains("src="), "inline script: {tag}");
     }
+    // Every module is preloaded with the page, not discovered one import level at a time.
+    for f in std::fs::read_dir(&dir).unwrap() {
+        let name = f.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".js") && name != "main.js" {
+            assert!(
+                html.contains(&format!("<link rel=\"modulepreload\" href=\"/ui/{name}\">")),
+                "index.html does not preload {name}"
+            );
+        }
+    }
     // Nothing from the network: every URL the page names is its own.
     for f in std::fs::read_dir(&dir).unwrap() {
         let text = std::fs::read_to_string(f.unwrap().path()).unwrap_or_default();

@@ -303,6 +303,15 @@ async fn a_trace_shows_one_row_per_span_and_the_details_of_a_span() {
     );
     assert_eq!(counts[0], json!(BIG_SPANS), "every span has a row");
     assert!(counts[1].as_u64().unwrap() < 200, "rendered rows: {counts}");
+    // Pages of PageLimits::one_trace spans: two requests, the second from the cursor.
+    assert_eq!(
+        s.js(
+            "return performance.getEntriesByType('resource')
+               .filter((e) => new URL(e.name).pathname === '/api/query').length;",
+            vec![]
+        ),
+        json!(BIG_SPANS.div_ceil(srql_plan::PageLimits::default().one_trace as usize))
+    );
     s.js(
         "const s = document.getElementById('waterfall-scroll'); s.scrollTop = s.scrollHeight;",
         vec![],
