@@ -1,6 +1,6 @@
 //! Benchmarks, load drivers and the workload loader, kept out of the product crates. The
 //! `srql` binary exposes them as subcommands (`bench`, `bench-incremental`, `bench-soak`,
-//! `bench-otlp`, `bench-ui`, `bench-sealing`, `generate`); no product crate (`store`,
+//! `bench-otlp`, `bench-ui`, `bench-sealing`, `bench-distributed`, `generate`); no product crate (`store`,
 //! `server`, `otlp`) depends on this one, and none of them depends on `workload` any more.
 //!
 //! - `summaries`: `srql bench`, what the trace summaries buy (first-page latency on both
@@ -11,12 +11,14 @@
 //!   WebDriver client also used by the server's browser tests; `wide_trace`, one trace of
 //!   any size);
 //! - `sealing`: `srql bench-sealing`, spans storage heap against sealed, sealing time;
+//! - `distributed`: `srql bench-distributed`, a Citus cluster beside one PostgreSQL;
 //! - `otlp_ingest`: `srql bench-otlp`, OTLP ingest throughput;
 //! - `load` (bulk and live loads) on `spans` (the workload's binary COPY), `otlp_client`
 //!   (the workload over OTLP) on `otlp_export` (a gRPC client honouring back-pressure);
 //! - `scratch`: the databases benchmarks make beside the service's; `markdown_section`:
 //!   the section of BENCHMARKS.md each benchmark owns.
 
+pub mod distributed;
 pub mod incremental;
 pub mod load;
 pub mod markdown_section;

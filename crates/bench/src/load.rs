@@ -59,8 +59,33 @@ pub async fn bulk(
     writers: usize,
     progress: impl Fn(u64) + Send + Sync + 'static,
 ) -> Result<LoadReport, DbError> {
+    bulk_with(url, config, writers, DayLoad::Offline, progress).await
+}
+
+/// How [`bulk_with`] writes a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayLoad {
+    /// Built offline where its partition is empty ([`bulk`]).
+    Offline,
+    /// COPY through `otel_traces`, as a foreign writer does: every span goes through the
+    /// capture of incremental mode, and on Citus through the coordinator to its shard.
+    ThroughParent,
+}
+
+/// [`bulk`], each day written as `day_load` says.
+pub async fn bulk_with(
+    url: &str,
+    config: WorkloadConfig,
+    writers: usize,
+    day_load: DayLoad,
+    progress: impl Fn(u64) + Send + Sync + 'static,
+) -> Result<LoadReport, DbError> {
     let started = Instant::now();
     let setup = db::connect(url).await?;
+    if day_load == DayLoad::ThroughParent {
+        // Each day's partition first, so no span waits in the default partition.
+        store::partitions::ensure(&setup, config.start, config.end + Duration::days(1)).await?;
+    }
     let days = day_jobs(&config);
     let writers = writers.clamp(1, days.len().max(1));
     let jobs = Arc::new(Mutex::new(days));
@@ -80,6 +105,7 @@ pub async fn bulk(
         tasks.spawn(write_days(
             client,
             config,
+            day_load,
             jobs.clone(),
             spill.clone(),
             outcomes.clone(),
@@ -201,9 +227,11 @@ fn generate_day(config: WorkloadConfig, job: &DayJob, tx: &mpsc::Sender<Vec<Span
     spill
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn write_days(
     mut client: Client,
     config: WorkloadConfig,
+    day_load: DayLoad,
     jobs: Arc<Mutex<Vec<DayJob>>>,
     spill: Arc<Mutex<Vec<Span>>>,
     outcomes: Arc<Mutex<BTreeMap<NaiveDate, DayOutcome>>>,
@@ -220,7 +248,10 @@ async fn write_days(
         let day = job.day;
         let generator = tokio::task::spawn_blocking(move || generate_day(config, &job, &tx));
         let count = |n: u64| progress(written.fetch_add(n, Ordering::Relaxed) + n);
-        let outcome = load_day(&mut client, day, rx, count).await?;
+        let outcome = match day_load {
+            DayLoad::Offline => load_day(&mut client, day, rx, count).await?,
+            DayLoad::ThroughParent => copy_day(&client, rx, count).await?,
+        };
         outcomes.lock().expect("outcome lock").insert(day, outcome);
         let rest = generator
             .await
@@ -238,8 +269,20 @@ pub enum DayOutcome {
     Replaced,
     /// Built offline, then inserted into a partition that gained spans meanwhile.
     Merged,
-    /// Copied batch by batch into the day's partition, which already had spans.
+    /// Copied batch by batch: into the day's partition, which already had spans, or
+    /// through `otel_traces` ([`DayLoad::ThroughParent`]).
     Copied,
+}
+
+async fn copy_day(
+    client: &Client,
+    mut rx: mpsc::Receiver<Vec<Span>>,
+    count: impl Fn(u64),
+) -> Result<DayOutcome, DbError> {
+    while let Some(batch) = rx.recv().await {
+        count(copy_spans(client, &batch, Arrival::Simulated).await?);
+    }
+    Ok(DayOutcome::Copied)
 }
 
 async fn load_day(

@@ -93,9 +93,19 @@ async fn run_in(url: &str, opts: &BenchOptions) -> Result<BenchReport, String> {
     store::migrate::run(&mut client)
         .await
         .map_err(|e| e.to_string())?;
+    send(config, &client, opts).await
+}
+
+/// Sends the workload to receivers writing into the database of `config`, already set
+/// up and holding no spans (`client` is connected to it), and checks every span landed.
+pub async fn send(
+    config: tokio_postgres::Config,
+    client: &tokio_postgres::Client,
+    opts: &BenchOptions,
+) -> Result<BenchReport, String> {
     let end = Utc::now();
     let start = end - chrono::Duration::days(7);
-    store::partitions::ensure(&client, start, end + chrono::Duration::days(1))
+    store::partitions::ensure(client, start, end + chrono::Duration::days(1))
         .await
         .map_err(|e| e.to_string())?;
 

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use crate::args::{
     BenchOtlpArgs, DbArgs, DemoArgs, GenerateArgs, QueryArgs, ServeArgs, SummaryArgs,
 };
+use srql_bench::distributed::BenchDistributedArgs;
 use srql_bench::incremental::BenchIncrementalArgs;
 use srql_bench::sealing::BenchSealingArgs;
 use srql_bench::soak::BenchSoakArgs;
@@ -62,6 +63,10 @@ pub enum Command {
     /// Sealing: spans storage per million spans, heap beside every day but the newest
     /// two sealed into columnar storage; time to seal; trace lookups by id.
     BenchSealing(BenchSealingArgs),
+    /// Distributed mode beside one PostgreSQL, in one run: starts a Citus coordinator and
+    /// workers on this machine (removed at the end) and measures OTLP ingest, bulk load,
+    /// drains, first pages and freshness on both (docs/scale-out.md).
+    BenchDistributed(BenchDistributedArgs),
 }
 
 #[cfg(test)]

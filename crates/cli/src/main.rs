@@ -136,5 +136,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             let db = database::open(&cli.db).await?;
             srql_bench::sealing::run(&db.bench_server(), &cfg, &args).await
         }
+        Command::BenchDistributed(args) => {
+            let db = database::open(&cli.db).await?;
+            srql_bench::distributed::run(&db.bench_server(), &args).await
+        }
     }
 }

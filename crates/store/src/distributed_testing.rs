@@ -1,16 +1,16 @@
 //! The Citus cluster of the distributed tests: a coordinator and two workers on
 //! 127.0.0.1, each a private cluster of its own ([`crate::embedded`], with
-//! [`CitusNode`]), started by the first test of a process and stopped (data removed)
+//! [`crate::embedded::CitusNode`]), started by the first test of a process and stopped (data removed)
 //! when it exits. Every test gets a fresh database on all three nodes, with the `citus`
 //! extension and the workers registered. Without Citus installed, the tests fail saying
 //! what to install; they never skip.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use crate::credentials::{Credentials, READER_LOGIN, WRITER_LOGIN};
-use crate::embedded::{find_bin_dir, CitusNode, EmbeddedCluster};
+use crate::citus_local::{self, Shared};
+use crate::credentials::{READER_LOGIN, WRITER_LOGIN};
+use crate::embedded::EmbeddedCluster;
 
 /// Few shards per table: each day partition of each table has this many, on two workers.
 const SHARD_COUNT: u32 = 4;
@@ -22,7 +22,7 @@ struct Cluster {
     /// A third worker, started by the first test that grows its cluster and registered
     /// only in that test's databases (Citus keeps its node list per database).
     spare: OnceLock<EmbeddedCluster>,
-    credentials: Credentials,
+    shared: Shared,
 }
 
 impl Cluster {
@@ -36,132 +36,54 @@ static START_LOCK: Mutex<()> = Mutex::new(());
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 static LOGINS: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 static SPARE_LOGINS: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-/// Writer logins act as this role, and Citus opens worker connections as the current
-/// role: on Citus it must be able to log in (docs/scale-out.md).
-const OWNER: &str = "srql_owner";
-static OWNER_PASSWORD: OnceLock<String> = OnceLock::new();
 /// Registering workers copies roles and metadata to them; two registrations at once
 /// (tests of one process start together) fail on the worker, so they take turns.
 static REGISTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Where the server looks for `citus.control`, if Citus is installed for it.
-fn citus_control() -> Result<PathBuf, String> {
-    let bin = find_bin_dir().ok_or("no PostgreSQL server binaries found")?;
-    let out = std::process::Command::new(bin.join("pg_config"))
-        .arg("--sharedir")
-        .output()
-        .map_err(|e| format!("pg_config --sharedir: {e}"))?;
-    let share = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    let control = share.join("extension").join("citus.control");
-    if control.is_file() {
-        Ok(control)
-    } else {
-        Err(format!("{} is missing", control.display()))
-    }
-}
-
-fn free_port() -> u16 {
-    // Bound then released: a port nobody else held a moment ago.
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free TCP port on 127.0.0.1 for a Citus node")
-}
-
 /// One node: a private cluster of its own on a free loopback port, removed at exit.
-fn start_node(role: &str, credentials: &Credentials, owner_password: &str) -> EmbeddedCluster {
-    let mut opts = crate::testing::throwaway_cluster(&format!("srql-citus-{role}"));
-    opts.pg_cron = false;
-    opts.citus = Some(CitusNode {
-        port: free_port(),
-        credentials: credentials.clone(),
-        shard_count: SHARD_COUNT,
-        other_roles: vec![(OWNER.to_string(), owner_password.to_string())],
-    });
-    EmbeddedCluster::start(&opts)
+fn start_node(role: &str, shared: &Shared) -> EmbeddedCluster {
+    let opts = crate::testing::throwaway_cluster(&format!("srql-citus-{role}"));
+    citus_local::start_node(opts, shared)
         .unwrap_or_else(|e| panic!("starting the Citus {role} for the tests: {e}"))
 }
 
 fn cluster() -> &'static Cluster {
     let _guard = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     CLUSTER.get_or_init(|| {
-        if let Err(missing) = citus_control() {
-            panic!(
-                "the distributed tests need Citus 13 installed for this PostgreSQL ({missing}): \
-                 run scripts/ensure-deps --tests, or install Citus from its own packages \
-                 (see README and docs/scale-out.md)"
-            );
+        if let Err(missing) = citus_local::check_installed() {
+            panic!("the distributed tests need {missing}");
         }
-        let mut credentials = Credentials::default();
-        credentials
-            .fill_missing()
-            .expect("random passwords for the Citus test cluster");
-        let owner_password =
-            crate::credentials::generate_password().expect("a random password for srql_owner");
-        OWNER_PASSWORD
-            .set(owner_password.clone())
-            .expect("the cluster starts once");
-        let start = |role: &str| start_node(role, &credentials, &owner_password);
+        let shared = Shared::generate(SHARD_COUNT).expect("passwords for the Citus test cluster");
+        let start = |role: &str| start_node(role, &shared);
         Cluster {
             coordinator: start("coordinator"),
             workers: (1..=WORKERS)
                 .map(|i| start(&format!("worker{i}")))
                 .collect(),
             spare: OnceLock::new(),
-            credentials,
+            shared,
         }
     })
 }
 
-/// Roles are global to each node: every node gets them (from the single-node
-/// migrations) and the reader and writer logins, with the passwords all nodes share,
-/// before any test database exists, so Citus finds them everywhere.
+/// Every node gets the roles and logins before any test database exists
+/// ([`citus_local::create_logins_on`]).
 async fn create_logins(cluster: &Cluster) {
     for node in cluster.nodes() {
-        create_logins_on(node).await;
+        create_logins_on(node, &cluster.shared).await;
     }
 }
 
-async fn create_logins_on(node: &EmbeddedCluster) {
-    let admin = crate::db::connect(&node.url("postgres"))
+async fn create_logins_on(node: &EmbeddedCluster, shared: &Shared) {
+    citus_local::create_logins_on(node, &format!("c_{}_roles", std::process::id()), shared)
         .await
-        .expect("connect to a Citus node");
-    let password = |login| node.password(login).expect("a password for each login");
-    crate::testing::create_roles_and_logins(
-        &admin,
-        &node.url(&format!("c_{}_roles", std::process::id())),
-        [
-            (READER_LOGIN, password(READER_LOGIN)),
-            (WRITER_LOGIN, password(WRITER_LOGIN)),
-        ],
-    )
-    .await;
-    let owner_password = OWNER_PASSWORD.get().expect("set when the cluster started");
-    // Generated hex and our constant: safe in the statement.
-    admin
-        .batch_execute(&format!(
-            "ALTER ROLE {OWNER} LOGIN PASSWORD '{owner_password}'"
-        ))
-        .await
-        .expect("srql_owner may log in to the nodes");
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
-/// The test database `name` on one node, with the `citus` extension.
 async fn create_database_on(node: &EmbeddedCluster, name: &str) {
-    let admin = crate::db::connect(&node.url("postgres"))
+    citus_local::create_database_on(node, name)
         .await
-        .expect("connect to a Citus node");
-    // The name is ours, built from integers: not user input.
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create a test database on a Citus node");
-    crate::db::connect(&node.url(name))
-        .await
-        .expect("connect to the test database on a Citus node")
-        .batch_execute("CREATE EXTENSION citus")
-        .await
-        .expect("CREATE EXTENSION citus");
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A fresh database on the coordinator and every worker, workers registered.
@@ -185,23 +107,10 @@ impl CitusTestDb {
         for node in cluster.nodes() {
             create_database_on(node, &name).await;
         }
-        let coordinator = crate::db::connect(&cluster.coordinator.url(&name))
+        let workers: Vec<&EmbeddedCluster> = cluster.workers.iter().collect();
+        citus_local::register(&cluster.coordinator, &workers, &name)
             .await
-            .expect("connect to the coordinator");
-        let port = |node: &EmbeddedCluster| i32::from(node.port());
-        coordinator
-            .execute(
-                "SELECT citus_set_coordinator_host('127.0.0.1', $1)",
-                &[&port(&cluster.coordinator)],
-            )
-            .await
-            .expect("citus_set_coordinator_host");
-        for worker in &cluster.workers {
-            coordinator
-                .execute("SELECT citus_add_node('127.0.0.1', $1)", &[&port(worker)])
-                .await
-                .expect("citus_add_node");
-        }
+            .unwrap_or_else(|e| panic!("{e}"));
         CitusTestDb {
             url: cluster.coordinator.url(&name),
             name,
@@ -239,12 +148,13 @@ impl CitusTestDb {
         let cluster = cluster();
         let spare = {
             let _guard = START_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-            cluster.spare.get_or_init(|| {
-                let owner = OWNER_PASSWORD.get().expect("set when the cluster started");
-                start_node("worker-spare", &cluster.credentials, owner)
-            })
+            cluster
+                .spare
+                .get_or_init(|| start_node("worker-spare", &cluster.shared))
         };
-        SPARE_LOGINS.get_or_init(|| create_logins_on(spare)).await;
+        SPARE_LOGINS
+            .get_or_init(|| create_logins_on(spare, &cluster.shared))
+            .await;
         let _turn = REGISTER.lock().await;
         create_database_on(spare, &self.name).await;
         self.client()

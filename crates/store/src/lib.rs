@@ -2,6 +2,7 @@
 //! partition upkeep, span writes, summary maintenance and query execution.
 
 pub mod catalog;
+pub mod citus_local;
 pub mod credentials;
 pub mod db;
 pub mod distributed;

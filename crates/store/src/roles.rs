@@ -75,3 +75,30 @@ pub async fn adopt_objects(client: &Client) -> Result<i32, DbError> {
         .await?
         .get(0))
 }
+
+/// The groups made the way `srql migrate` makes them (migrating a scratch database,
+/// `roles_db_url`, created here through `admin`, which is left behind empty), then the
+/// reader and writer logins in them: a private server's setup (the test harness, the
+/// Citus nodes of [`crate::citus_local`]). The database name is ours, never input.
+pub async fn create_with_logins(
+    admin: &Client,
+    roles_db_url: &str,
+    [reader, writer]: [(&str, &str); 2],
+) -> Result<(), DbError> {
+    let config = crate::db::parse_url(roles_db_url)?;
+    let name = config
+        .get_dbname()
+        .ok_or_else(|| DbError::BadUrl("the roles database URL names no database".into()))?;
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        admin.batch_execute(&sql).await?;
+    }
+    let mut client = crate::db::connect(roles_db_url).await?;
+    crate::migrate::run(&mut client).await?;
+    for ((user, password), group) in [(reader, Group::Reader), (writer, Group::Writer)] {
+        ensure_login(admin, user, group, password).await?;
+    }
+    Ok(())
+}

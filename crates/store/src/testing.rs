@@ -104,39 +104,16 @@ async fn create_logins(server: &Server) {
     create_roles_and_logins(&admin, &url_of(&config), logins).await;
 }
 
-/// The roles come from migration 0006: migrating a scratch database (`roles_db_url`,
-/// created here through `admin`) creates them the way `srql migrate` does. Then the
-/// reader and writer logins in them. Shared with the Citus test cluster, which does this
-/// on every node.
-pub(crate) async fn create_roles_and_logins(
+/// The roles come from migration 0006 ([`crate::roles::create_with_logins`]), then the
+/// reader and writer logins in them.
+async fn create_roles_and_logins(
     admin: &tokio_postgres::Client,
     roles_db_url: &str,
-    [reader, writer]: [(&str, &str); 2],
+    logins: [(&str, &str); 2],
 ) {
-    let config = crate::db::parse_url(roles_db_url).expect("roles database url");
-    let name = config.get_dbname().expect("a roles database name");
-    // The name is ours, built from integers: not user input.
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name}"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        admin
-            .batch_execute(&sql)
-            .await
-            .expect("create the roles database");
-    }
-    let mut client = crate::db::connect(roles_db_url)
+    crate::roles::create_with_logins(admin, roles_db_url, logins)
         .await
-        .expect("connect to the roles database");
-    crate::migrate::run(&mut client)
-        .await
-        .expect("migrate the roles database");
-    use crate::roles::{ensure_login, Group};
-    for ((user, password), group) in [(reader, Group::Reader), (writer, Group::Writer)] {
-        ensure_login(admin, user, group, password)
-            .await
-            .expect("reader and writer logins");
-    }
+        .expect("roles and the reader and writer logins on the test server");
 }
 
 fn url_of(config: &tokio_postgres::Config) -> String {

@@ -16,7 +16,15 @@ use tokio::sync::watch;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
-use super::BenchIncrementalArgs;
+/// What one freshness run needs besides its rate.
+#[derive(Debug, Clone, Copy)]
+pub struct LagSettings {
+    pub seed: u64,
+    /// Late-span delays are multiplied by this (1.0 = up to 10 minutes).
+    pub delay_scale: f64,
+    /// Seconds of measured ingest.
+    pub ingest_secs: u64,
+}
 
 /// A probe every this often.
 const PROBE_EVERY: StdDuration = StdDuration::from_millis(250);
@@ -63,11 +71,7 @@ struct Probe {
     committed: Instant,
 }
 
-pub async fn measure(
-    url: &str,
-    args: &BenchIncrementalArgs,
-    rate: u64,
-) -> Result<LagResult, String> {
+pub async fn measure(url: &str, args: &LagSettings, rate: u64) -> Result<LagResult, String> {
     let err = |e: store::DbError| e.to_string();
     let client = store::db::connect(url).await.map_err(err)?;
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -16,8 +16,8 @@
 //! own later) and are rendered between the `<!-- incremental:start -->` and
 //! `<!-- incremental:end -->` markers of BENCHMARKS.md.
 
-mod lag;
-mod report;
+pub(crate) mod lag;
+pub(crate) mod report;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -35,7 +35,7 @@ use crate::spans::{copy_spans, Arrival};
 /// Spans per COPY in a drain cycle: what a 1k spans/s feed writes per 100 ms tick.
 const CYCLE_COPY_SPANS: usize = 100;
 /// Trace indices for the drain cycles, far from the bulk load's and follow's.
-const CYCLE_BASE_INDEX: u64 = 1 << 41;
+pub(crate) const CYCLE_BASE_INDEX: u64 = 1 << 41;
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchIncrementalArgs {
@@ -79,6 +79,16 @@ pub struct BenchIncrementalArgs {
     /// The Markdown file whose `<!-- incremental:start -->` section is rewritten.
     #[arg(long, default_value = "BENCHMARKS.md")]
     pub markdown: PathBuf,
+}
+
+impl BenchIncrementalArgs {
+    fn lag_settings(&self) -> lag::LagSettings {
+        lag::LagSettings {
+            seed: self.seed,
+            delay_scale: self.delay_scale,
+            ingest_secs: self.ingest_secs,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,7 +195,7 @@ pub async fn run(db: &Server, args: &BenchIncrementalArgs) -> Result<(), String>
     Ok(())
 }
 
-async fn machine(url: &str) -> Result<Machine, String> {
+pub(crate) async fn machine(url: &str) -> Result<Machine, String> {
     let client = store::db::connect(url).await.map_err(|e| e.to_string())?;
     let postgres: String = client
         .query_one("SELECT current_setting('server_version')", &[])
@@ -206,7 +216,7 @@ async fn machine(url: &str) -> Result<Machine, String> {
     })
 }
 
-fn summary_config() -> SummaryConfig {
+pub(crate) fn summary_config() -> SummaryConfig {
     SummaryConfig {
         window: workload::DEFAULT_RANGE,
         retention: workload::DEFAULT_RANGE,
@@ -214,7 +224,7 @@ fn summary_config() -> SummaryConfig {
     }
 }
 
-fn incremental() -> Maintenance {
+pub(crate) fn incremental() -> Maintenance {
     Maintenance {
         mode: SummaryMode::Incremental,
         drain_interval: Duration::seconds(1),
@@ -320,30 +330,21 @@ async fn measure_scale(
     backfill.finish_and_clear();
     let backfill_secs = started.elapsed().as_secs_f64();
     println!("switched to incremental mode in {backfill_secs:.1} s");
-    // Drain cycles measure complete drains, not the scheduler's time budget.
-    summaries::set_setting(&client, keys::DRAIN_MAX_SECS, "3600")
-        .await
-        .map_err(|e| e.to_string())?;
+    whole_drains(&client, true).await?;
     expect_ok(summaries::refresh(&client, RefreshMethod::Concurrently).await)?;
 
     let mut cycles = Vec::new();
     let mut next_index = CYCLE_BASE_INDEX;
     for &n in &args.new_spans {
-        let mut cycle = Cycle {
-            new_spans: n,
-            traces: 0,
-            drain_secs: Vec::new(),
-        };
-        for _ in 0..args.repeats.max(1) {
-            let (spans, traces) = feed(url, args.seed, &mut next_index, n).await?;
-            let run = expect_ok(summaries::refresh(&client, RefreshMethod::Concurrently).await)?;
-            if run.pending.unwrap_or(0) > 0 {
-                return Err(format!("the drain left {:?} entries behind", run.pending));
-            }
-            cycle.traces = run.rows.unwrap_or(0);
-            cycle.drain_secs.push(secs(run.duration()));
-            tracing::debug!(spans, traces, "drain cycle");
-        }
+        let cycle = drain_cycle(
+            url,
+            &client,
+            (args.seed, &mut next_index),
+            n,
+            args.repeats,
+            &mut |_| {},
+        )
+        .await?;
         println!(
             "drain after {n} new spans: {} traces, {:.3?} s",
             cycle.traces, cycle.drain_secs
@@ -351,17 +352,11 @@ async fn measure_scale(
         cycles.push(cycle);
     }
     // Back to the service's settings for the freshness runs.
-    client
-        .execute(
-            "DELETE FROM srql_settings WHERE key = $1",
-            &[&keys::DRAIN_MAX_SECS],
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    whole_drains(&client, false).await?;
 
     let mut lag_results = Vec::new();
     for &rate in &args.rates {
-        let r = lag::measure(url, args, rate).await?;
+        let r = lag::measure(url, &args.lag_settings(), rate).await?;
         report::print_lag(&r);
         lag_results.push(r);
     }
@@ -387,11 +382,68 @@ async fn measure_scale(
     })
 }
 
-fn secs(d: Option<Duration>) -> f64 {
+/// `on`: drains run to the end, so a benchmark times whole drains rather than the
+/// scheduler's time budget; off: the service's setting again.
+pub(crate) async fn whole_drains(client: &tokio_postgres::Client, on: bool) -> Result<(), String> {
+    if on {
+        summaries::set_setting(client, keys::DRAIN_MAX_SECS, "3600").await
+    } else {
+        client
+            .execute(
+                "DELETE FROM srql_settings WHERE key = $1",
+                &[&keys::DRAIN_MAX_SECS],
+            )
+            .await
+            .map(|_| ())
+            .map_err(store::DbError::from)
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// Before or after one timed drain of [`drain_cycle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DrainEdge {
+    Before,
+    After,
+}
+
+/// `repeats` times: [`feed`] `n` new spans (trace indices from `next`, seeded by
+/// `seed`), then the drain that applies them, timed as srql_refresh_runs records it.
+/// `around` is called on either side of each drain, nothing else between.
+pub(crate) async fn drain_cycle(
+    url: &str,
+    client: &tokio_postgres::Client,
+    (seed, next): (u64, &mut u64),
+    n: u64,
+    repeats: usize,
+    around: &mut (dyn FnMut(DrainEdge) + Send),
+) -> Result<Cycle, String> {
+    let mut cycle = Cycle {
+        new_spans: n,
+        traces: 0,
+        drain_secs: Vec::new(),
+    };
+    for _ in 0..repeats.max(1) {
+        let (spans, traces) = feed(url, seed, next, n).await?;
+        around(DrainEdge::Before);
+        let run = expect_ok(summaries::refresh(client, RefreshMethod::Concurrently).await);
+        around(DrainEdge::After);
+        let run = run?;
+        if run.pending.unwrap_or(0) > 0 {
+            return Err(format!("the drain left {:?} entries behind", run.pending));
+        }
+        cycle.traces = run.rows.unwrap_or(0);
+        cycle.drain_secs.push(secs(run.duration()));
+        tracing::debug!(spans, traces, "drain cycle");
+    }
+    Ok(cycle)
+}
+
+pub(crate) fn secs(d: Option<Duration>) -> f64 {
     d.map_or(f64::NAN, |d| d.num_microseconds().unwrap_or(0) as f64 / 1e6)
 }
 
-fn expect_ok(
+pub(crate) fn expect_ok(
     run: Result<summaries::RefreshRun, store::DbError>,
 ) -> Result<summaries::RefreshRun, String> {
     let run = run.map_err(|e| e.to_string())?;
@@ -408,7 +460,12 @@ fn expect_ok(
 /// Writes about `n` spans of new traces timed over the last two minutes, a COPY per
 /// [`CYCLE_COPY_SPANS`], their late spans last: what a 1k spans/s feed leaves between
 /// two drains. Returns (spans, traces) written.
-async fn feed(url: &str, seed: u64, next: &mut u64, n: u64) -> Result<(u64, u64), String> {
+pub(crate) async fn feed(
+    url: &str,
+    seed: u64,
+    next: &mut u64,
+    n: u64,
+) -> Result<(u64, u64), String> {
     let client = store::db::connect(url).await.map_err(|e| e.to_string())?;
     let now = Utc::now();
     let (mut on_time, mut late, mut traces) = (Vec::new(), Vec::new(), 0u64);
@@ -475,9 +532,7 @@ async fn overhead(
                     .await
                     .map_err(|e| e.to_string())?
                     .get(0);
-                summaries::set_setting(&client, keys::DRAIN_MAX_SECS, "3600")
-                    .await
-                    .map_err(|e| e.to_string())?;
+                whole_drains(&client, true).await?;
                 let run =
                     expect_ok(summaries::refresh(&client, RefreshMethod::Concurrently).await)?;
                 Ok((

@@ -40,7 +40,7 @@ pub fn median(v: &[f64]) -> f64 {
     v[v.len() / 2]
 }
 
-fn fmt_secs(s: f64) -> String {
+pub(crate) fn fmt_secs(s: f64) -> String {
     if !s.is_finite() {
         "n/a".into()
     } else if s < 1.0 {
@@ -50,7 +50,7 @@ fn fmt_secs(s: f64) -> String {
     }
 }
 
-fn fmt_count(n: u64) -> String {
+pub(crate) fn fmt_count(n: u64) -> String {
     if n >= 1_000_000 {
         format!("{:.1}M", n as f64 / 1e6)
     } else if n >= 1_000 {

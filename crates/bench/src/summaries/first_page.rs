@@ -82,11 +82,21 @@ pub async fn run(
     timeout: Duration,
     policies: Policies,
 ) -> Result<Vec<QueryLatency>, String> {
+    run_queries(addr, timeout, policies, QUERIES.iter()).await
+}
+
+/// [`run`] over some of the queries only.
+pub async fn run_queries(
+    addr: SocketAddr,
+    timeout: Duration,
+    policies: Policies,
+    queries: impl ExactSizeIterator<Item = &TabQuery>,
+) -> Result<Vec<QueryLatency>, String> {
     let mut client = SrqlClient::connect(addr, timeout).await?;
-    let bar = progress::steps("first-page latency", QUERIES.len() * Path::ALL.len());
+    let bar = progress::steps("first-page latency", queries.len() * Path::ALL.len());
     warm_spans(&mut client, policies.on_the_fly_warmup, &bar).await?;
-    let mut out = Vec::with_capacity(QUERIES.len());
-    for q in QUERIES {
+    let mut out = Vec::with_capacity(queries.len());
+    for q in queries {
         let cursor = if q.page > 1 {
             bar.set_message(format!("{}: following the cursor", q.title));
             Some(cursor_to_page(&mut client, q).await?)

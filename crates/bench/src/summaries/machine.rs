@@ -63,15 +63,7 @@ impl CpuSample {
         let idle = field(3) + field(4);
         let busy = field(0) + field(1) + field(2) + field(5) + field(6) + field(7);
         let own = process_ticks("self", true)?;
-        let cluster = postmaster.and_then(|pid| {
-            // Exited backends are in the postmaster's children's time; live ones apart.
-            let live: u64 = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-                .ok()?
-                .split_whitespace()
-                .filter_map(|c| process_ticks(c, false))
-                .sum();
-            Some(process_ticks(&pid.to_string(), true)? + live)
-        });
+        let cluster = postmaster.and_then(cluster_ticks);
         Some(Self {
             busy,
             total: busy + idle,
@@ -87,6 +79,22 @@ impl CpuSample {
         let ours = self.ours?.checked_sub(earlier.ours?)?;
         (total > 0).then(|| (busy.saturating_sub(ours) as f64 / total as f64).clamp(0.0, 1.0))
     }
+}
+
+/// Clock ticks per second of `/proc`'s CPU times (USER_HZ, 100 on Linux).
+pub const TICKS_PER_SEC: f64 = 100.0;
+
+/// CPU time, in clock ticks, a PostgreSQL server has used since it started: its
+/// postmaster's, its live processes' and those of the backends that exited (in the
+/// postmaster's children's time).
+pub fn cluster_ticks(postmaster: u32) -> Option<u64> {
+    let pid = postmaster;
+    let live: u64 = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()?
+        .split_whitespace()
+        .filter_map(|c| process_ticks(c, false))
+        .sum();
+    Some(process_ticks(&pid.to_string(), true)? + live)
 }
 
 /// utime + stime of `/proc/<pid>`, plus its waited-for children's when `children`.

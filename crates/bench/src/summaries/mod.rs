@@ -6,7 +6,7 @@
 //! so the service's data is never touched and every point starts from nothing.
 
 pub(crate) mod api;
-mod first_page;
+pub(crate) mod first_page;
 mod format;
 pub(crate) mod http_client;
 pub(crate) mod latency;
@@ -14,7 +14,7 @@ pub(crate) mod machine;
 mod plain_aggregation;
 pub(crate) mod plot;
 pub(crate) mod progress;
-mod queries;
+pub(crate) mod queries;
 pub(crate) mod refresh;
 pub(crate) mod report;
 mod results;
