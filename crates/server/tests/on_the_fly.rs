@@ -1,7 +1,8 @@
 //! The on-the-fly path's ordered walk (unfiltered pages by `timestamp`, which aggregate
 //! only the traces they show) against the oracle, on the traces that could fool it: spans
 //! days apart, a span after the range's end, one span stored twice as a trace's latest,
-//! traces whose latest spans tie; paged by cursor in both directions.
+//! traces whose latest spans tie; paged by cursor in both directions. And the widened
+//! aggregation (filters, other sorts, stats, span conditions) against the same oracle.
 
 mod support;
 
@@ -208,4 +209,140 @@ async fn a_walk_bounded_by_extents_counts_a_late_span_in_a_sealed_day_not_yet_dr
         .expect("late_sealed in the range");
     assert_eq!(late_sealed["span_count"], json!(3), "{late_sealed}");
     assert_pages_match_the_oracle(&db, from, to).await;
+}
+
+/// Every row of `query` on the on-the-fly path, all pages, by trace_id.
+async fn on_the_fly_rows(app: &axum::Router, query: &str) -> Vec<Value> {
+    let first = support::query(app, json!({ "query": query, "source": "on_the_fly" })).await;
+    assert_eq!(first.status, StatusCode::OK, "{query}: {}", first.body);
+    assert_eq!(first.source(), "on_the_fly", "{query}");
+    let mut rows = support::all_pages(
+        app,
+        json!({ "query": query, "source": "on_the_fly", "limit": 7 }),
+    )
+    .await;
+    rows.sort_by(|a, b| a["trace_id"].as_str().cmp(&b["trace_id"].as_str()));
+    rows
+}
+
+/// The widened aggregation (filters, other sorts, stats, span conditions on the
+/// on-the-fly path where the extents are exact) against the oracle: traces whose spans lie
+/// days apart (by their extent, or only by a late span not drained yet, in a sealed day
+/// with SRQL_TEST_SEAL=1), and short traces straddling the range's edges, whose spans
+/// just outside it must count (start) or exclude the trace (end).
+#[tokio::test]
+async fn the_widened_aggregation_matches_the_oracle_with_long_traces_and_late_spans() {
+    let db = TestDb::migrated().await;
+    let now = Utc::now();
+    let mut client = db.client().await;
+    store::partitions::ensure(&client, now - Duration::days(4), now + Duration::days(1))
+        .await
+        .expect("partitions");
+    let (from, to) = (now - Duration::days(2), now - Duration::minutes(30));
+    let minute = Duration::minutes(1);
+    let mut spans = tricky_traces(to);
+    spans.extend([
+        // Short by its extent; a late span before the range makes it long.
+        span("late_short", "r", "", to - Duration::hours(3)),
+        span("late_short", "c", "r", to - Duration::hours(3) + minute),
+        // Latest span just inside the start, root just before it.
+        span("near_start", "r", "", from - minute * 2),
+        span("near_start", "c", "r", from + minute),
+        // Spans inside the range, latest span just after its end.
+        span("near_end", "r", "", to - minute),
+        span("near_end", "c", "r", to + minute * 2),
+    ]);
+    support::insert(&db, &spans).await;
+    support::seed(&db, 3_000, 2, 7).await;
+    store::summaries::ensure(
+        &mut client,
+        &SummaryConfig {
+            window: Duration::days(7),
+            retention: Duration::days(7),
+            refresh_interval: Duration::minutes(2),
+        },
+        &Maintenance {
+            mode: SummaryMode::Incremental,
+            drain_interval: Duration::seconds(1),
+        },
+        &mut |_| {},
+    )
+    .await
+    .expect("incremental mode");
+    if !store::testing::sealing_requested() {
+        assert!(
+            db.seal_ended_days().await > 0,
+            "the spans reach back past midnight"
+        );
+    }
+    let catalog = store::summaries::catalog(&client).await.expect("catalog");
+    assert!(catalog.trace_extents, "the extents are exact");
+    support::insert(
+        &db,
+        &[span("late_short", "late", "r", from - Duration::hours(2))],
+    )
+    .await;
+
+    let raw = support::raw_spans(&db).await;
+    let mut oracle: Vec<Summary> = support::summarize(&raw)
+        .into_iter()
+        .filter(|s| s.timestamp >= from && s.timestamp <= to)
+        .collect();
+    oracle.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
+    let id = |name: &str| format!("walk{name:0>28}");
+    let find = |name: &str| oracle.iter().find(|s| s.trace_id == id(name));
+    assert_eq!(find("late_short").map(|s| s.span_count), Some(3));
+    assert_eq!(find("near_start").map(|s| s.span_count), Some(2));
+    assert!(
+        find("near_end").is_none(),
+        "its latest span is after the range"
+    );
+    let with_late_span: std::collections::BTreeSet<&str> = raw
+        .iter()
+        .filter(|s| {
+            s.name
+                .as_deref()
+                .is_some_and(|n| n.to_lowercase().ends_with("late"))
+        })
+        .map(|s| s.trace_id.as_str())
+        .collect();
+    let rows = |keep: &dyn Fn(&Summary) -> bool| -> Vec<Value> {
+        oracle
+            .iter()
+            .filter(|s| keep(s))
+            .map(Summary::to_json)
+            .collect()
+    };
+
+    let range = format!("time:[{},{}]", support::ts(from), support::ts(to));
+    let cases: Vec<(String, Vec<Value>)> = vec![
+        (format!("{range} sort:duration_ms:desc"), rows(&|_| true)),
+        (
+            format!("{range} root_service_name:svc-r"),
+            rows(&|s| s.root_service_name.as_deref() == Some("svc-r")),
+        ),
+        (
+            format!("{range} span.name:%late"),
+            rows(&|s| with_late_span.contains(s.trace_id.as_str())),
+        ),
+        (
+            format!("{range} !span.name:%late sort:span_count:desc"),
+            rows(&|s| !with_late_span.contains(s.trace_id.as_str())),
+        ),
+    ];
+    let app = support::app(&db, None);
+    for (q, want) in cases {
+        let q = format!("in:otel_trace_summaries {q}");
+        assert!(!want.is_empty(), "{q}: the oracle finds nothing");
+        assert_eq!(on_the_fly_rows(&app, &q).await, want, "{q}");
+    }
+    let q =
+        format!(r#"in:otel_trace_summaries {range} root_service_name:svc-r stats:"count() as n""#);
+    let r = support::query(&app, json!({ "query": q, "source": "on_the_fly" })).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let n = oracle
+        .iter()
+        .filter(|s| s.root_service_name.as_deref() == Some("svc-r"))
+        .count();
+    assert_eq!(r.results()[0]["n"], json!(n), "{q}");
 }

@@ -20,6 +20,7 @@ mod sql;
 pub mod summary_sql;
 mod time_range;
 mod trace_extent;
+mod trace_reach;
 mod translate;
 
 pub use catalog::{Catalog, SummaryKind, SummaryState};

@@ -12,7 +12,9 @@
 //! It only pays when most traces it meets are shown: a filter would make it aggregate
 //! every trace it rejects, one by one, which for a rare value is far slower than the bulk
 //! aggregation. So it answers unfiltered pages ordered by `timestamp` (the traces tab as
-//! it opens, and its "last N" ranges); everything else aggregates in bulk.
+//! it opens, and its "last N" ranges); everything else aggregates in bulk, over the
+//! range widened by the traces' reach where the catalog bounds them
+//! ([`crate::trace_reach`]), else over every trace with a span in the range.
 //!
 //! Sealed days are citus_columnar, which refuses `ctid` scans, so two stored copies of a
 //! trace's latest span cannot be told apart: both qualify as latest and give the same

@@ -17,6 +17,7 @@ use crate::sql::{op_sql, Param, SqlBuilder, SqlQuery};
 use crate::summary_sql;
 use crate::time_range::TimeRange;
 use crate::trace_extent;
+use crate::trace_reach;
 
 pub fn render(plan: &Plan) -> SqlQuery {
     let mut b = SqlBuilder::default();
@@ -30,10 +31,16 @@ pub fn render(plan: &Plan) -> SqlQuery {
         conds.extend(trace_extent::span_conditions(&mut b, plan));
     }
     let from = relation_name(plan.source);
+    // The widened aggregation tests the spans where it groups them (`with_clause`).
+    let spans = if trace_reach::applies(plan) {
+        &[][..]
+    } else {
+        &plan.spans[..]
+    };
     conds.extend(span_search::render(
         &mut b,
         plan.entity,
-        &plan.spans,
+        spans,
         from,
         predicate_sql,
     ));
@@ -147,6 +154,10 @@ fn with_clause(b: &mut SqlBuilder, plan: &Plan) -> String {
     // Only traces with a span in the range can have their latest span in it, and a
     // trace's row is aggregated over all its spans, wherever they fall.
     let lookup = plan.predicates.iter().find(|p| p.is_trace_id_lookup());
+    if trace_reach::applies(plan) {
+        let span_tests = span_search::aggregate_tests(b, &plan.spans, predicate_sql);
+        return format!("WITH {}", trace_reach::with_list(b, plan, &span_tests));
+    }
     let span_filter = if let Some(lookup) = lookup {
         let mut conds = vec![predicate_sql(b, lookup)];
         conds.extend(trace_extent::span_conditions(b, plan));

@@ -206,10 +206,7 @@ pub fn render<C>(
     outer: &str,
     column_sql: impl Fn(&mut SqlBuilder, &C) -> String,
 ) -> Vec<String> {
-    let test_sql = |b: &mut SqlBuilder, test: &SpanTest<C>| match test {
-        SpanTest::Column(c) => column_sql(b, c),
-        SpanTest::Attribute(a) => attribute_sql(b, a),
-    };
+    let test_sql = |b: &mut SqlBuilder, test: &SpanTest<C>| test_sql(b, test, &column_sql);
     if entity == Entity::Traces {
         return conditions
             .iter()
@@ -251,6 +248,42 @@ pub fn render<C>(
         out.push(format!("NOT {}", lookup(vec![sql])));
     }
     out
+}
+
+/// The conditions of `conditions` (on trace summaries) as tests on a group of spans
+/// holding all the spans of one trace, for a `HAVING` beside the summary aggregates: the
+/// same meaning as [`render`]'s lookups, without a second read of the spans.
+pub fn aggregate_tests<C>(
+    b: &mut SqlBuilder,
+    conditions: &[SpanCondition<C>],
+    column_sql: impl Fn(&mut SqlBuilder, &C) -> String,
+) -> Vec<String> {
+    // `IS TRUE`: a span whose test is NULL does not match, as in a `WHERE`.
+    let positive: Vec<String> = conditions
+        .iter()
+        .filter(|c| !c.negated)
+        .map(|c| test_sql(b, &c.test, &column_sql))
+        .collect();
+    let mut out = Vec::new();
+    if !positive.is_empty() {
+        out.push(format!("bool_or(({}) IS TRUE)", positive.join(" AND ")));
+    }
+    for c in conditions.iter().filter(|c| c.negated) {
+        let sql = test_sql(b, &c.test, &column_sql);
+        out.push(format!("NOT bool_or(({sql}) IS TRUE)"));
+    }
+    out
+}
+
+fn test_sql<C>(
+    b: &mut SqlBuilder,
+    test: &SpanTest<C>,
+    column_sql: &impl Fn(&mut SqlBuilder, &C) -> String,
+) -> String {
+    match test {
+        SpanTest::Column(c) => column_sql(b, c),
+        SpanTest::Attribute(a) => attribute_sql(b, a),
+    }
 }
 
 /// One attribute test over the current `otel_traces` row. Equality is JSON containment,

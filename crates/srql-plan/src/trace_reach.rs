@@ -1,0 +1,119 @@
+//! The on-the-fly path's bulk shape where the catalog knows every trace's extent: one
+//! aggregation of the spans near the range, as cheap as a plain `GROUP BY trace_id` over
+//! them, plus exact lookups of the few traces that reach further.
+//!
+//! A trace belongs to a range iff its latest span does, and its row covers all its spans.
+//! If a trace's spans lie within [`REACH`] of each other, they all lie in
+//! `[start - REACH, end + REACH]` whenever any of them decides membership: a trace whose
+//! latest span is in the range has every span after `start - REACH`; one whose latest
+//! span is after `end` but has spans in the range has that latest span before
+//! `end + REACH`, so the aggregate of the widened range sees it and the range rejects it.
+//! Aggregating the widened range therefore gives exact rows for every such trace, and
+//! rows the range rejects for the others it meets.
+//!
+//! The traces whose spans lie further apart ("long") are known exactly from the
+//! incremental bookkeeping (the invariant of `srql_summary_extent`, migration 0004, the
+//! same one `srql_trace_extent` leans on): every span of a trace lies inside its stored
+//! extent or inside a log entry not yet drained, read in the same snapshot as the spans.
+//! A trace is long when its extent, or its extent widened by its undrained log entries,
+//! is longer than `REACH`; those are taken out of the widened aggregation and aggregated
+//! over all their spans by `trace_id` (bounded by their extents, so a sealed day outside
+//! them is pruned). Usually there are none, or few.
+//!
+//! Only when [`crate::Catalog::trace_extents`] holds (incremental capture on one node);
+//! in materialized-view mode nothing bounds a trace, and the path aggregates every trace
+//! with a span in the range.
+
+use chrono::Duration;
+
+use crate::on_the_fly;
+use crate::plan::{Plan, Source};
+use crate::schema::relation;
+use crate::sql::{Param, SqlBuilder};
+use crate::summary_sql;
+
+/// How far apart a trace's spans may lie for the widened aggregation to hold the whole
+/// trace. Longer traces are looked up one by one; a wider reach reads more spans around
+/// every range (5 min is 0.3% of a day, 8% of an hour).
+pub const REACH_SECS: i64 = 300;
+
+/// The `WITH` alias of the traces whose spans lie further apart than [`REACH_SECS`].
+const LONG: &str = "srql_long_traces";
+
+/// Whether `plan`'s on-the-fly relation is the widened aggregation: the catalog bounds
+/// traces and the range has a start (a query without one reads every span anyway), and
+/// neither the ordered walk nor a lookup by trace_id reads less.
+pub fn applies(plan: &Plan) -> bool {
+    plan.source == Source::OnTheFly
+        && plan.trace_extents
+        && plan.range.start.is_some()
+        && !plan.predicates.iter().any(|p| p.is_trace_id_lookup())
+        && !on_the_fly::walks_latest_spans(plan)
+}
+
+/// The `WITH` list (without `WITH`) defining the on-the-fly relation for an
+/// [`applies`] plan. `span_tests`: the query's span conditions as tests on the spans of
+/// one trace (`span_search::aggregate_tests`); each aggregate below groups all the spans
+/// of its traces, so they apply there, and the spans are read once.
+pub fn with_list(b: &mut SqlBuilder, plan: &Plan, span_tests: &[String]) -> String {
+    let reach = Duration::seconds(REACH_SECS);
+    let longer = format!("> interval '{REACH_SECS} seconds'");
+    // Long traces that can touch the range: both bounds come from the stored extent,
+    // which holds every span of the trace that is not in the log.
+    let mut touching = Vec::new();
+    if let Some(start) = plan.range.start {
+        touching.push(format!("last_ts >= {}", b.bind(Param::Timestamptz(start))));
+    }
+    if let Some(end) = plan.range.end {
+        touching.push(format!("first_ts <= {}", b.bind(Param::Timestamptz(end))));
+    }
+    let mut near = Vec::new();
+    if let Some(start) = plan.range.start {
+        near.push(format!(
+            "timestamp >= {}",
+            b.bind(Param::Timestamptz(start - reach))
+        ));
+    }
+    if let Some(end) = plan.range.end {
+        near.push(format!(
+            "timestamp <= {}",
+            b.bind(Param::Timestamptz(end + reach))
+        ));
+    }
+    let having = if span_tests.is_empty() {
+        String::new()
+    } else {
+        format!("\n  HAVING {}", span_tests.join("\n    AND "))
+    };
+    // A trace may be long by its extent and by its log entries: one row each, so that
+    // its lookup below reads its spans once.
+    format!(
+        "{LONG} AS MATERIALIZED (\n  \
+         SELECT trace_id, min(first_ts) AS first_ts, max(last_ts) AS last_ts FROM (\n    \
+         SELECT trace_id, first_ts, last_ts FROM srql_summary_extent\n    \
+         WHERE last_ts - first_ts {longer}\n      AND {}\n    \
+         UNION ALL\n    \
+         SELECT l.trace_id, least(min(l.first_ts), min(e.first_ts)), greatest(max(l.last_ts), max(e.last_ts))\n    \
+         FROM srql_summary_log l LEFT JOIN srql_summary_extent e ON e.trace_id = l.trace_id\n    \
+         WHERE l.first_ts IS NOT NULL\n    \
+         GROUP BY l.trace_id\n    \
+         HAVING greatest(max(l.last_ts), max(e.last_ts)) - least(min(l.first_ts), min(e.first_ts)) {longer}\n  \
+         ) long\n  \
+         GROUP BY trace_id\n\
+         ),\n\
+         {} AS (\n  \
+         SELECT * FROM (\n  {}\n  ) near\n  \
+         WHERE near.trace_id NOT IN (SELECT trace_id FROM {LONG})\n  \
+         UNION ALL\n  \
+         SELECT t.* FROM {LONG} long\n  \
+         CROSS JOIN LATERAL ({}) t\n)",
+        touching.join(" AND "),
+        relation::ON_THE_FLY,
+        summary_sql::aggregate_query(Some(&near.join(" AND "))) + &having,
+        // An aggregate per long trace (a subquery PostgreSQL keeps apart): each reads
+        // its trace by trace_id in the days of its extent only.
+        summary_sql::aggregate_query(Some(
+            "trace_id = long.trace_id AND timestamp >= long.first_ts AND timestamp <= long.last_ts"
+        )) + &having,
+    )
+}
