@@ -17,6 +17,8 @@ use chrono::{DateTime, Duration, Utc};
 use clap::Args;
 use workload::Scale;
 
+mod day_storage;
+
 use crate::scratch::{self, Server};
 use crate::summaries::api::{Path, SrqlClient};
 use crate::summaries::latency::{summarize, LatencySummary};
@@ -84,6 +86,7 @@ pub async fn run(
 /// What one side (heap, or sealed) measured.
 struct Side {
     storage: Storage,
+    days: day_storage::Breakdown,
     /// As the service looks a trace up (bounded by its extent).
     lookup: LatencySummary,
     /// Without a time bound: every day visited.
@@ -114,6 +117,7 @@ async fn measure(
         populate: true,
     };
     crate::load::scale_point(url, cfg, &point).await?;
+    let loaded_at = Utc::now();
     let mut client = store::db::connect(url).await.map_err(err)?;
     store::summaries::ensure(
         &mut client,
@@ -173,6 +177,25 @@ async fn measure(
     );
     println!();
     print_table(args.scale, days, &heap, &sealed);
+    println!();
+    println!(
+        "Spans storage by kind of day, sealed side (data loaded up to {} UTC):",
+        loaded_at.format("%Y-%m-%d %H:%M")
+    );
+    println!();
+    for line in day_storage::table(&sealed.days) {
+        println!("{line}");
+    }
+    println!();
+    for line in day_storage::mix(&sealed.days) {
+        println!("{line}");
+    }
+    println!();
+    println!("Heap side (every day heap):");
+    println!();
+    for line in day_storage::table(&heap.days) {
+        println!("{line}");
+    }
     Ok(())
 }
 
@@ -183,6 +206,7 @@ async fn measure_side(
     args: &BenchSealingArgs,
 ) -> Result<Side, String> {
     let storage = storage::measure(url).await?;
+    let days = day_storage::measure(client).await?;
     let ids = &old.ids[..args.lookups.min(old.ids.len())];
     let lookup = service_lookups(client, ids).await?;
     let lookup_every_day = lookups(client, ids).await?;
@@ -209,6 +233,7 @@ async fn measure_side(
     let (first_pages, on_the_fly) = http?;
     Ok(Side {
         storage,
+        days,
         lookup,
         lookup_every_day,
         drain,
