@@ -68,6 +68,10 @@ pub struct BenchSealingArgs {
     /// Timed runs of the 7-day on-the-fly query on each side (after one untimed run).
     #[arg(long, default_value_t = 3)]
     pub on_the_fly_runs: usize,
+    /// The order sealed days are written in: trace_id (the service's), timestamp or
+    /// service_name.
+    #[arg(long, default_value = "trace_id", value_parser = store::sealing::SortOrder::parse)]
+    pub sort_order: store::sealing::SortOrder,
 }
 
 pub async fn run(
@@ -144,9 +148,14 @@ async fn measure(
         reading.clone(),
     ));
     let started = Instant::now();
-    let round = store::sealing::seal_due(&mut client, Duration::days(1), cfg.retention)
-        .await
-        .map_err(err);
+    let round = store::sealing::seal_due_sorted(
+        &mut client,
+        Duration::days(1),
+        cfg.retention,
+        args.sort_order,
+    )
+    .await
+    .map_err(err);
     let seal_secs = started.elapsed().as_secs_f64();
     reading.store(false, Ordering::Relaxed);
     let during = reader.await.map_err(|e| format!("reader task: {e}"))??;
@@ -166,7 +175,8 @@ async fn measure(
         .iter()
         .max_by(|a, b| a.seconds.total_cmp(&b.seconds));
     println!(
-        "sealing: {days} days in {seal_secs:.1} s; slowest day {} ({} spans) {:.1} s",
+        "sealing: {days} days in {seal_secs:.1} s, sorted by {}; slowest day {} ({} spans) {:.1} s",
+        args.sort_order.name(),
         slowest.map_or("-", |d| d.partition.as_str()),
         slowest.map_or(0, |d| d.spans),
         slowest.map_or(0.0, |d| d.seconds),

@@ -96,6 +96,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "drain_run_helpers",
         sql: include_str!("../migrations/0018_drain_run_helpers.sql"),
     },
+    Migration {
+        version: 20,
+        name: "seal_sort_order",
+        sql: include_str!("../migrations/0020_seal_sort_order.sql"),
+    },
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.
