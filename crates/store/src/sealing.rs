@@ -299,10 +299,15 @@ pub async fn copy_sorted(
         "SET LOCAL statement_timeout = '{COPY_TIMEOUT}'; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
     ))
     .await?;
-    let n: i64 = tx
-        .query_one("SELECT srql_seal_copy($1, $2)", &[&part, &order.name()])
-        .await?
-        .get(0);
+    // The default through the one-argument form, which every schema since 0009 has: a
+    // round started against a database not yet migrated to 0020 still seals.
+    let row = if order == SortOrder::default() {
+        tx.query_one("SELECT srql_seal_copy($1)", &[&part]).await?
+    } else {
+        tx.query_one("SELECT srql_seal_copy($1, $2)", &[&part, &order.name()])
+            .await?
+    };
+    let n: i64 = row.get(0);
     tx.commit().await?;
     Ok(n)
 }
