@@ -17,6 +17,8 @@ use chrono::{DateTime, Duration, Utc};
 use clap::Args;
 use workload::Scale;
 
+mod day_storage;
+
 use crate::scratch::{self, Server};
 use crate::summaries::api::{Path, SrqlClient};
 use crate::summaries::latency::{summarize, LatencySummary};
@@ -66,6 +68,10 @@ pub struct BenchSealingArgs {
     /// Timed runs of the 7-day on-the-fly query on each side (after one untimed run).
     #[arg(long, default_value_t = 3)]
     pub on_the_fly_runs: usize,
+    /// The order sealed days are written in: trace_id (the service's), timestamp or
+    /// service_name.
+    #[arg(long, default_value = "trace_id", value_parser = store::sealing::SortOrder::parse)]
+    pub sort_order: store::sealing::SortOrder,
 }
 
 pub async fn run(
@@ -84,6 +90,7 @@ pub async fn run(
 /// What one side (heap, or sealed) measured.
 struct Side {
     storage: Storage,
+    days: day_storage::Breakdown,
     /// As the service looks a trace up (bounded by its extent).
     lookup: LatencySummary,
     /// Without a time bound: every day visited.
@@ -114,6 +121,7 @@ async fn measure(
         populate: true,
     };
     crate::load::scale_point(url, cfg, &point).await?;
+    let loaded_at = Utc::now();
     let mut client = store::db::connect(url).await.map_err(err)?;
     store::summaries::ensure(
         &mut client,
@@ -140,9 +148,14 @@ async fn measure(
         reading.clone(),
     ));
     let started = Instant::now();
-    let round = store::sealing::seal_due(&mut client, Duration::days(1), cfg.retention)
-        .await
-        .map_err(err);
+    let round = store::sealing::seal_due_sorted(
+        &mut client,
+        Duration::days(1),
+        cfg.retention,
+        args.sort_order,
+    )
+    .await
+    .map_err(err);
     let seal_secs = started.elapsed().as_secs_f64();
     reading.store(false, Ordering::Relaxed);
     let during = reader.await.map_err(|e| format!("reader task: {e}"))??;
@@ -162,7 +175,8 @@ async fn measure(
         .iter()
         .max_by(|a, b| a.seconds.total_cmp(&b.seconds));
     println!(
-        "sealing: {days} days in {seal_secs:.1} s; slowest day {} ({} spans) {:.1} s",
+        "sealing: {days} days in {seal_secs:.1} s, sorted by {}; slowest day {} ({} spans) {:.1} s",
+        args.sort_order.name(),
         slowest.map_or("-", |d| d.partition.as_str()),
         slowest.map_or(0, |d| d.spans),
         slowest.map_or(0.0, |d| d.seconds),
@@ -173,6 +187,25 @@ async fn measure(
     );
     println!();
     print_table(args.scale, days, &heap, &sealed);
+    println!();
+    println!(
+        "Spans storage by kind of day, sealed side (data loaded up to {} UTC):",
+        loaded_at.format("%Y-%m-%d %H:%M")
+    );
+    println!();
+    for line in day_storage::table(&sealed.days) {
+        println!("{line}");
+    }
+    println!();
+    for line in day_storage::mix(&sealed.days) {
+        println!("{line}");
+    }
+    println!();
+    println!("Heap side (every day heap):");
+    println!();
+    for line in day_storage::table(&heap.days) {
+        println!("{line}");
+    }
     Ok(())
 }
 
@@ -183,6 +216,7 @@ async fn measure_side(
     args: &BenchSealingArgs,
 ) -> Result<Side, String> {
     let storage = storage::measure(url).await?;
+    let days = day_storage::measure(client).await?;
     let ids = &old.ids[..args.lookups.min(old.ids.len())];
     let lookup = service_lookups(client, ids).await?;
     let lookup_every_day = lookups(client, ids).await?;
@@ -209,6 +243,7 @@ async fn measure_side(
     let (first_pages, on_the_fly) = http?;
     Ok(Side {
         storage,
+        days,
         lookup,
         lookup_every_day,
         drain,

@@ -97,6 +97,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0018_drain_run_helpers.sql"),
     },
     Migration {
+        version: 20,
+        name: "seal_sort_order",
+        sql: include_str!("../migrations/0020_seal_sort_order.sql"),
+    },
+    Migration {
         version: 28,
         name: "analyze_after_plain_refresh",
         sql: include_str!("../migrations/0028_analyze_after_plain_refresh.sql"),

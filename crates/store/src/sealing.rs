@@ -45,6 +45,49 @@ pub const DISTRIBUTED: &str = "sealing is off: this database is distributed (Cit
      partitions of a distributed table are not sealed; their shards stay heap \
      (docs/scale-out.md)";
 
+/// The order a sealed day's spans are written in (migration 0020); each name is a fixed
+/// `ORDER BY` there. The default groups a trace's spans, which lookups by id need; the
+/// others exist to be measured (`srql bench-sealing --sort-order`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortOrder {
+    /// (trace_id, timestamp).
+    #[default]
+    TraceId,
+    /// (timestamp, trace_id).
+    Timestamp,
+    /// (service_name, trace_id, timestamp).
+    ServiceName,
+}
+
+impl SortOrder {
+    pub const ALL: [SortOrder; 3] = [
+        SortOrder::TraceId,
+        SortOrder::Timestamp,
+        SortOrder::ServiceName,
+    ];
+
+    /// As migration 0020 names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SortOrder::TraceId => "trace_id",
+            SortOrder::Timestamp => "timestamp",
+            SortOrder::ServiceName => "service_name",
+        }
+    }
+
+    /// The inverse of [`SortOrder::name`] (a command-line value parser).
+    pub fn parse(s: &str) -> Result<SortOrder, String> {
+        let s = s.trim();
+        Self::ALL
+            .into_iter()
+            .find(|o| o.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|o| o.name()).collect();
+                format!("unknown sort order `{s}`: one of {}", names.join(", "))
+            })
+    }
+}
+
 /// One day sealed.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SealedDay {
@@ -103,6 +146,16 @@ pub async fn seal_due(
     seal_after: Duration,
     retention: Duration,
 ) -> Result<SealRound, DbError> {
+    seal_due_sorted(client, seal_after, retention, SortOrder::default()).await
+}
+
+/// [`seal_due`], writing the days in `order`.
+pub async fn seal_due_sorted(
+    client: &mut Client,
+    seal_after: Duration,
+    retention: Duration,
+    order: SortOrder,
+) -> Result<SealRound, DbError> {
     if let Some(because) = unavailable_because(&*client).await? {
         return Ok(SealRound {
             unavailable: true,
@@ -116,7 +169,7 @@ pub async fn seal_due(
             ..SealRound::default()
         });
     }
-    let result = seal_locked(client, seal_after, retention).await;
+    let result = seal_locked(client, seal_after, retention, order).await;
     let unlock = AdvisoryLock::Seal.release(&*client).await;
     let round = result?;
     unlock?;
@@ -127,6 +180,7 @@ async fn seal_locked(
     client: &mut Client,
     seal_after: Duration,
     retention: Duration,
+    order: SortOrder,
 ) -> Result<SealRound, DbError> {
     forget_vanished(client).await?;
     let due: Vec<String> = client
@@ -140,7 +194,7 @@ async fn seal_locked(
         .collect();
     let mut round = SealRound::default();
     for part in due {
-        match seal_day(client, &part).await {
+        match seal_day_sorted(client, &part, order).await {
             Ok(Some(day)) => {
                 tracing::info!(
                     partition = %day.partition,
@@ -168,6 +222,15 @@ async fn seal_locked(
 /// committed, only the swap is left. `None` when the day has no spans (nothing to gain;
 /// it is looked at again next round).
 pub async fn seal_day(client: &mut Client, part: &str) -> Result<Option<SealedDay>, DbError> {
+    seal_day_sorted(client, part, SortOrder::default()).await
+}
+
+/// [`seal_day`], writing the day in `order` (unless only the swap was left).
+pub async fn seal_day_sorted(
+    client: &mut Client,
+    part: &str,
+    order: SortOrder,
+) -> Result<Option<SealedDay>, DbError> {
     let copied: Option<bool> = client
         .query_opt(
             "SELECT p.snapshot IS NOT NULL AND to_regclass(p.stage) IS NOT NULL
@@ -189,7 +252,7 @@ pub async fn seal_day(client: &mut Client, part: &str) -> Result<Option<SealedDa
             return Ok(None);
         }
         begin(client, part).await?;
-        copy(client, part).await?;
+        copy_sorted(client, part, order).await?;
     }
     let mut attempt = 1;
     loop {
@@ -218,6 +281,15 @@ pub async fn begin(client: &mut Client, part: &str) -> Result<(), DbError> {
 /// Step 2: the day's spans, sorted, into the stage, with its indexes. Readers and
 /// writers of the day go on meanwhile.
 pub async fn copy(client: &mut Client, part: &str) -> Result<i64, DbError> {
+    copy_sorted(client, part, SortOrder::default()).await
+}
+
+/// [`copy`], writing the day in `order`.
+pub async fn copy_sorted(
+    client: &mut Client,
+    part: &str,
+    order: SortOrder,
+) -> Result<i64, DbError> {
     let tx = client
         .build_transaction()
         .isolation_level(IsolationLevel::RepeatableRead)
@@ -227,10 +299,15 @@ pub async fn copy(client: &mut Client, part: &str) -> Result<i64, DbError> {
         "SET LOCAL statement_timeout = '{COPY_TIMEOUT}'; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
     ))
     .await?;
-    let n: i64 = tx
-        .query_one("SELECT srql_seal_copy($1)", &[&part])
-        .await?
-        .get(0);
+    // The default through the one-argument form, which every schema since 0009 has: a
+    // round started against a database not yet migrated to 0020 still seals.
+    let row = if order == SortOrder::default() {
+        tx.query_one("SELECT srql_seal_copy($1)", &[&part]).await?
+    } else {
+        tx.query_one("SELECT srql_seal_copy($1, $2)", &[&part, &order.name()])
+            .await?
+    };
+    let n: i64 = row.get(0);
     tx.commit().await?;
     Ok(n)
 }
@@ -358,6 +435,19 @@ pub async fn status(client: &impl GenericClient) -> Result<SealingStatus, DbErro
 #[cfg(test)]
 mod default_tests {
     use super::*;
+
+    #[test]
+    fn sort_orders_parse_from_their_names_only() {
+        for o in SortOrder::ALL {
+            assert_eq!(SortOrder::parse(o.name()), Ok(o));
+        }
+        assert_eq!(SortOrder::default(), SortOrder::TraceId);
+        let e = SortOrder::parse("trace_id; DROP TABLE x").unwrap_err();
+        assert!(
+            e.contains("one of trace_id, timestamp, service_name"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn the_default_seal_after_is_two_days() {

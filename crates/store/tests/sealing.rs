@@ -703,3 +703,62 @@ async fn migration_0012_over_days_sealed_under_0009_ends_in_the_one_list_state()
     assert_eq!(indexes_off_the_list(&client).await, vec![]);
     assert_eq!(all_spans(&client).await, spans, "sealing changed spans");
 }
+
+#[tokio::test]
+async fn a_day_is_sealed_in_the_order_asked_for_and_an_unknown_order_is_refused() {
+    let (_db, mut client) = sealable_db().await;
+    fill(&client, "otel_traces", &[3, 4], 400, "o").await;
+    let before = all_spans(&client).await;
+    let (by_time, by_trace) = (day_name(3), day_name(4));
+    sealing::seal_day_sorted(&mut client, &by_time, sealing::SortOrder::Timestamp)
+        .await
+        .unwrap()
+        .expect("sealed");
+    sealing::seal_day(&mut client, &by_trace)
+        .await
+        .unwrap()
+        .expect("sealed");
+    assert_eq!(
+        all_spans(&client).await,
+        before,
+        "a span was lost or doubled"
+    );
+    // A columnar day is read back in the order it was written.
+    let in_order = |part: &str, key: &str| {
+        format!(
+            "SELECT bool_and(ok) FROM (SELECT {key} >= lag({key}) OVER () IS NOT FALSE AS ok
+             FROM {part}) x"
+        )
+    };
+    for (part, key, want) in [
+        (&by_time, "timestamp", true),
+        (&by_time, "trace_id", false),
+        (&by_trace, "trace_id", true),
+    ] {
+        let ordered: bool = client
+            .query_one(&in_order(part, key), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(ordered, want, "{part} read back ordered by {key}");
+    }
+
+    let part = day_name(5);
+    fill(&client, "otel_traces", &[5], 10, "u").await;
+    sealing::begin(&mut client, &part).await.unwrap();
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .start()
+        .await
+        .unwrap();
+    let e = tx
+        .query_one("SELECT srql_seal_copy($1, 'trace_id desc')", &[&part])
+        .await
+        .unwrap_err();
+    assert!(
+        e.as_db_error()
+            .is_some_and(|d| d.message().contains("unknown sort order")),
+        "{e}"
+    );
+}
