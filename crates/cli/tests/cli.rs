@@ -228,3 +228,16 @@ fn serve_answers_and_ctrl_c_stops_it_and_its_database() {
     assert!(log.contains("embedded PostgreSQL stopped"), "{log}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn bench_refuses_a_summary_mode_it_does_not_measure() {
+    let dir = data_dir("bench-mode");
+    let out = srql(&dir)
+        .args(["bench", "--scales", "S", "--summary-mode", "incremental"])
+        .output()
+        .expect("run srql");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("materialized-view mode only"), "{stderr}");
+    assert!(!dir.exists(), "refused before starting a database");
+}
