@@ -169,27 +169,7 @@ async fn a_walk_bounded_by_extents_counts_a_late_span_in_a_sealed_day_not_yet_dr
     support::seed(&db, 3_000, 2, 7).await;
     // Incremental mode: the backfill gives each trace its extent, and the catalog then
     // bounds each walked trace's aggregate by it.
-    store::summaries::ensure(
-        &mut client,
-        &SummaryConfig {
-            window: Duration::days(7),
-            retention: Duration::days(7),
-            refresh_interval: Duration::minutes(2),
-        },
-        &Maintenance {
-            mode: SummaryMode::Incremental,
-            drain_interval: Duration::seconds(1),
-        },
-        &mut |_| {},
-    )
-    .await
-    .expect("incremental mode");
-    if !store::testing::sealing_requested() {
-        assert!(
-            db.seal_ended_days().await > 0,
-            "the spans reach back past midnight"
-        );
-    }
+    switch_to_incremental_and_seal(&db, &mut client).await;
     let catalog = store::summaries::catalog(&client).await.expect("catalog");
     assert!(catalog.trace_extents, "the walk is bounded by the extents");
     // A span arriving late into a sealed day outside its trace's extent: only the log
@@ -212,6 +192,32 @@ async fn a_walk_bounded_by_extents_counts_a_late_span_in_a_sealed_day_not_yet_dr
 }
 
 /// Every row of `query` on the on-the-fly path, all pages, by trace_id.
+/// Incremental mode (its backfill gives each trace its extent), then every ended day
+/// sealed unless the whole run seals them already.
+async fn switch_to_incremental_and_seal(db: &TestDb, client: &mut tokio_postgres::Client) {
+    store::summaries::ensure(
+        client,
+        &SummaryConfig {
+            window: Duration::days(7),
+            retention: Duration::days(7),
+            refresh_interval: Duration::minutes(2),
+        },
+        &Maintenance {
+            mode: SummaryMode::Incremental,
+            drain_interval: Duration::seconds(1),
+        },
+        &mut |_| {},
+    )
+    .await
+    .expect("incremental mode");
+    if !store::testing::sealing_requested() {
+        assert!(
+            db.seal_ended_days().await > 0,
+            "the spans reach back past midnight"
+        );
+    }
+}
+
 async fn on_the_fly_rows(app: &axum::Router, query: &str) -> Vec<Value> {
     let first = support::query(app, json!({ "query": query, "source": "on_the_fly" })).await;
     assert_eq!(first.status, StatusCode::OK, "{query}: {}", first.body);
@@ -254,27 +260,7 @@ async fn the_widened_aggregation_matches_the_oracle_with_long_traces_and_late_sp
     ]);
     support::insert(&db, &spans).await;
     support::seed(&db, 3_000, 2, 7).await;
-    store::summaries::ensure(
-        &mut client,
-        &SummaryConfig {
-            window: Duration::days(7),
-            retention: Duration::days(7),
-            refresh_interval: Duration::minutes(2),
-        },
-        &Maintenance {
-            mode: SummaryMode::Incremental,
-            drain_interval: Duration::seconds(1),
-        },
-        &mut |_| {},
-    )
-    .await
-    .expect("incremental mode");
-    if !store::testing::sealing_requested() {
-        assert!(
-            db.seal_ended_days().await > 0,
-            "the spans reach back past midnight"
-        );
-    }
+    switch_to_incremental_and_seal(&db, &mut client).await;
     let catalog = store::summaries::catalog(&client).await.expect("catalog");
     assert!(catalog.trace_extents, "the extents are exact");
     support::insert(

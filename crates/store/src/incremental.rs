@@ -473,18 +473,12 @@ async fn build(
     }
     // Secondary indexes after the bulk of the inserts: building once is cheaper than
     // maintaining them row by row. Same names and definitions as the view's.
+    let secondary: String = summary_indexes::secondary()
+        .iter()
+        .map(|i| i.create_sql("otel_trace_summaries_next", true) + "\n")
+        .collect();
     client
-        .batch_execute(
-            &[
-                summary_indexes::secondary()
-                    .iter()
-                    .map(|i| i.create_sql("otel_trace_summaries_next", true))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                "ANALYZE otel_trace_summaries_next;".to_string(),
-            ]
-            .join("\n"),
-        )
+        .batch_execute(&format!("{secondary}ANALYZE otel_trace_summaries_next;"))
         .await?;
     if !*refresh_held {
         // The view's refresh must not run across the swap.
