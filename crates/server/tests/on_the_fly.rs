@@ -2,7 +2,8 @@
 //! only the traces they show) against the oracle, on the traces that could fool it: spans
 //! days apart, a span after the range's end, one span stored twice as a trace's latest,
 //! traces whose latest spans tie; paged by cursor in both directions. And the widened
-//! aggregation (filters, other sorts, stats, span conditions) against the same oracle.
+//! aggregation (filters, other sorts, stats, span conditions) against the same oracle,
+//! with the summary path's span lookups, bounded by the same reach.
 
 mod support;
 
@@ -257,6 +258,9 @@ async fn the_widened_aggregation_matches_the_oracle_with_long_traces_and_late_sp
         // Spans inside the range, latest span just after its end.
         span("near_end", "r", "", to - minute),
         span("near_end", "c", "r", to + minute * 2),
+        // Long by its extent, with the only span of its name days before the range.
+        span("ancient", "anc", "", to - Duration::days(3)),
+        span("ancient", "c", "anc", to - Duration::hours(1)),
     ]);
     support::insert(&db, &spans).await;
     support::seed(&db, 3_000, 2, 7).await;
@@ -322,6 +326,7 @@ async fn the_widened_aggregation_matches_the_oracle_with_long_traces_and_late_sp
         assert!(!want.is_empty(), "{q}: the oracle finds nothing");
         assert_eq!(on_the_fly_rows(&app, &q).await, want, "{q}");
     }
+    summary_lookups_reach_the_long_traces(&app, &client, &oracle, &raw, &range, to).await;
     let q =
         format!(r#"in:otel_trace_summaries {range} root_service_name:svc-r stats:"count() as n""#);
     let r = support::query(&app, json!({ "query": q, "source": "on_the_fly" })).await;
@@ -331,4 +336,76 @@ async fn the_widened_aggregation_matches_the_oracle_with_long_traces_and_late_sp
         .filter(|s| s.root_service_name.as_deref() == Some("svc-r"))
         .count();
     assert_eq!(r.results()[0]["n"], json!(n), "{q}");
+}
+
+/// The summary path's span conditions, whose lookups are bounded by the range widened by
+/// the traces' reach (`srql_plan::trace_reach`): the traces whose matching spans lie
+/// before that, by their extent ("ancient") or by a late span not drained yet
+/// ("late_short"), still match, and still fail the negation.
+async fn summary_lookups_reach_the_long_traces(
+    app: &axum::Router,
+    client: &tokio_postgres::Client,
+    oracle: &[Summary],
+    raw: &[support::RawSpan],
+    range: &str,
+    to: DateTime<Utc>,
+) {
+    let with_name = |suffix: &str| -> std::collections::BTreeSet<String> {
+        raw.iter()
+            .filter(|s| s.name.as_deref().is_some_and(|n| n.ends_with(suffix)))
+            .map(|s| s.trace_id.clone())
+            .collect()
+    };
+    let (late, ancient) = (with_name("late"), with_name("anc"));
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert_eq!(ancient.len(), 1, "{ancient:?}");
+    let ids = |keep: &dyn Fn(&str) -> bool| -> Vec<String> {
+        oracle
+            .iter()
+            .map(|s| s.trace_id.clone())
+            .filter(|id| keep(id))
+            .collect()
+    };
+    let cases = [
+        ("span.name:%late", ids(&|id| late.contains(id))),
+        ("!span.name:%late", ids(&|id| !late.contains(id))),
+        ("span.name:%anc", ids(&|id| ancient.contains(id))),
+        ("!span.name:%anc", ids(&|id| !ancient.contains(id))),
+    ];
+    for (cond, want) in cases {
+        let q = format!("in:otel_trace_summaries {range} {cond}");
+        let first = support::query(app, json!({ "query": q, "source": "summaries" })).await;
+        assert_eq!(first.status, StatusCode::OK, "{q}: {}", first.body);
+        assert_eq!(first.source(), "summary_table", "{q}");
+        let mut got: Vec<String> = support::all_pages(
+            app,
+            json!({ "query": q, "source": "summaries", "limit": 7 }),
+        )
+        .await
+        .iter()
+        .map(|r| r["trace_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+        got.sort();
+        assert!(!want.is_empty(), "{q}: the oracle finds nothing");
+        assert_eq!(got, want, "{q}");
+    }
+
+    // What the service reads first: the window reaches back to both long traces' spans.
+    let catalog = store::summaries::catalog(client).await.expect("catalog");
+    let plan = srql_plan::compile(
+        &format!("in:otel_trace_summaries {range} span.name:%late"),
+        &catalog,
+        &srql_plan::PageRequest::default(),
+        &srql_lang::Limits::default(),
+        Utc::now(),
+    )
+    .expect("plan");
+    let plan = store::exec::with_extent_read(client, &plan)
+        .await
+        .expect("window");
+    let window = plan.extent.expect("the window was read");
+    let lo = window.lo.expect("bounded below");
+    assert!(lo <= to - Duration::days(3), "{window:?}");
+    assert!(lo > to - Duration::days(4), "{window:?}: not every day");
+    assert!(window.hi.is_some_and(|hi| hi >= to), "{window:?}");
 }

@@ -37,11 +37,17 @@ pub fn render(plan: &Plan) -> SqlQuery {
     } else {
         &plan.spans[..]
     };
+    let bounds = if spans.is_empty() {
+        Vec::new()
+    } else {
+        trace_extent::lookup_bounds(&mut b, plan)
+    };
     conds.extend(span_search::render(
         &mut b,
         plan.entity,
         spans,
         from,
+        &bounds,
         predicate_sql,
     ));
     let sql = match &plan.output {

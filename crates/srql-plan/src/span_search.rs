@@ -198,12 +198,16 @@ fn json_number(text: &str) -> Option<Number> {
 
 /// The SQL conditions of `conditions` on the rows of `outer` (a relation with a
 /// `trace_id` column for summaries, `otel_traces` for span rows), ANDed by the caller.
-/// `column_sql` renders a column predicate over `otel_traces`.
+/// `bounds`: conditions on span rows that hold for every span of every trace `outer`
+/// can show (`trace_extent::lookup_bounds`), added to each lookup on summaries so that
+/// it reads only the days they leave. `column_sql` renders a column predicate over
+/// `otel_traces`.
 pub fn render<C>(
     b: &mut SqlBuilder,
     entity: Entity,
     conditions: &[SpanCondition<C>],
     outer: &str,
+    bounds: &[String],
     column_sql: impl Fn(&mut SqlBuilder, &C) -> String,
 ) -> Vec<String> {
     let test_sql = |b: &mut SqlBuilder, test: &SpanTest<C>| test_sql(b, test, &column_sql);
@@ -226,9 +230,10 @@ pub fn render<C>(
     // matching spans are common), or from the spans an index finds (migrations 0011 and
     // 0016; the GIN one answers `attribute_sql`'s containment tests),
     // then their summaries (cheap when they are rare). The choice needs the statistics
-    // and the bind values, so it is left to the planner; the lookup is not bounded by the
-    // query's range because a trace's earlier spans may lie before it.
+    // and the bind values, so it is left to the planner. Without `bounds` the lookup
+    // reads every day: a trace's earlier spans may lie before the query's range.
     let lookup = |tests: Vec<String>| {
+        let tests: Vec<&str> = bounds.iter().chain(&tests).map(String::as_str).collect();
         format!(
             "EXISTS (SELECT 1 FROM {spans} WHERE {spans}.trace_id = {outer}.trace_id AND {})",
             tests.join(" AND ")

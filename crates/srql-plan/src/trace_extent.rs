@@ -1,4 +1,6 @@
-//! Bounds a lookup by trace_id to the days its traces' spans lie in.
+//! Bounds a lookup by trace_id to the days its traces' spans lie in, and the span
+//! conditions on the summaries of a range to the days of the range's window
+//! ([`crate::trace_reach`]).
 //!
 //! `srql_trace_extent` (migration 0017) answers from the incremental summaries'
 //! bookkeeping, exactly or not at all (then -infinity..infinity).
@@ -7,24 +9,35 @@
 //! the lookup ([`Plan::with_extent`]): PostgreSQL then prunes the other day partitions
 //! while planning, so a sealed (columnar) day outside the extent is neither planned nor
 //! read. Planning a columnar day reads its stripe metadata, tens of milliseconds per
-//! day at L, which run-time pruning does not spare. A plan rendered without asking
-//! carries the bounds as initplan parameters instead (pruned when the query starts).
+//! day at L, which run-time pruning does not spare. A lookup rendered without asking
+//! carries the bounds as initplan parameters instead (pruned when the query starts);
+//! span conditions rendered without asking read every day.
 //!
 //! Two statements see two snapshots, and that stays exact for what a reader may rely
 //! on: spans are only added, each visible one lies within the bounds read before it
 //! (summary extent or undrained log entry), so the lookup returns every span committed
 //! before the request began, and may return some committed since, as any later read.
 
-use crate::plan::{Plan, Predicate, Test};
+use crate::plan::{ExtentBounds, Plan, Predicate, Source, Test};
 use crate::sql::{Param, SqlBuilder, SqlQuery};
+use crate::trace_reach;
 
-/// The statement that reads `plan`'s extent bounds, when it has a lookup to bound and
-/// they are not known yet. Its one row: `lo`, `hi` (NULL for an open side).
+/// The statement that reads `plan`'s extent bounds, when it reads spans by trace and
+/// they are not known yet: the extent of the traces a lookup names, or, for conditions
+/// on the spans of the summaries of a range, that range's window
+/// ([`trace_reach::window_query`]). Its one row: `lo`, `hi` (NULL for an open side).
 pub fn extent_query(plan: &Plan) -> Option<SqlQuery> {
     if !plan.trace_extents || plan.extent.is_some() {
         return None;
     }
-    let ids = plan.predicates.iter().find_map(lookup_ids)?;
+    let reads_spans = !matches!(plan.source, Source::Summaries(_)) || !plan.spans.is_empty();
+    if !reads_spans {
+        return None;
+    }
+    let Some(ids) = plan.predicates.iter().find_map(lookup_ids) else {
+        // Summaries searched by what is inside their traces: the range's window.
+        return trace_reach::window_query(plan);
+    };
     let mut b = SqlBuilder::default();
     let ids = b.bind(ids);
     Some(b.finish(format!(
@@ -42,14 +55,7 @@ pub fn span_conditions(b: &mut SqlBuilder, plan: &Plan) -> Vec<String> {
         return Vec::new();
     };
     if let Some(extent) = plan.extent {
-        let mut conds = Vec::new();
-        if let Some(lo) = extent.lo {
-            conds.push(format!("timestamp >= {}", b.bind(Param::Timestamptz(lo))));
-        }
-        if let Some(hi) = extent.hi {
-            conds.push(format!("timestamp <= {}", b.bind(Param::Timestamptz(hi))));
-        }
-        return conds;
+        return bound_conditions(b, extent);
     }
     let ids = b.bind(ids);
     vec![
@@ -68,4 +74,26 @@ fn lookup_ids(p: &Predicate) -> Option<Param> {
         Test::In(ids @ Param::TextArray(_)) => Some(ids.clone()),
         _ => None,
     }
+}
+
+/// Bounds on the `timestamp` of the spans that a summary plan's span conditions look up,
+/// once [`extent_query`] has been answered: every span of every trace the plan can show
+/// lies within them (a lookup's traces' extents, or the range's window). Empty otherwise,
+/// and then the lookups read every day, which is exact too.
+pub fn lookup_bounds(b: &mut SqlBuilder, plan: &Plan) -> Vec<String> {
+    match plan.extent {
+        Some(extent) if matches!(plan.source, Source::Summaries(_)) => bound_conditions(b, extent),
+        _ => Vec::new(),
+    }
+}
+
+fn bound_conditions(b: &mut SqlBuilder, extent: ExtentBounds) -> Vec<String> {
+    let mut conds = Vec::new();
+    if let Some(lo) = extent.lo {
+        conds.push(format!("timestamp >= {}", b.bind(Param::Timestamptz(lo))));
+    }
+    if let Some(hi) = extent.hi {
+        conds.push(format!("timestamp <= {}", b.bind(Param::Timestamptz(hi))));
+    }
+    conds
 }

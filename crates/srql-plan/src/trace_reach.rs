@@ -29,7 +29,7 @@ use chrono::Duration;
 use crate::on_the_fly;
 use crate::plan::{Plan, Source};
 use crate::schema::relation;
-use crate::sql::{Param, SqlBuilder};
+use crate::sql::{Param, SqlBuilder, SqlQuery};
 use crate::summary_sql;
 
 /// How far apart a trace's spans may lie for the widened aggregation to hold the whole
@@ -51,22 +51,106 @@ pub fn applies(plan: &Plan) -> bool {
         && !on_the_fly::walks_latest_spans(plan)
 }
 
+/// The traces whose spans lie further apart than [`REACH_SECS`] and that may touch
+/// `plan`'s range, one row each: `trace_id`, `first_ts`, `last_ts` bounding all their
+/// spans. Both bounds of the range test the stored extent widened by the undrained log
+/// entries, which holds every span of the trace; one that misses the range cannot
+/// have its latest span in it. The extent side is answered by the partial index of
+/// migration 0031, whose predicate is this `longer` test verbatim.
+fn long_traces(b: &mut SqlBuilder, plan: &Plan) -> String {
+    let longer = format!("> interval '{REACH_SECS} seconds'");
+    let start = plan.range.start.map(|t| b.bind(Param::Timestamptz(t)));
+    let end = plan.range.end.map(|t| b.bind(Param::Timestamptz(t)));
+    let touching = |first: &str, last: &str| {
+        let mut conds = Vec::new();
+        if let Some(start) = &start {
+            conds.push(format!("{last} >= {start}"));
+        }
+        if let Some(end) = &end {
+            conds.push(format!("{first} <= {end}"));
+        }
+        conds
+            .iter()
+            .map(|c| format!("\n      AND {c}"))
+            .collect::<String>()
+    };
+    let log_first = "least(min(l.first_ts), min(e.first_ts))";
+    let log_last = "greatest(max(l.last_ts), max(e.last_ts))";
+    // A trace may be long by its extent and by its log entries: one row each, so that a
+    // lookup of its spans reads them once.
+    format!(
+        "SELECT trace_id, min(first_ts) AS first_ts, max(last_ts) AS last_ts FROM (\n    \
+         SELECT trace_id, first_ts, last_ts FROM srql_summary_extent\n    \
+         WHERE last_ts - first_ts {longer}{}\n    \
+         UNION ALL\n    \
+         SELECT l.trace_id, {log_first}, {log_last}\n    \
+         FROM srql_summary_log l LEFT JOIN srql_summary_extent e ON e.trace_id = l.trace_id\n    \
+         WHERE l.first_ts IS NOT NULL\n    \
+         GROUP BY l.trace_id\n    \
+         HAVING {log_last} - {log_first} {longer}{}\n  \
+         ) long\n  \
+         GROUP BY trace_id",
+        touching("first_ts", "last_ts"),
+        touching(log_first, log_last),
+    )
+}
+
+/// Whether the span lookups of `plan` (conditions on spans of summarized traces) can be
+/// bounded by the traces' reach: the catalog bounds every trace and the range has a
+/// start. Then the spans of every trace the range can show lie in
+/// `[start - REACH, end + REACH]` or in the extent of a long trace touching the range,
+/// so the lookups read only those days: on a busy range a few of the kept days, and
+/// on sealed (columnar) days outside it, which have no attribute index, nothing.
+fn bounds_span_lookups(plan: &Plan) -> bool {
+    matches!(plan.source, Source::Summaries(_))
+        && plan.entity == srql_lang::Entity::TraceSummaries
+        && plan.trace_extents
+        && !plan.spans.is_empty()
+        && plan.range.start.is_some()
+}
+
+/// For a plan whose span lookups [`bounds_span_lookups`], the statement that reads the
+/// window they need: one row `lo`, `hi` (NULL for an open side), the range widened by
+/// [`REACH_SECS`] and by the extents of the long traces touching it. Read first and
+/// bound as values (`Plan::with_extent`), so PostgreSQL prunes the other days while
+/// planning and estimates the attribute index with the real bounds.
+pub fn window_query(plan: &Plan) -> Option<SqlQuery> {
+    if !bounds_span_lookups(plan) {
+        return None;
+    }
+    let reach = Duration::seconds(REACH_SECS);
+    let mut b = SqlBuilder::default();
+    let long = long_traces(&mut b, plan);
+    let lo = plan
+        .range
+        .start
+        .map(|t| {
+            format!(
+                "least({}, min(first_ts))",
+                b.bind(Param::Timestamptz(t - reach))
+            )
+        })
+        .unwrap_or_else(|| "NULL::timestamptz".into());
+    let hi = plan
+        .range
+        .end
+        .map(|t| {
+            format!(
+                "greatest({}, max(last_ts))",
+                b.bind(Param::Timestamptz(t + reach))
+            )
+        })
+        .unwrap_or_else(|| "NULL::timestamptz".into());
+    Some(b.finish(format!("SELECT {lo}, {hi} FROM (\n  {long}\n) {LONG}")))
+}
+
 /// The `WITH` list (without `WITH`) defining the on-the-fly relation for an
 /// [`applies`] plan. `span_tests`: the query's span conditions as tests on the spans of
 /// one trace (`span_search::aggregate_tests`); each aggregate below groups all the spans
 /// of its traces, so they apply there, and the spans are read once.
 pub fn with_list(b: &mut SqlBuilder, plan: &Plan, span_tests: &[String]) -> String {
     let reach = Duration::seconds(REACH_SECS);
-    let longer = format!("> interval '{REACH_SECS} seconds'");
-    // Long traces that can touch the range: both bounds come from the stored extent,
-    // which holds every span of the trace that is not in the log.
-    let mut touching = Vec::new();
-    if let Some(start) = plan.range.start {
-        touching.push(format!("last_ts >= {}", b.bind(Param::Timestamptz(start))));
-    }
-    if let Some(end) = plan.range.end {
-        touching.push(format!("first_ts <= {}", b.bind(Param::Timestamptz(end))));
-    }
+    let long = long_traces(b, plan);
     let mut near = Vec::new();
     if let Some(start) = plan.range.start {
         near.push(format!(
@@ -85,29 +169,14 @@ pub fn with_list(b: &mut SqlBuilder, plan: &Plan, span_tests: &[String]) -> Stri
     } else {
         format!("\n  HAVING {}", span_tests.join("\n    AND "))
     };
-    // A trace may be long by its extent and by its log entries: one row each, so that
-    // its lookup below reads its spans once.
     format!(
-        "{LONG} AS MATERIALIZED (\n  \
-         SELECT trace_id, min(first_ts) AS first_ts, max(last_ts) AS last_ts FROM (\n    \
-         SELECT trace_id, first_ts, last_ts FROM srql_summary_extent\n    \
-         WHERE last_ts - first_ts {longer}\n      AND {}\n    \
-         UNION ALL\n    \
-         SELECT l.trace_id, least(min(l.first_ts), min(e.first_ts)), greatest(max(l.last_ts), max(e.last_ts))\n    \
-         FROM srql_summary_log l LEFT JOIN srql_summary_extent e ON e.trace_id = l.trace_id\n    \
-         WHERE l.first_ts IS NOT NULL\n    \
-         GROUP BY l.trace_id\n    \
-         HAVING greatest(max(l.last_ts), max(e.last_ts)) - least(min(l.first_ts), min(e.first_ts)) {longer}\n  \
-         ) long\n  \
-         GROUP BY trace_id\n\
-         ),\n\
+        "{LONG} AS MATERIALIZED (\n  {long}\n),\n\
          {} AS (\n  \
          SELECT * FROM (\n  {}\n  ) near\n  \
          WHERE near.trace_id NOT IN (SELECT trace_id FROM {LONG})\n  \
          UNION ALL\n  \
          SELECT t.* FROM {LONG} long\n  \
          CROSS JOIN LATERAL ({}) t\n)",
-        touching.join(" AND "),
         relation::ON_THE_FLY,
         summary_sql::aggregate_query(Some(&near.join(" AND "))) + &having,
         // An aggregate per long trace (a subquery PostgreSQL keeps apart): each reads

@@ -64,3 +64,104 @@ fn only_where_the_catalog_bounds_traces_and_the_range_has_a_start() {
         "a lookup by trace_id reads its traces only"
     );
 }
+
+/// A catalog of ready incremental summaries: the summary path answers.
+fn incremental() -> Catalog {
+    Catalog {
+        summaries: srql_plan::SummaryState::Ready {
+            kind: srql_plan::SummaryKind::Table,
+            covers_from: now() - chrono::Duration::days(7),
+            as_of: now(),
+        },
+        retention: Some(chrono::Duration::days(7)),
+        trace_extents: true,
+    }
+}
+
+fn summary_plan(text: &str, catalog: &Catalog) -> srql_plan::Plan {
+    let plan = compile(
+        text,
+        catalog,
+        &PageRequest::default(),
+        &srql_lang::Limits::default(),
+        now(),
+    )
+    .unwrap();
+    assert!(
+        matches!(plan.source, srql_plan::Source::Summaries(_)),
+        "{text}"
+    );
+    plan
+}
+
+#[test]
+fn span_conditions_on_summaries_ask_for_the_window_of_the_range() {
+    let text = "in:otel_trace_summaries time:last_24h span.attributes.http.status_code:401";
+    let ask = srql_plan::extent_query(&summary_plan(text, &incremental()))
+        .expect("the window is read first");
+    insta::assert_snapshot!(format!(
+        "params: {}\n\n{}\n",
+        serde_json::to_string(&ask.params).unwrap(),
+        ask.sql
+    ));
+
+    let not_asked = |text: &str, catalog: &Catalog| {
+        srql_plan::extent_query(&summary_plan(text, catalog)).is_none()
+    };
+    let view = Catalog {
+        trace_extents: false,
+        summaries: srql_plan::SummaryState::Ready {
+            kind: srql_plan::SummaryKind::MaterializedView,
+            covers_from: now() - chrono::Duration::days(7),
+            as_of: now(),
+        },
+        ..incremental()
+    };
+    assert!(not_asked(text, &view), "materialized-view mode: no reach");
+    assert!(
+        not_asked("in:otel_trace_summaries time:last_24h", &incremental()),
+        "no span conditions: nothing reads spans"
+    );
+}
+
+#[test]
+fn the_window_read_bounds_every_lookup_positive_and_negated() {
+    let plan = summary_plan(
+        "in:otel_trace_summaries time:last_24h span.name:checkout !span.status_code:2",
+        &incremental(),
+    );
+    let unbounded = render(&plan);
+    assert!(
+        !unbounded
+            .sql
+            .contains("otel_traces.trace_id = otel_trace_summaries.trace_id AND timestamp"),
+        "{}",
+        unbounded.sql
+    );
+    let lo = now() - chrono::Duration::days(3);
+    let hi = now() + chrono::Duration::minutes(5);
+    let bounded = plan.with_extent(srql_plan::ExtentBounds {
+        lo: Some(lo),
+        hi: Some(hi),
+    });
+    assert_eq!(srql_plan::extent_query(&bounded), None, "asked once");
+    let q = render(&bounded);
+    assert_eq!(
+        q.sql
+            .matches("otel_traces.trace_id = otel_trace_summaries.trace_id AND timestamp >= $")
+            .count(),
+        2,
+        "{}",
+        q.sql
+    );
+    assert!(
+        q.params.contains(&srql_plan::Param::Timestamptz(lo)),
+        "{:?}",
+        q.params
+    );
+    assert!(
+        q.params.contains(&srql_plan::Param::Timestamptz(hi)),
+        "{:?}",
+        q.params
+    );
+}

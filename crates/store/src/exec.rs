@@ -52,8 +52,9 @@ pub async fn run(client: &impl GenericClient, plan: &Plan) -> Result<QueryResult
 }
 
 /// `plan` as [`run`] renders it: a lookup by trace_id with its traces' extent read first,
-/// so that it is planned with the bounds as values and the days outside them are never
-/// planned; any other plan as it is.
+/// and span conditions on the summaries of a range with the range's window read first
+/// (`srql_plan::extent_query`), so that it is planned with the bounds as values and the
+/// days outside them are never planned; any other plan as it is.
 pub async fn with_extent_read<'p>(
     client: &impl GenericClient,
     plan: &'p Plan,

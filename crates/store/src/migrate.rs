@@ -106,6 +106,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "analyze_after_plain_refresh",
         sql: include_str!("../migrations/0028_analyze_after_plain_refresh.sql"),
     },
+    Migration {
+        version: 31,
+        name: "long_trace_index",
+        sql: include_str!("../migrations/0031_long_trace_index.sql"),
+    },
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.

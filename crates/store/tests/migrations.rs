@@ -233,3 +233,29 @@ async fn upkeep_creates_days_ahead_and_drops_only_expired_days() {
         }
     );
 }
+
+/// The long-trace index serves the planner's reach test only while its predicate says
+/// the same reach as `srql_plan::REACH_SECS`; otherwise every span search and widened
+/// aggregation silently scans every trace's extent again.
+#[tokio::test]
+async fn the_long_trace_index_uses_the_planners_reach() {
+    let db = TestDb::migrated().await;
+    let client = db.client().await;
+    let row = client
+        .query_one(
+            "SELECT pg_get_expr(i.indpred, i.indrelid) FROM pg_index i \
+             WHERE i.indexrelid = 'srql_summary_extent_long_idx'::regclass",
+            &[],
+        )
+        .await
+        .expect("the index exists");
+    let predicate: String = row.get(0);
+    let reach = chrono::Duration::seconds(srql_plan::REACH_SECS);
+    let as_interval = format!(
+        "'{:02}:{:02}:{:02}'::interval",
+        reach.num_hours(),
+        reach.num_minutes() % 60,
+        reach.num_seconds() % 60
+    );
+    assert_eq!(predicate, format!("((last_ts - first_ts) > {as_interval})"));
+}
