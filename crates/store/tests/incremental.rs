@@ -816,6 +816,24 @@ async fn switching_modes_backfills_resumably_and_back() {
         summaries::stored_maintenance(&client).await.unwrap().mode,
         SummaryMode::Incremental
     );
+    // Swapped in vacuumed, so that index-only scans of it need not visit the heap (which
+    // pages a VACUUM can mark all-visible depends on the snapshots open meanwhile, so
+    // that it ran is what is checked), and vacuumed again at 2% of its rows changed.
+    let (vacuumed, options): (bool, Vec<String>) = client
+        .query_one(
+            "SELECT s.last_vacuum IS NOT NULL, coalesce(c.reloptions, '{}') \
+             FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid \
+             WHERE s.relid = 'otel_trace_summaries'::regclass",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert!(vacuumed, "the backfilled table was not vacuumed");
+    assert!(
+        options.contains(&"autovacuum_vacuum_scale_factor=0.02".to_string()),
+        "{options:?}"
+    );
     let catalog = summaries::catalog(&client).await.unwrap();
     assert!(
         matches!(
