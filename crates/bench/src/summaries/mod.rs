@@ -430,13 +430,19 @@ fn print_scale(r: &ScaleResult) {
         let drains: Vec<String> = d
             .drains
             .iter()
-            .map(|x| format!("{} ({} traces)", report::fmt_secs(x.secs), x.traces))
+            .map(|x| {
+                format!(
+                    "{} ms ({} traces)",
+                    report::fmt_ms(x.secs * 1000.0),
+                    x.traces
+                )
+            })
             .collect();
         println!(
-            "   switch to incremental {} (then a drain of {}); drains after {} new spans: {}; \
+            "   switch to incremental {} (then a drain of {} ms); drains after {} new spans: {}; \
              read p99 idle {} ms, during drains {} ms",
             report::fmt_secs(d.switch_secs),
-            report::fmt_secs(d.first_drain_secs),
+            report::fmt_ms(d.first_drain_secs * 1000.0),
             d.new_spans,
             drains.join(", "),
             p99(&d.idle_reads),

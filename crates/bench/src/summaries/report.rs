@@ -246,7 +246,7 @@ fn drains(md: &mut String, r: &BenchResults) {
          Reads: first-page queries on the summary path over the API, one every {pause} ms, \
          cycling through the queries above, with no drain running and while each drain \
          runs; milliseconds, p50 / p99 / max (reads).\n\n\
-         | scale | summary rows | switch (backfill) | first drain | drains: seconds (traces) | reads, idle | reads during drains |\n\
+         | scale | summary rows | switch (backfill) | first drain | drains: time (traces) | reads, idle | reads during drains |\n\
          |---|---|---|---|---|---|---|\n",
         n = first.map_or(0, |d| d.new_spans),
         pause = first.map_or(0, |d| d.read_pause_ms),
@@ -258,7 +258,7 @@ fn drains(md: &mut String, r: &BenchResults) {
         let each: Vec<String> = d
             .drains
             .iter()
-            .map(|x| format!("{} ({})", fmt_secs(x.secs), x.traces))
+            .map(|x| format!("{} ms ({})", fmt_ms(x.secs * 1000.0), x.traces))
             .collect();
         let _ = writeln!(
             md,
@@ -266,7 +266,7 @@ fn drains(md: &mut String, r: &BenchResults) {
             s.scale,
             fmt_count(d.rows as f64),
             fmt_secs(d.switch_secs),
-            fmt_secs(d.first_drain_secs),
+            format!("{} ms", fmt_ms(d.first_drain_secs * 1000.0)),
             if each.is_empty() {
                 "-".to_string()
             } else {

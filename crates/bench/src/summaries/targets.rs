@@ -240,3 +240,39 @@ fn reads_during_refresh(l: &ScaleResult) -> TargetCheck {
         met,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refresh_target_is_not_applicable_in_incremental_mode_only() {
+        let refresh = |mode| {
+            check(&[], Duration::ZERO, mode)
+                .into_iter()
+                .find(|t| t.target == refresh_target())
+                .expect("the refresh target is listed")
+        };
+        let incremental = refresh(SummaryMode::Incremental);
+        assert!(incremental.measured.starts_with(NOT_APPLICABLE));
+        assert_eq!(incremental.met, None);
+        let view = refresh(SummaryMode::MaterializedView);
+        assert!(
+            !view.measured.starts_with(NOT_APPLICABLE),
+            "{}",
+            view.measured
+        );
+    }
+
+    #[test]
+    fn the_span_search_target_names_queries_that_exist() {
+        for name in SPAN_SEARCH {
+            assert!(
+                super::super::queries::QUERIES
+                    .iter()
+                    .any(|q| q.name == name),
+                "{name}"
+            );
+        }
+    }
+}
