@@ -262,11 +262,11 @@ fn drains(md: &mut String, r: &BenchResults) {
             .collect();
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} ms | {} | {} | {} |",
             s.scale,
             fmt_count(d.rows as f64),
             fmt_secs(d.switch_secs),
-            format!("{} ms", fmt_ms(d.first_drain_secs * 1000.0)),
+            fmt_ms(d.first_drain_secs * 1000.0),
             if each.is_empty() {
                 "-".to_string()
             } else {
