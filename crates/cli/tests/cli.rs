@@ -323,6 +323,14 @@ fn bench_measures_the_summary_mode_it_is_given_each_into_its_own_section() {
         "{incr_section}"
     );
 
+    // Every table row has as many cells as its header.
+    for table in incr_section.split("\n\n").filter(|b| b.starts_with('|')) {
+        let cells = |line: &str| line.matches('|').count();
+        let mut lines = table.lines().filter(|l| l.starts_with('|'));
+        let width = cells(lines.next().expect("header"));
+        assert!(lines.all(|l| cells(l) == width), "ragged table:\n{table}");
+    }
+
     let incr = json("bench-incremental.json");
     assert_eq!(incr["summary_mode"], "incremental");
     assert_eq!(
