@@ -11,6 +11,17 @@ const NEW_FILE_INTRO: &str = "# Benchmarks\n\n\
 /// Text outside the markers is kept; without markers the section is appended. Markers
 /// that are out of order or repeated are an error rather than a guess.
 pub fn splice(existing: Option<&str>, name: &str, section: &str) -> Result<String, String> {
+    splice_after(existing, name, None, section)
+}
+
+/// [`splice`], except that a section not there yet goes right after the section `after`
+/// when that one is there (once), so related sections stay together.
+pub fn splice_after(
+    existing: Option<&str>,
+    name: &str,
+    after: Option<&str>,
+    section: &str,
+) -> Result<String, String> {
     let start = format!("<!-- {name}:start -->");
     let end = format!("<!-- {name}:end -->");
     let block = format!("{start}\n{}\n{end}", section.trim_end());
@@ -21,6 +32,11 @@ pub fn splice(existing: Option<&str>, name: &str, section: &str) -> Result<Strin
     let ends = text.matches(&end).count();
     match (starts, ends) {
         (0, 0) => {
+            let neighbour = after.map(|a| format!("<!-- {a}:end -->"));
+            if let Some(n) = neighbour.filter(|n| text.matches(n.as_str()).count() == 1) {
+                let at = text.find(&n).map_or(text.len(), |i| i + n.len());
+                return Ok(format!("{}\n\n{block}{}", &text[..at], &text[at..]));
+            }
             let sep = if text.is_empty() || text.ends_with("\n\n") {
                 ""
             } else if text.ends_with('\n') {
@@ -47,19 +63,49 @@ pub fn splice(existing: Option<&str>, name: &str, section: &str) -> Result<Strin
 
 /// [`splice`] applied to the file at `path` (created if missing).
 pub fn rewrite(path: &std::path::Path, name: &str, section: &str) -> Result<(), String> {
+    rewrite_after(path, name, None, section)
+}
+
+/// [`splice_after`] applied to the file at `path` (created if missing).
+pub fn rewrite_after(
+    path: &std::path::Path,
+    name: &str,
+    after: Option<&str>,
+    section: &str,
+) -> Result<(), String> {
     let existing = match std::fs::read_to_string(path) {
         Ok(s) => Some(s),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
-    let text = splice(existing.as_deref(), name, section)
+    let text = splice_after(existing.as_deref(), name, after, section)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::splice;
+    use super::{splice, splice_after};
+
+    #[test]
+    fn a_new_section_goes_right_after_its_neighbour() {
+        let before = "# B\n\n<!-- bench:start -->\nview\n<!-- bench:end -->\n\n<!-- otlp:start -->\no\n<!-- otlp:end -->\n";
+        let out = splice_after(Some(before), "bench-incremental", Some("bench"), "incr\n").unwrap();
+        assert_eq!(
+            out,
+            "# B\n\n<!-- bench:start -->\nview\n<!-- bench:end -->\n\n\
+             <!-- bench-incremental:start -->\nincr\n<!-- bench-incremental:end -->\n\n\
+             <!-- otlp:start -->\no\n<!-- otlp:end -->\n"
+        );
+        // Once there, it is rewritten in place, and the neighbour is untouched.
+        let again = splice_after(Some(&out), "bench-incremental", Some("bench"), "incr 2").unwrap();
+        assert_eq!(again, out.replace("\nincr\n", "\nincr 2\n"));
+        // Without the neighbour, appended as before.
+        assert_eq!(
+            splice_after(Some("# B\n"), "bench-incremental", Some("bench"), "t").unwrap(),
+            "# B\n\n<!-- bench-incremental:start -->\nt\n<!-- bench-incremental:end -->\n"
+        );
+    }
 
     #[test]
     fn keeps_everything_outside_its_own_markers() {

@@ -106,19 +106,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::BenchOtlp(args) => generate::bench_otlp(&cli.db, &args).await,
         Command::Bench(args) => {
             let cfg = cli.summaries.config()?;
-            // Its refresh phase and first pages are the view's; rather than measure a mode
-            // it did not set up, say where the other mode is measured.
-            if cli.summaries.maintenance()?.mode != store::summaries::SummaryMode::MaterializedView
-            {
-                return Err(
-                    "srql bench measures materialized-view mode only; incremental mode \
-                            is measured by srql bench-incremental, and in the traces tab by \
-                            srql bench-ui --summary-mode incremental"
-                        .into(),
-                );
-            }
+            let maintenance = cli.summaries.maintenance()?;
             let db = database::open(&cli.db).await?;
-            srql_bench::summaries::bench(&db.bench_server(), &cfg, &args).await
+            srql_bench::summaries::bench(&db.bench_server(), &cfg, &maintenance, &args).await
         }
         Command::BenchIncremental(args) => {
             let db = database::open(&cli.db).await?;

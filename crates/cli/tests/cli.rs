@@ -229,15 +229,142 @@ fn serve_answers_and_ctrl_c_stops_it_and_its_database() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `srql bench` measures the summary mode it is given, as PostgreSQL reports it, each
+/// mode into files and a BENCHMARKS.md section of its own: the incremental section goes
+/// right after the view's and leaves it byte for byte.
 #[test]
-fn bench_refuses_a_summary_mode_it_does_not_measure() {
+fn bench_measures_the_summary_mode_it_is_given_each_into_its_own_section() {
     let dir = data_dir("bench-mode");
-    let out = srql(&dir)
-        .args(["bench", "--scales", "S", "--summary-mode", "incremental"])
-        .output()
-        .expect("run srql");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    assert!(stderr.contains("materialized-view mode only"), "{stderr}");
-    assert!(!dir.exists(), "refused before starting a database");
+    let out = data_dir("bench-mode-out");
+    std::fs::create_dir_all(&out).expect("results dir");
+    let md = out.join("BENCHMARKS.md");
+    let others = "<!-- otlp:start -->\nanother benchmark's\n<!-- otlp:end -->\n";
+    std::fs::write(&md, format!("# Benchmarks\n\n{others}")).expect("markdown");
+    // Page 100 of 20 traces needs about 20,000 spans.
+    let tiny = |mode: &str| {
+        let mut c = srql(&dir);
+        c.args(["--summary-mode", mode, "bench", "--spans", "20000"])
+            .args(["--summary-runs", "3", "--on-the-fly-runs", "1"])
+            .args(["--on-the-fly-target-runs", "1", "--drains", "2"])
+            .args(["--drain-spans", "300", "--out-dir"])
+            .arg(&out)
+            .arg("--markdown")
+            .arg(&md);
+        c
+    };
+    let section = |text: &str, name: &str| {
+        let (start, end) = (
+            format!("<!-- {name}:start -->"),
+            format!("<!-- {name}:end -->"),
+        );
+        let s = text
+            .find(&start)
+            .unwrap_or_else(|| panic!("no {start}: {text}"));
+        let e = text
+            .find(&end)
+            .unwrap_or_else(|| panic!("no {end}: {text}"))
+            + end.len();
+        (s, e, text[s..e].to_string())
+    };
+    let json = |name: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(out.join(name)).expect(name);
+        serde_json::from_str(&text).expect("bench JSON")
+    };
+
+    let printed = run_ok(&mut tiny("materialized_view"));
+    assert!(printed.contains("refresh: plain"), "{printed}");
+    let after_view = std::fs::read_to_string(&md).expect("markdown");
+    let (_, _, view_section) = section(&after_view, "bench");
+    assert!(!after_view.contains("bench-incremental"), "{after_view}");
+    assert!(after_view.starts_with(&format!("# Benchmarks\n\n{others}")));
+    // A section after the view's, which the incremental one must go before.
+    let later = "<!-- soak:start -->\nyet another\n<!-- soak:end -->\n";
+    std::fs::write(&md, format!("{after_view}\n{later}")).expect("markdown");
+    let view = json("bench.json");
+    assert_eq!(view["summary_mode"], "materialized_view");
+    let point = &view["scales"][0];
+    assert_eq!(point["storage"]["summaries_relation"], "materialized view");
+    assert!(
+        point["refresh"]["concurrent_secs"].as_f64().is_some(),
+        "{point}"
+    );
+    assert!(point.get("drain").is_none(), "{point}");
+
+    let printed = run_ok(&mut tiny("incremental"));
+    assert!(printed.contains("switch to incremental"), "{printed}");
+    assert!(!printed.contains("refresh: plain"), "{printed}");
+    let both = std::fs::read_to_string(&md).expect("markdown");
+    let (_, view_end, view_again) = section(&both, "bench");
+    assert_eq!(
+        view_again, view_section,
+        "the view's section is left as it was"
+    );
+    let (incr_start, incr_end, incr_section) = section(&both, "bench-incremental");
+    assert_eq!(
+        &both[view_end..incr_start],
+        "\n\n",
+        "right after the view's section"
+    );
+    assert!(
+        both.starts_with(&format!("# Benchmarks\n\n{others}")),
+        "{both}"
+    );
+    assert!(both[incr_end..].contains(later), "{both}");
+    assert!(
+        incr_section.contains("--summary-mode incremental"),
+        "{incr_section}"
+    );
+    assert!(
+        incr_section.contains("not applicable in incremental mode"),
+        "{incr_section}"
+    );
+    assert!(
+        incr_section.contains("bench-incremental.json"),
+        "{incr_section}"
+    );
+
+    // Every table row has as many cells as its header.
+    for table in incr_section.split("\n\n").filter(|b| b.starts_with('|')) {
+        let cells = |line: &str| line.matches('|').count();
+        let mut lines = table.lines().filter(|l| l.starts_with('|'));
+        let width = cells(lines.next().expect("header"));
+        assert!(lines.all(|l| cells(l) == width), "ragged table:\n{table}");
+    }
+
+    let incr = json("bench-incremental.json");
+    assert_eq!(incr["summary_mode"], "incremental");
+    assert_eq!(
+        view,
+        json("bench.json"),
+        "the view's results are left as they were"
+    );
+    let point = &incr["scales"][0];
+    assert_eq!(point["storage"]["summaries_relation"], "table");
+    assert!(point.get("refresh").is_none(), "{point}");
+    let drain = &point["drain"];
+    assert!(
+        drain["switch_secs"].as_f64().is_some_and(|s| s > 0.0),
+        "{drain}"
+    );
+    let drains = drain["drains"].as_array().expect("drains");
+    assert_eq!(drains.len(), 2, "{drain}");
+    for d in drains {
+        // Each drain applied the traces written before it.
+        assert!(d["traces"].as_i64().is_some_and(|n| n > 0), "{drain}");
+    }
+    assert!(drain["idle_reads"]["runs"] == 3, "{drain}");
+    // Both paths answered every query in this mode too.
+    let queries = point["queries"].as_array().expect("queries");
+    assert!(!queries.is_empty());
+    for q in queries {
+        assert!(q["summaries"]["p50_ms"].as_f64().is_some(), "{q}");
+        assert!(q["on_the_fly"]["p50_ms"].as_f64().is_some(), "{q}");
+    }
+    assert!(out.join("latency-incremental.svg").exists());
+    assert!(
+        !dir.join("postmaster.pid").exists(),
+        "the run stops its cluster"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&out).ok();
 }

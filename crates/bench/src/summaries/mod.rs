@@ -4,13 +4,18 @@
 //!
 //! Each scale point gets a database of its own on the same server, dropped afterwards,
 //! so the service's data is never touched and every point starts from nothing.
+//! `--summary-mode` picks the mode measured: the materialized view (refreshed), or the
+//! incremental table (switched to after the load, then drained; `drain.rs`), each with
+//! its own results files and BENCHMARKS.md section (`mode.rs`).
 
 pub(crate) mod api;
+mod drain;
 pub(crate) mod first_page;
 mod format;
 pub(crate) mod http_client;
 pub(crate) mod latency;
 pub(crate) mod machine;
+mod mode;
 mod plain_aggregation;
 pub(crate) mod plot;
 pub(crate) mod progress;
@@ -27,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use clap::Args;
+use store::summaries::{Maintenance, SummaryMode};
 use tokio::sync::watch;
 use workload::Scale;
 
@@ -50,6 +56,10 @@ pub struct BenchArgs {
     /// Scale points, comma-separated: S (100k spans), M (1M), L (10M; about 1.34M traces).
     #[arg(long, value_delimiter = ',', default_value = "S,M,L", value_parser = Scale::parse)]
     pub scales: Vec<Scale>,
+    /// Load one point of this many spans instead of the scale points (quick checks; page
+    /// 100 needs about 20,000).
+    #[arg(long, conflicts_with = "scales")]
+    pub spans: Option<u64>,
     /// Timed runs of each query on the summary path (after 20 warm-up runs); also the
     /// number of idle reads the refresh phase compares against.
     #[arg(long, default_value_t = 200)]
@@ -78,29 +88,66 @@ pub struct BenchArgs {
     /// Parallel COPY connections for the load.
     #[arg(long, default_value_t = crate::load::DEFAULT_WRITERS)]
     pub writers: usize,
-    /// Where bench.json and latency.svg go (and notes.md is read from, if present).
+    /// Incremental mode: new spans written before each timed drain.
+    #[arg(long, default_value_t = 10_000)]
+    pub drain_spans: u64,
+    /// Incremental mode: timed drains, each with reads running.
+    #[arg(long, default_value_t = 3)]
+    pub drains: usize,
+    /// Where bench.json and latency.svg go (and notes.md is read from, if present); in
+    /// incremental mode bench-incremental.json, latency-incremental.svg and
+    /// notes-incremental.md.
     #[arg(long, default_value = "bench-results")]
     pub out_dir: PathBuf,
-    /// The Markdown file whose `<!-- bench:start -->` section is rewritten.
+    /// The Markdown file whose `<!-- bench:start -->` section is rewritten
+    /// (`<!-- bench-incremental:start -->` in incremental mode, created after the other).
     #[arg(long, default_value = "BENCHMARKS.md")]
     pub markdown: PathBuf,
 }
 
+/// One point measured: a scale point, or the size `--spans` gave.
+#[derive(Debug, Clone)]
+struct Point {
+    name: String,
+    spans: u64,
+}
+
+fn points(args: &BenchArgs) -> Vec<Point> {
+    if let Some(spans) = args.spans {
+        return vec![Point {
+            name: format!("{spans} spans"),
+            spans,
+        }];
+    }
+    let mut scales = args.scales.clone();
+    scales.sort_by_key(|s| s.spans());
+    scales.dedup();
+    scales
+        .into_iter()
+        .map(|s| Point {
+            name: s.name().to_string(),
+            spans: s.spans(),
+        })
+        .collect()
+}
+
+/// `maintenance`: the summary mode measured (`--summary-mode`).
 pub async fn bench(
     db: &Server,
     cfg: &store::summaries::SummaryConfig,
+    maintenance: &Maintenance,
     args: &BenchArgs,
 ) -> Result<(), String> {
     let started = Instant::now();
     let started_at = Utc::now();
     let policies = policies(args);
-    let mut scales = args.scales.clone();
-    scales.sort_by_key(|s| s.spans());
-    scales.dedup();
+    let points = points(args);
+    let outputs = mode::outputs(maintenance.mode, &args.out_dir);
     let mut results = BenchResults {
         started_at,
         command: std::env::args().skip(1).collect::<Vec<_>>().join(" "),
         complete: false,
+        summary_mode: maintenance.mode,
         total_secs: 0.0,
         machine: machine::Machine::describe(&db.url).await?,
         settings: Settings {
@@ -114,26 +161,28 @@ pub async fn bench(
         targets: Vec::new(),
     };
     let postmaster = db.data_dir.as_deref().and_then(machine::postmaster_pid);
-    for (i, &scale) in scales.iter().enumerate() {
+    for (i, point) in points.iter().enumerate() {
         println!(
-            "== scale {}: {} spans over {} days",
-            scale.name(),
-            scale.spans(),
-            workload::DEFAULT_RANGE.num_days()
+            "== scale {}: {} spans over {} days, {}",
+            point.name,
+            point.spans,
+            workload::DEFAULT_RANGE.num_days(),
+            mode::describe(maintenance.mode)
         );
-        let r = run_scale(db, cfg, args, policies, scale, postmaster).await?;
+        let r = run_scale(db, cfg, maintenance, args, policies, point, postmaster).await?;
         print_scale(&r);
         results.scales.push(r);
-        results.complete = i + 1 == scales.len();
+        results.complete = i + 1 == points.len();
         results.total_secs = started.elapsed().as_secs_f64();
-        results.targets = targets::check(&results.scales, started.elapsed());
+        results.targets = targets::check(&results.scales, started.elapsed(), maintenance.mode);
         // Written after every scale point, so a failure at L keeps what S and M measured.
-        write_outputs(&results, args)?;
+        write_outputs(&results, args, &outputs)?;
     }
     for t in &results.targets {
         let met = match t.met {
             Some(true) => "met",
             Some(false) => "MISSED",
+            None if t.measured.starts_with(targets::NOT_APPLICABLE) => "not applicable",
             None => "not measured",
         };
         println!("target: {} -- {} -- {met}", t.target, t.measured);
@@ -141,8 +190,8 @@ pub async fn bench(
     println!(
         "total time {}; results in {}, {} and {}",
         report::fmt_secs(started.elapsed().as_secs_f64()),
-        args.out_dir.join("bench.json").display(),
-        args.out_dir.join("latency.svg").display(),
+        outputs.json.display(),
+        outputs.svg.display(),
         args.markdown.display()
     );
     Ok(())
@@ -170,15 +219,21 @@ fn policies(args: &BenchArgs) -> Policies {
 async fn run_scale(
     db: &Server,
     cfg: &store::summaries::SummaryConfig,
+    maintenance: &Maintenance,
     args: &BenchArgs,
     policies: Policies,
-    scale: Scale,
+    point: &Point,
     postmaster: Option<u32>,
 ) -> Result<ScaleResult, String> {
-    let name = format!("srql_bench_{}", scale.name().to_ascii_lowercase());
+    let tag: String = point
+        .name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect();
+    let name = format!("srql_bench_{}", tag.to_ascii_lowercase());
     let url = scratch::recreate_database(db, &name).await?;
     let before = machine::CpuSample::take(postmaster);
-    let result = measure_scale(&url, cfg, args, policies, scale).await;
+    let result = measure_scale(&url, cfg, maintenance, args, policies, point).await;
     let after = machine::CpuSample::take(postmaster);
     // Dropped whatever happened: a rerun starts clean and L's gigabytes are freed.
     let dropped = scratch::drop_database(db, &name).await;
@@ -190,27 +245,52 @@ async fn run_scale(
     Ok(result)
 }
 
+/// How the summaries were set up after the load, and what to time for them afterwards.
+enum Setup {
+    /// The view's first population, timed as a plain refresh.
+    View {
+        plain_refresh: Duration,
+    },
+    Incremental(drain::Switched),
+}
+
+/// What the maintenance phase measured, in the mode's own terms.
+enum Maintained {
+    Refresh(refresh::RefreshResult),
+    Drain(drain::DrainResult),
+}
+
 async fn measure_scale(
     url: &str,
     cfg: &store::summaries::SummaryConfig,
+    maintenance: &Maintenance,
     args: &BenchArgs,
     policies: Policies,
-    scale: Scale,
+    point: &Point,
 ) -> Result<ScaleResult, String> {
     let started = Instant::now();
-    let point = crate::load::ScalePoint {
-        spans: scale.spans(),
+    let view = maintenance.mode == SummaryMode::MaterializedView;
+    let scale_point = crate::load::ScalePoint {
+        spans: point.spans,
         seed: args.seed,
         writers: args.writers,
         extra: &[],
-        populate: true,
+        // Incremental mode backfills its table from the spans; a view first would be
+        // built only to be dropped at the switch.
+        populate: view,
     };
     let crate::load::ScalePointReport {
         loaded,
         vacuum_secs,
         plain_refresh,
-    } = crate::load::scale_point(url, cfg, &point).await?;
-    let plain_refresh = plain_refresh.ok_or("the summaries were not built")?;
+    } = crate::load::scale_point(url, cfg, &scale_point).await?;
+    let setup = if view {
+        Setup::View {
+            plain_refresh: plain_refresh.ok_or("the summaries were not built")?,
+        }
+    } else {
+        Setup::Incremental(drain::switch(url, cfg, maintenance).await?)
+    };
     let storage = storage::measure(url).await?;
 
     let timeout = Duration::from_secs(args.timeout);
@@ -219,17 +299,33 @@ async fn measure_scale(
         let queries = first_page::run(service.addr, timeout, policies).await?;
         // Right after the on-the-fly runs, over the same warm spans.
         let plain = plain_aggregation::measure(url, policies.plain_aggregation()).await?;
-        let refresh =
-            refresh::run(url, service.addr, timeout, args.summary_runs, plain_refresh).await?;
-        Ok::<_, String>((queries, plain, refresh))
+        let maintained = match setup {
+            Setup::View { plain_refresh } => Maintained::Refresh(
+                refresh::run(url, service.addr, timeout, args.summary_runs, plain_refresh).await?,
+            ),
+            Setup::Incremental(switched) => {
+                let plan = drain::DrainPlan {
+                    seed: args.seed,
+                    new_spans: args.drain_spans,
+                    drains: args.drains,
+                    idle_reads: args.summary_runs,
+                };
+                Maintained::Drain(drain::run(url, service.addr, timeout, plan, switched).await?)
+            }
+        };
+        Ok::<_, String>((queries, plain, maintained))
     }
     .await;
     service.stop().await?;
-    let (queries, plain_aggregation_24h, refresh) = measured?;
+    let (queries, plain_aggregation_24h, maintained) = measured?;
+    let (refresh, drain) = match maintained {
+        Maintained::Refresh(r) => (Some(r), None),
+        Maintained::Drain(d) => (None, Some(d)),
+    };
 
     Ok(ScaleResult {
-        scale: scale.name(),
-        target_spans: scale.spans(),
+        scale: point.name.clone(),
+        target_spans: point.spans,
         load: LoadResult {
             spans: loaded.spans,
             traces: loaded.traces,
@@ -241,6 +337,7 @@ async fn measure_scale(
         queries,
         plain_aggregation_24h,
         refresh,
+        drain,
         storage,
         secs: started.elapsed().as_secs_f64(),
         other_cpu_share: None,
@@ -317,37 +414,63 @@ fn print_scale(r: &ScaleResult) {
                 .unwrap_or_default()
         );
     }
-    println!(
-        "   refresh: plain {}, concurrently {}; read p99 idle {} ms, during {} ms",
-        report::fmt_secs(r.refresh.plain_secs),
-        report::fmt_secs(r.refresh.concurrent_secs),
-        r.refresh
-            .idle_reads
-            .map_or_else(|| "-".into(), |l| report::fmt_ms(l.p99_ms)),
-        r.refresh
-            .reads_during_concurrent
-            .map_or_else(|| "-".into(), |l| report::fmt_ms(l.p99_ms)),
-    );
+    let p99 = |l: &Option<latency::LatencySummary>| {
+        l.map_or_else(|| "-".into(), |l| report::fmt_ms(l.p99_ms))
+    };
+    if let Some(f) = &r.refresh {
+        println!(
+            "   refresh: plain {}, concurrently {}; read p99 idle {} ms, during {} ms",
+            report::fmt_secs(f.plain_secs),
+            report::fmt_secs(f.concurrent_secs),
+            p99(&f.idle_reads),
+            p99(&f.reads_during_concurrent),
+        );
+    }
+    if let Some(d) = &r.drain {
+        let drains: Vec<String> = d
+            .drains
+            .iter()
+            .map(|x| {
+                format!(
+                    "{} ms ({} traces)",
+                    report::fmt_ms(x.secs * 1000.0),
+                    x.traces
+                )
+            })
+            .collect();
+        println!(
+            "   switch to incremental {} (then a drain of {} ms); drains after {} new spans: {}; \
+             read p99 idle {} ms, during drains {} ms",
+            report::fmt_secs(d.switch_secs),
+            report::fmt_ms(d.first_drain_secs * 1000.0),
+            d.new_spans,
+            drains.join(", "),
+            p99(&d.idle_reads),
+            p99(&d.reads_during_drains),
+        );
+    }
 }
 
-fn write_outputs(results: &BenchResults, args: &BenchArgs) -> Result<(), String> {
+fn write_outputs(
+    results: &BenchResults,
+    args: &BenchArgs,
+    outputs: &mode::Outputs,
+) -> Result<(), String> {
     let dir = &args.out_dir;
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let json_path = dir.join("bench.json");
     let json = serde_json::to_string_pretty(results).map_err(|e| e.to_string())?;
-    write_file(&json_path, &(json + "\n"))?;
-    let svg_path = dir.join("latency.svg");
-    write_file(&svg_path, &plot::latency_svg(&results.scales))?;
-    let notes = std::fs::read_to_string(dir.join("notes.md")).ok();
+    write_file(&outputs.json, &(json + "\n"))?;
+    write_file(&outputs.svg, &plot::latency_svg(&results.scales))?;
+    let notes = std::fs::read_to_string(&outputs.notes).ok();
     let section = report::render(
         results,
         &report::Links {
-            json: &link_from(&args.markdown, &json_path),
-            svg: &link_from(&args.markdown, &svg_path),
+            json: &link_from(&args.markdown, &outputs.json),
+            svg: &link_from(&args.markdown, &outputs.svg),
             notes: notes.as_deref(),
         },
     );
-    crate::markdown_section::rewrite(&args.markdown, report::SECTION, &section)
+    crate::markdown_section::rewrite_after(&args.markdown, outputs.section, outputs.after, &section)
 }
 
 pub(crate) fn write_file(path: &FsPath, text: &str) -> Result<(), String> {

@@ -160,7 +160,7 @@ pub fn latency_svg(scales: &[ScaleResult]) -> String {
         let name = scales
             .iter()
             .find(|r| r.target_spans as f64 == s)
-            .map_or("", |r| r.scale);
+            .map_or("", |r| r.scale.as_str());
         let _ = writeln!(
             svg,
             r##"<line x1="{px:.1}" y1="{TOP}" x2="{px:.1}" y2="{BOTTOM}" stroke="#eee"/><text x="{px:.1}" y="{:.1}" text-anchor="middle">{name}</text><text x="{px:.1}" y="{:.1}" text-anchor="middle" fill="#555">{}</text>"##,

@@ -101,15 +101,16 @@ pub async fn run(
     })
 }
 
-/// Paced first-page reads on the summary path, cycling through the tab's queries.
-struct Reader {
+/// Paced first-page reads on the summary path, cycling through the tab's queries (also
+/// incremental mode's readers during drains, `drain.rs`).
+pub(crate) struct Reader {
     client: SrqlClient,
     queries: Vec<&'static TabQuery>,
     next: usize,
 }
 
 impl Reader {
-    async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, String> {
+    pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, String> {
         Ok(Self {
             client: SrqlClient::connect(addr, timeout).await?,
             queries: QUERIES.iter().filter(|q| q.is_first_page()).collect(),
@@ -117,7 +118,7 @@ impl Reader {
         })
     }
 
-    async fn read(&mut self) -> Result<Duration, String> {
+    pub(crate) async fn read(&mut self) -> Result<Duration, String> {
         let q = self.queries[self.next % self.queries.len()];
         self.next += 1;
         let elapsed = match self.client.query(q.srql, Path::Summaries, None).await {

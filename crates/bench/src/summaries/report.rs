@@ -3,16 +3,14 @@
 
 use std::fmt::Write;
 
+use store::summaries::SummaryMode;
+
 use super::api::Path;
 pub use super::format::{fmt_ms, fmt_secs};
 use super::latency::{LatencySummary, Measurement};
 use super::results::BenchResults;
 use super::storage::per_million;
 
-/// The BENCHMARKS.md section (`<!-- bench:start -->` ... `<!-- bench:end -->`) this writes.
-pub const SECTION: &str = "bench";
-
-/// What a new BENCHMARKS.md starts with.
 /// Where the generated section links to.
 pub struct Links<'a> {
     pub json: &'a str,
@@ -73,14 +71,29 @@ pub fn render(r: &BenchResults, links: &Links) -> String {
     let mut md = String::new();
     let m = &r.machine;
     let p = &r.settings.policies;
+    let incremental = r.summary_mode == SummaryMode::Incremental;
+    let (title, flag, build) = if incremental {
+        (
+            "Trace summaries in incremental mode (`srql --summary-mode incremental bench`)",
+            " --summary-mode incremental",
+            "switches it to incremental summaries (capture on, the summary table \
+             backfilled from the spans, drained), ",
+        )
+    } else {
+        (
+            "Trace summaries: what they buy and cost (`srql bench`)",
+            "",
+            "builds the summaries (the materialized view), ",
+        )
+    };
     let _ = write!(
         md,
-        "## Trace summaries: what they buy and cost (`srql bench`)\n\n\
+        "## {title}\n\n\
          Rerun with one command (release build; an embedded PostgreSQL in its own data \
          directory; S, M and L in about a quarter of an hour):\n\n    \
-         cargo run --release -p srql-cli -- --data-dir /tmp/srql-bench bench\n\n\
+         cargo run --release -p srql-cli -- --data-dir /tmp/srql-bench{flag} bench\n\n\
          `--scales S` is a quick look. Each scale point loads the synthetic workload \
-         (docs/workload.md) into a fresh database, builds the summaries, and measures \
+         (docs/workload.md) into a fresh database, {build}and measures \
          through the HTTP API: real requests over loopback to the service started \
          in-process, each pinned to a path with the body's `source` field, the \
          `x-srql-source` header checked on every response. All figures: [{json}]({json}).\n\n\
@@ -108,7 +121,11 @@ pub fn render(r: &BenchResults, links: &Links) -> String {
         others = others_line(r),
     );
 
-    md.push_str("### Targets at L\n\n| target | measured | met |\n|---|---|---|\n");
+    let _ = write!(
+        md,
+        "### Targets at L ({})\n\n| target | measured | met |\n|---|---|---|\n",
+        super::mode::describe(r.summary_mode)
+    );
     for t in &r.targets {
         let met = match t.met {
             Some(true) => "yes",
@@ -166,6 +183,19 @@ pub fn render(r: &BenchResults, links: &Links) -> String {
         links.svg
     );
 
+    if incremental {
+        drains(&mut md, r);
+    } else {
+        refreshes(&mut md, r);
+    }
+    storage(&mut md, r);
+    if let Some(notes) = links.notes {
+        let _ = write!(md, "\n{}\n", notes.trim_end());
+    }
+    md
+}
+
+fn refreshes(md: &mut String, r: &BenchResults) {
     let _ = write!(
         md,
         "### Refresh\n\n\
@@ -179,11 +209,14 @@ pub fn render(r: &BenchResults, links: &Links) -> String {
          |---|---|---|---|---|---|\n",
         pause = r
             .scales
-            .first()
-            .map_or(0, |s| s.refresh.read_pause_ms),
+            .iter()
+            .find_map(|s| s.refresh.as_ref())
+            .map_or(0, |f| f.read_pause_ms),
     );
     for s in &r.scales {
-        let f = &s.refresh;
+        let Some(f) = &s.refresh else {
+            continue;
+        };
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} |",
@@ -195,16 +228,75 @@ pub fn render(r: &BenchResults, links: &Links) -> String {
             fmt_reads(&f.reads_during_concurrent),
         );
     }
+}
 
-    md.push_str(
+/// Incremental mode's counterpart of the refresh table: the switch, and drains of newly
+/// arrived spans with readers.
+fn drains(md: &mut String, r: &BenchResults) {
+    let first = r.scales.iter().find_map(|s| s.drain.as_ref());
+    let _ = write!(
+        md,
+        "### Switch and drains (in place of the view's refresh)\n\n\
+         Switch: wall clock of the change to incremental mode after the load, as \
+         `srql migrate --summary-mode incremental` makes it (capture on, the summary table \
+         backfilled day by day from the spans and analyzed, swapped in), then the drain of \
+         whatever the log held. Drains: {n} new spans written (new traces over the last \
+         two minutes, a COPY per 100 spans, late spans last), then one drain applies them, \
+         timed as `srql_refresh_runs` records it; repeated per scale point as listed. \
+         Reads: first-page queries on the summary path over the API, one every {pause} ms, \
+         cycling through the queries above, with no drain running and while each drain \
+         runs; milliseconds, p50 / p99 / max (reads).\n\n\
+         | scale | summary rows | switch (backfill) | first drain | drains: time (traces) | reads, idle | reads during drains |\n\
+         |---|---|---|---|---|---|---|\n",
+        n = first.map_or(0, |d| d.new_spans),
+        pause = first.map_or(0, |d| d.read_pause_ms),
+    );
+    for s in &r.scales {
+        let Some(d) = &s.drain else {
+            continue;
+        };
+        let each: Vec<String> = d
+            .drains
+            .iter()
+            .map(|x| format!("{} ms ({})", fmt_ms(x.secs * 1000.0), x.traces))
+            .collect();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} ms | {} | {} | {} |",
+            s.scale,
+            fmt_count(d.rows as f64),
+            fmt_secs(d.switch_secs),
+            fmt_ms(d.first_drain_secs * 1000.0),
+            if each.is_empty() {
+                "-".to_string()
+            } else {
+                each.join(", ")
+            },
+            fmt_reads(&d.idle_reads),
+            fmt_reads(&d.reads_during_drains),
+        );
+    }
+}
+
+fn storage(md: &mut String, r: &BenchResults) {
+    let relation = r.scales.first().map_or("summary relation", |s| {
+        s.storage.summaries_relation.as_str()
+    });
+    let when = if r.summary_mode == SummaryMode::Incremental {
+        "the switch"
+    } else {
+        "the first refresh"
+    };
+    let _ = write!(
+        md,
         "\n### Load and storage\n\n\
          Load: `crate::load::bulk` (generation; per day binary COPY into a stage table, \
          its indexes built, attached as the partition; ANALYZE), then a \
-         `VACUUM (ANALYZE)` that is not counted. Sizes after the \
-         first refresh: spans summed over the day partitions of `otel_traces` (heap and \
-         TOAST, then its four indexes); summaries are the materialized view and its \
-         indexes. Per million spans for spans, per million traces (summary rows) for \
-         summaries.\n\n\
+         `VACUUM (ANALYZE)` that is not counted. Sizes after \
+         {when}: spans summed over the day partitions of `otel_traces` (heap and \
+         TOAST, then its four indexes); summaries are the {relation} `otel_trace_summaries` \
+         and its indexes. Per million spans for spans, per million traces (summary rows) \
+         for summaries.\n\n\
          | scale | spans | traces | load | spans: table + indexes | per 1M spans | summaries: table + indexes | per 1M traces |\n\
          |---|---|---|---|---|---|---|---|\n",
     );
@@ -226,10 +318,6 @@ pub fn render(r: &BenchResults, links: &Links) -> String {
             fmt_bytes(per_million(st.summaries_bytes(), st.traces)),
         );
     }
-    if let Some(notes) = links.notes {
-        let _ = write!(md, "\n{}\n", notes.trim_end());
-    }
-    md
 }
 
 /// Who else used the machine: the figures of a shared machine need that beside them.

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::drain::DrainResult;
 use super::first_page::{Policies, QueryLatency};
 use super::latency::Measurement;
 use super::machine::Machine;
@@ -16,6 +17,8 @@ pub struct BenchResults {
     pub command: String,
     /// False while scale points are still to run (the file is rewritten after each).
     pub complete: bool,
+    /// The summary mode measured (`--summary-mode`).
+    pub summary_mode: store::summaries::SummaryMode,
     pub total_secs: f64,
     pub machine: Machine,
     pub settings: Settings,
@@ -35,15 +38,20 @@ pub struct Settings {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ScaleResult {
-    /// `S`, `M` or `L`.
-    pub scale: &'static str,
+    /// `S`, `M` or `L`, or `N spans` for a size given with `--spans`.
+    pub scale: String,
     pub target_spans: u64,
     pub load: LoadResult,
     pub queries: Vec<QueryLatency>,
     /// The plain `GROUP BY trace_id` of the last 24 hours' spans, the on-the-fly path's
     /// yardstick, timed like its last-24-hours query.
     pub plain_aggregation_24h: Measurement,
-    pub refresh: RefreshResult,
+    /// Materialized-view mode: the refresh phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<RefreshResult>,
+    /// Incremental mode, in its place: the switch and drains of arriving spans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainResult>,
     pub storage: Storage,
     /// Wall clock for this scale point, load included.
     pub secs: f64,

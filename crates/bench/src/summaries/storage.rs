@@ -2,8 +2,11 @@
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Storage {
+    /// What `otel_trace_summaries` is in the database measured: `materialized view` or
+    /// `table` (incremental mode), as PostgreSQL says, not as the benchmark meant.
+    pub summaries_relation: String,
     pub spans: i64,
     /// Summary rows: traces whose latest span is inside the summary window.
     pub traces: i64,
@@ -46,7 +49,10 @@ pub async fn measure(url: &str) -> Result<Storage, String> {
                     (SELECT count(*) FROM otel_traces),
                     (SELECT count(*) FROM otel_trace_summaries),
                     pg_table_size('otel_trace_summaries'),
-                    pg_indexes_size('otel_trace_summaries')
+                    pg_indexes_size('otel_trace_summaries'),
+                    (SELECT CASE c.relkind WHEN 'm' THEN 'materialized view'
+                                           WHEN 'r' THEN 'table' ELSE c.relkind::text END
+                     FROM pg_class c WHERE c.oid = 'otel_trace_summaries'::regclass)
              FROM pg_inherits i WHERE i.inhparent = 'otel_traces'::regclass",
             &[],
         )
@@ -60,5 +66,6 @@ pub async fn measure(url: &str) -> Result<Storage, String> {
         traces: row.get(4),
         summaries_table_bytes: row.get(5),
         summaries_index_bytes: row.get(6),
+        summaries_relation: row.get(7),
     })
 }
