@@ -175,9 +175,14 @@ pub async fn refresh(
     client: &impl GenericClient,
     method: RefreshMethod,
 ) -> Result<RefreshRun, DbError> {
+    let heap_before = view_heap(client).await?;
     client
         .execute("CALL srql_refresh_summaries($1)", &[&method.as_str()])
         .await?;
+    let heap_after = view_heap(client).await?;
+    if heap_after.is_some() && heap_after != heap_before {
+        client.batch_execute("VACUUM otel_trace_summaries").await?;
+    }
     let row = client
         .query_one(
             &format!(
@@ -188,6 +193,26 @@ pub async fn refresh(
         )
         .await?;
     run_of(&row)
+}
+
+/// The file node of the view's heap, `None` when the summaries are not a view.
+///
+/// A plain refresh swaps in a new heap, which has no page marked all-visible, and
+/// autovacuum is not told (its rows were counted against the heap built for the swap):
+/// until the deletes of later concurrent refreshes add up to a vacuum, at 10M spans about
+/// an hour, every index-only scan of the view (the 24 h service list) also read each row
+/// from the heap. So [`refresh`] vacuums when the heap changed. Not in the procedure:
+/// VACUUM cannot run inside one, so pg_cron's refreshes (concurrent, but for the
+/// first population) are left to autovacuum.
+async fn view_heap(client: &impl GenericClient) -> Result<Option<u32>, DbError> {
+    let row = client
+        .query_opt(
+            "SELECT c.relfilenode FROM pg_class c
+             WHERE c.oid = to_regclass('otel_trace_summaries') AND c.relkind = 'm'",
+            &[],
+        )
+        .await?;
+    Ok(row.map(|r| r.get::<_, tokio_postgres::types::Oid>(0)))
 }
 
 /// Records a run that built the summaries outside the refresh procedure (a view build

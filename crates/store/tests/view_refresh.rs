@@ -76,3 +76,43 @@ async fn a_plain_refresh_leaves_the_view_analyzed() {
         "analyzed after a full refresh"
     );
 }
+
+/// What `store::summaries::refresh` (the scheduler, `srql refresh`, the benchmarks) adds
+/// after a plain refresh: a VACUUM, so that index-only scans of the new heap can read the
+/// index alone, where autovacuum would not come round until later refreshes' deletes add
+/// up. A concurrent refresh keeps the heap and needs none.
+#[tokio::test]
+async fn a_plain_refresh_through_the_service_leaves_the_view_vacuumed() {
+    let db = TestDb::empty().await;
+    let cfg = SummaryConfig {
+        window: Duration::days(7),
+        retention: Duration::days(7),
+        refresh_interval: Duration::minutes(2),
+    };
+    store::setup::run(&db.url, &cfg, false).await.unwrap();
+    let client = db.client().await;
+    let now = Utc::now();
+    let spans = traces(9, 400, now - Duration::hours(6), now);
+    copy_spans(&client, &spans, Arrival::At(now)).await.unwrap();
+    let vacuums = || async {
+        client
+            .query_one(
+                "SELECT vacuum_count FROM pg_stat_user_tables \
+                 WHERE relid = 'otel_trace_summaries'::regclass",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    use store::summaries::RefreshMethod;
+    for (method, want) in [
+        (RefreshMethod::Concurrently, 0),
+        (RefreshMethod::Full, 1),
+        (RefreshMethod::Concurrently, 1),
+        (RefreshMethod::Full, 2),
+    ] {
+        store::summaries::refresh(&client, method).await.unwrap();
+        assert_eq!(vacuums().await, want, "after {}", method.as_str());
+    }
+}

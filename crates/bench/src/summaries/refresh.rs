@@ -54,16 +54,12 @@ async fn refresh(url: &str, method: RefreshMethod) -> Result<(Duration, i64), St
 
 /// The first population after a load, timed as the plain refresh: a plain `REFRESH`
 /// recomputes every row and swaps the relation whether or not it held rows before, so
-/// this is what every plain refresh costs, and L is spared a second one. Then the
-/// statistics, which a refresh does not gather and autovacuum would only later.
+/// this is what every plain refresh costs, and L is spared a second one. It includes
+/// what follows every plain refresh: ANALYZE (migration 0028) and VACUUM
+/// (`store::summaries::refresh`).
 pub async fn populate(url: &str) -> Result<Duration, String> {
     let bar = progress::spinner("building the summaries (a plain refresh)");
     let (plain, _) = refresh(url, RefreshMethod::Full).await?;
-    let client = store::db::connect(url).await.map_err(|e| e.to_string())?;
-    client
-        .batch_execute("ANALYZE otel_trace_summaries")
-        .await
-        .map_err(|e| format!("ANALYZE otel_trace_summaries: {e}"))?;
     bar.finish_and_clear();
     Ok(plain)
 }
