@@ -24,10 +24,8 @@ async fn soak_accounts_for_every_request_and_every_acknowledged_span() {
 /// One run with `--summary-mode` set to `mode` (or left to its default), which must end
 /// reporting the service's summaries in `expected` mode.
 async fn soak(db: &TestDb, mode: Option<&str>, expected: &str) {
-    let dir = std::env::temp_dir().join(format!(
-        "srql-soak-smoke-{expected}-{}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("srql-soak-smoke-{expected}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let markdown = dir.join("BENCHMARKS.md");
