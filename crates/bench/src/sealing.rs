@@ -1,7 +1,8 @@
 //! `srql bench-sealing`: what sealing buys and costs at a scale point. The workload is
-//! loaded into a scratch database as `srql bench` loads it, the summaries maintained
-//! incrementally (so lookups by id are bounded by their traces' extents, as the service
-//! bounds them in that mode), and measured twice, all heap
+//! loaded into a scratch database as `srql bench` loads it, the summaries maintained in
+//! the global `--summary-mode` (in incremental mode lookups by id are bounded by their
+//! traces' extents, as the service bounds them in that mode; in materialized-view mode
+//! they search every day and there is no drain to measure), and measured twice, all heap
 //! and then with every day sealed but the newest two (as `--seal-after 1d` leaves them):
 //! spans storage per million spans, a trace's spans by id from an old day, the drain's
 //! read of old traces, the on-the-fly path over 7 days and the summaries' first pages
@@ -15,6 +16,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
 use clap::Args;
+use store::summaries::SummaryMode::{self, Incremental, MaterializedView};
 use workload::Scale;
 
 mod day_storage;
@@ -57,6 +59,9 @@ pub struct BenchSealingArgs {
     /// Scale point of the loaded data: S (100k spans), M (1M), L (10M).
     #[arg(long, default_value = "S", value_parser = Scale::parse)]
     pub scale: Scale,
+    /// Load this many spans instead of the scale point's (for quick checks).
+    #[arg(long)]
+    pub spans: Option<u64>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Parallel COPY connections for the load.
@@ -74,13 +79,16 @@ pub struct BenchSealingArgs {
     pub sort_order: store::sealing::SortOrder,
 }
 
+/// `maintenance`: the summary mode measured (`--summary-mode`), switched to after the
+/// load as `srql migrate` would switch (a switch to incremental backfills).
 pub async fn run(
     db: &Server,
     cfg: &store::summaries::SummaryConfig,
+    maintenance: &store::summaries::Maintenance,
     args: &BenchSealingArgs,
 ) -> Result<(), String> {
     let url = scratch::recreate_database(db, DATABASE).await?;
-    let measured = measure(&url, cfg, args).await;
+    let measured = measure(&url, cfg, maintenance, args).await;
     // Dropped whatever happened, so a rerun starts clean.
     let dropped = scratch::drop_database(db, DATABASE).await;
     measured?;
@@ -95,7 +103,8 @@ struct Side {
     lookup: LatencySummary,
     /// Without a time bound: every day visited.
     lookup_every_day: LatencySummary,
-    drain: LatencySummary,
+    /// Incremental mode only: the other mode has no drain.
+    drain: Option<LatencySummary>,
     on_the_fly: LatencySummary,
     first_pages: Vec<LatencySummary>,
 }
@@ -110,11 +119,12 @@ struct OldTraces {
 async fn measure(
     url: &str,
     cfg: &store::summaries::SummaryConfig,
+    maintenance: &store::summaries::Maintenance,
     args: &BenchSealingArgs,
 ) -> Result<(), String> {
     let err = |e: store::DbError| e.to_string();
     let point = crate::load::ScalePoint {
-        spans: args.scale.spans(),
+        spans: args.spans.unwrap_or(args.scale.spans()),
         seed: args.seed,
         writers: args.writers,
         extra: &[],
@@ -123,23 +133,20 @@ async fn measure(
     crate::load::scale_point(url, cfg, &point).await?;
     let loaded_at = Utc::now();
     let mut client = store::db::connect(url).await.map_err(err)?;
-    store::summaries::ensure(
-        &mut client,
-        cfg,
-        &store::summaries::Maintenance {
-            mode: store::summaries::SummaryMode::Incremental,
-            drain_interval: Duration::seconds(1),
-        },
-        &mut |_| {},
-    )
-    .await
-    .map_err(err)?;
+    store::summaries::ensure(&mut client, cfg, maintenance, &mut |_| {})
+        .await
+        .map_err(|e| format!("switching to {} summaries: {e}", maintenance.mode.as_str()))?;
+    // What is measured is the mode the database is in, not the flag's word for it.
+    let mode = store::summaries::stored_maintenance(&client)
+        .await
+        .map_err(err)?
+        .mode;
     if !store::sealing::available(&client).await.map_err(err)? {
         return Err(store::sealing::UNAVAILABLE.to_string());
     }
     let old = old_traces(&client, args.lookups.max(DRAIN_BATCH)).await?;
 
-    let heap = measure_side(url, &client, &old, args).await?;
+    let heap = measure_side(url, &client, &old, mode, args).await?;
 
     let reading = Arc::new(AtomicBool::new(true));
     let reader = tokio::spawn(read_during_sealing(
@@ -167,9 +174,17 @@ async fn measure(
         .batch_execute("ANALYZE otel_traces")
         .await
         .map_err(|e| e.to_string())?;
-    let sealed = measure_side(url, &client, &old, args).await?;
+    let sealed = measure_side(url, &client, &old, mode, args).await?;
 
     let days = round.sealed.len();
+    println!(
+        "summaries: {} mode{}",
+        mode.as_str(),
+        match mode {
+            Incremental => "; lookups by id bounded by their traces' extents",
+            MaterializedView => "; lookups by id search every day, and there is no drain",
+        }
+    );
     let slowest = round
         .sealed
         .iter()
@@ -213,14 +228,18 @@ async fn measure_side(
     url: &str,
     client: &tokio_postgres::Client,
     old: &OldTraces,
+    mode: SummaryMode,
     args: &BenchSealingArgs,
 ) -> Result<Side, String> {
     let storage = storage::measure(url).await?;
     let days = day_storage::measure(client).await?;
     let ids = &old.ids[..args.lookups.min(old.ids.len())];
-    let lookup = service_lookups(client, ids).await?;
+    let lookup = service_lookups(client, ids, mode).await?;
     let lookup_every_day = lookups(client, ids).await?;
-    let drain = drain_reads(client, old).await?;
+    let drain = match mode {
+        Incremental => Some(drain_reads(client, old).await?),
+        MaterializedView => None,
+    };
     let service = Service::start(url).await?;
     let http = async {
         let mut api = SrqlClient::connect(service.addr, HTTP_TIMEOUT).await?;
@@ -283,10 +302,11 @@ const BY_ID: &str = "SELECT * FROM otel_traces WHERE trace_id = $1";
 /// against the database's catalog, run by `store::exec::run` as the service runs it (the
 /// extent read first, then the lookup with the bounds as values, and the rows shaped into
 /// JSON; HTTP and the catalog read left out). After one untimed pass, so both sides are
-/// measured warm.
+/// measured warm. Bounded in incremental mode, where the service bounds them.
 async fn service_lookups(
     client: &tokio_postgres::Client,
     traces: &[String],
+    mode: SummaryMode,
 ) -> Result<LatencySummary, String> {
     let catalog = store::summaries::catalog(client)
         .await
@@ -301,8 +321,12 @@ async fn service_lookups(
             Utc::now(),
         )
         .map_err(|e| e.to_string())?;
-        if !plan.trace_extents {
-            return Err("lookups are not bounded by their traces' extents".into());
+        if plan.trace_extents != (mode == Incremental) {
+            return Err(format!(
+                "in {} mode lookups should {}be bounded by their traces' extents",
+                mode.as_str(),
+                if mode == Incremental { "" } else { "not " }
+            ));
         }
         plans.push(plan);
     }
@@ -435,7 +459,7 @@ fn print_table(scale: Scale, days: usize, heap: &Side, sealed: &Side) {
     println!("|{}", "---|".repeat(11 + FIRST_PAGES.len()));
     for (name, s) in [("heap", heap), ("sealed", sealed)] {
         print!(
-            "| {} | {} | {} | {name} | {:.1} + {:.1} MiB | {:.0} MiB | {:.2}x | {} | {} | {:.1} | {:.0} |",
+            "| {} | {} | {} | {name} | {:.1} + {:.1} MiB | {:.0} MiB | {:.2}x | {} | {} | {} | {:.0} |",
             scale.name(),
             s.storage.spans,
             if name == "heap" { 0 } else { days },
@@ -445,7 +469,7 @@ fn print_table(scale: Scale, days: usize, heap: &Side, sealed: &Side) {
             per_m(&s.storage) / 84.0,
             p(&s.lookup),
             p(&s.lookup_every_day),
-            s.drain.p50_ms,
+            s.drain.map_or("-".to_string(), |d| format!("{:.1}", d.p50_ms)),
             s.on_the_fly.p50_ms,
         );
         for l in &s.first_pages {

@@ -116,8 +116,16 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::BenchSoak(args) => {
             let cfg = cli.summaries.config()?;
+            let maintenance = cli.summaries.maintenance()?;
             let db = database::open(&cli.db).await?;
-            srql_bench::soak::run(&db.bench_server(), &cfg, &args, &serve::start_for_bench).await
+            srql_bench::soak::run(
+                &db.bench_server(),
+                &cfg,
+                &maintenance,
+                &args,
+                &serve::start_for_bench,
+            )
+            .await
         }
         Command::BenchUi(args) => {
             let cfg = cli.summaries.config()?;
@@ -134,8 +142,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::BenchSealing(args) => {
             let cfg = cli.summaries.config()?;
+            let maintenance = cli.summaries.maintenance()?;
             let db = database::open(&cli.db).await?;
-            srql_bench::sealing::run(&db.bench_server(), &cfg, &args).await
+            srql_bench::sealing::run(&db.bench_server(), &cfg, &maintenance, &args).await
         }
         Command::BenchDistributed(args) => {
             let db = database::open(&cli.db).await?;

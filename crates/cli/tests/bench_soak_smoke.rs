@@ -1,6 +1,7 @@
 //! `srql bench-soak` at a tiny scale, end to end through the binary: a few clients for two
-//! seconds with OTLP ingest. Asserts what must hold whatever the machine (every request
-//! accounted for, no error, no acknowledged span lost), never timings.
+//! seconds with OTLP ingest, in each summary mode. Asserts what must hold whatever the
+//! machine (every request accounted for, no error, no acknowledged span lost, the mode
+//! asked for is the one the service ran in), never timings.
 
 use std::process::Command;
 
@@ -13,9 +14,18 @@ const SECONDS: u64 = 2;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn soak_accounts_for_every_request_and_every_acknowledged_span() {
-    // The benchmark makes its own database beside this one, on the test server.
+    // The benchmark makes its own database beside this one, on the test server; both
+    // modes in one test, since the runs share that database's name.
     let db = TestDb::empty().await;
-    let dir = std::env::temp_dir().join(format!("srql-soak-smoke-{}", std::process::id()));
+    soak(&db, None, "materialized_view").await;
+    soak(&db, Some("incremental"), "incremental").await;
+}
+
+/// One run with `--summary-mode` set to `mode` (or left to its default), which must end
+/// reporting the service's summaries in `expected` mode.
+async fn soak(db: &TestDb, mode: Option<&str>, expected: &str) {
+    let dir =
+        std::env::temp_dir().join(format!("srql-soak-smoke-{expected}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let markdown = dir.join("BENCHMARKS.md");
@@ -37,6 +47,9 @@ async fn soak_accounts_for_every_request_and_every_acknowledged_span() {
         .arg(&markdown)
         .env("DATABASE_URL", &db.url)
         .env("SRQL_LOG", "warn");
+    if let Some(mode) = mode {
+        cmd.args(["--summary-mode", mode]);
+    }
     for var in [
         "SRQL_SUMMARY_WINDOW",
         "SRQL_RETENTION",
@@ -56,13 +69,20 @@ async fn soak_accounts_for_every_request_and_every_acknowledged_span() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("acked spans lost: 0"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("summaries: {expected}\n")),
+        "{stdout}"
+    );
 
     let json: Value =
         serde_json::from_str(&std::fs::read_to_string(results.join("soak.json")).unwrap())
             .expect("soak.json is JSON");
     check_queries(&json);
+    assert_eq!(json["settings"]["summary_mode"], expected);
     check_ingest(&json["ingest"]);
-    check_markdown(&std::fs::read_to_string(&markdown).unwrap());
+    let md = std::fs::read_to_string(&markdown).unwrap();
+    check_markdown(&md);
+    assert!(md.contains(&format!("({expected} mode)")), "{md}");
     let svg = std::fs::read_to_string(results.join("soak.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
 

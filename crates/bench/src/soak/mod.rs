@@ -92,9 +92,12 @@ pub struct Service {
 pub type StartService =
     dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<Service, String>> + Send>> + Send + Sync;
 
+/// `maintenance`: the summary mode the service runs in (`--summary-mode`), switched to
+/// after the load as `srql migrate` would switch (a switch to incremental backfills).
 pub async fn run(
     db: &Server,
     cfg: &store::summaries::SummaryConfig,
+    maintenance: &store::summaries::Maintenance,
     args: &BenchSoakArgs,
     start: &StartService,
 ) -> Result<(), String> {
@@ -106,10 +109,10 @@ pub async fn run(
     let machine = machine::Machine::describe(&db.url).await?;
     let postmaster = db.data_dir.as_deref().and_then(machine::postmaster_pid);
     let url = scratch::recreate_database(db, DATABASE).await?;
-    let measured = measure(&url, cfg, args, postmaster, start).await;
+    let measured = measure(&url, cfg, maintenance, args, postmaster, start).await;
     // Dropped whatever happened, so a rerun starts clean.
     let dropped = scratch::drop_database(db, DATABASE).await;
-    let (load, window) = measured?;
+    let (load, window, summary_mode) = measured?;
     dropped?;
     let results = SoakResults {
         started_at,
@@ -125,6 +128,7 @@ pub async fn run(
             otlp_rate: args.otlp_rate,
             timeout_secs: args.timeout,
             seed: args.seed,
+            summary_mode,
         },
         load,
         queries: window.queries,
@@ -144,13 +148,16 @@ struct Window {
     other_cpu_share: Option<f64>,
 }
 
+/// Also returns the summary mode the database was in when the window ended, read back
+/// from it rather than taken from the flag.
 async fn measure(
     url: &str,
     cfg: &store::summaries::SummaryConfig,
+    maintenance: &store::summaries::Maintenance,
     args: &BenchSoakArgs,
     postmaster: Option<u32>,
     start: &StartService,
-) -> Result<(Load, Window), String> {
+) -> Result<(Load, Window, store::summaries::SummaryMode), String> {
     let point = crate::load::ScalePoint {
         spans: args.spans.unwrap_or(args.scale.spans()),
         seed: args.seed,
@@ -159,6 +166,11 @@ async fn measure(
         populate: true,
     };
     let loaded = crate::load::scale_point(url, cfg, &point).await?.loaded;
+    // Before sealing, as a service that has run in this mode all along has sealed its days.
+    let mut client = store::db::connect(url).await.map_err(|e| e.to_string())?;
+    store::summaries::ensure(&mut client, cfg, maintenance, &mut |_| {})
+        .await
+        .map_err(|e| format!("switching to {} summaries: {e}", maintenance.mode.as_str()))?;
     crate::steady_state::seal_as_a_running_service_has(url, cfg).await?;
     let trace_ids = lookup_trace_ids(url).await?;
     let load = Load {
@@ -181,6 +193,10 @@ async fn measure(
         tracing::warn!("the service did not stop within {STOP_TIMEOUT:?}; measuring anyway");
     }
     let (samples, outcome, secs) = window?;
+    let summary_mode = store::summaries::stored_maintenance(&client)
+        .await
+        .map_err(|e| format!("reading the summary mode: {e}"))?
+        .mode;
 
     let bar = progress::spinner("looking up every acknowledged span");
     let since = Utc::now() - chrono::Duration::hours(1) - chrono::Duration::seconds(secs as i64);
@@ -215,6 +231,7 @@ async fn measure(
                 .zip(before)
                 .and_then(|(a, b)| a.others_share_since(&b)),
         },
+        summary_mode,
     ))
 }
 
@@ -340,6 +357,7 @@ fn print_summary(r: &SoakResults) {
     let q = &r.queries;
     let i = &r.ingest;
     let l = q.all.latency;
+    println!("summaries: {}", r.settings.summary_mode.as_str());
     println!(
         "{} clients for {:.1} s over {} spans: {} requests ({:.1}/s), p50 {} ms, p90 {} ms, p99 {} ms, max {} ms",
         r.settings.clients,

@@ -67,8 +67,8 @@ pub fn render(r: &SoakResults, links: &Links) -> String {
          clients, each on its own keep-alive connection, send the traces tab's requests \
          in a fixed mix (table below), each bounded by a {timeout} s timeout; meanwhile \
          workload traces stamped with the current time go to the OTLP/gRPC receiver at a \
-         steady {rate} spans/s, and the scheduler refreshes the summaries when due, as in \
-         production. Errors are non-2xx answers, timeouts and connection \
+         steady {rate} spans/s, and the scheduler maintains the summaries ({mode} mode) \
+         when due, as in production. Errors are non-2xx answers, timeouts and connection \
          failures. Latency is per request, from sending to the last byte (or to giving \
          up), over every request. Afterwards every acknowledged span is looked up in \
          `otel_traces` by trace and span id. All figures: [{json}]({json}).\n\n\
@@ -77,6 +77,7 @@ pub fn render(r: &SoakResults, links: &Links) -> String {
         clients = s.clients,
         timeout = s.timeout_secs,
         rate = s.otlp_rate,
+        mode = s.summary_mode.as_str(),
         json = links.json,
         cmd = r.command,
         date = r.started_at.format("%Y-%m-%d %H:%M UTC"),

@@ -61,6 +61,8 @@ pub struct Settings {
     pub otlp_rate: u64,
     pub timeout_secs: u64,
     pub seed: u64,
+    /// How the summaries were maintained, as the database said after the window.
+    pub summary_mode: store::summaries::SummaryMode,
 }
 
 #[derive(Debug, Clone, Serialize)]
