@@ -57,6 +57,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "citus_drain_run_helpers",
         sql: include_str!("../migrations/distributed/0019_citus_drain_run_helpers.sql"),
     },
+    Migration {
+        version: 29,
+        name: "citus_drain_tasks",
+        sql: include_str!("../migrations/distributed/0029_citus_drain_tasks.sql"),
+    },
 ];
 
 /// `None` without the `citus` extension; otherwise how many active primary workers are
@@ -146,82 +151,141 @@ fn refuse_view_mode(maintenance: &Maintenance) -> Result<(), DbError> {
     ))
 }
 
-/// `srql_summary_drain_shard(log_shard, cutoff, batch_size)`, run on a worker for one
-/// shard of the log (by 0015's drain): claims up to `batch_size` entries of that shard,
-/// oldest first, recomputes their traces from the co-located span shard with the shared
-/// select list, upserts the rows inside the window and deletes the others, all in one
-/// local statement. Returns `claimed traces oldest_lag_secs`.
+/// `srql_summary_drain_task(anchor, cutoff, batch_size)`, run on a worker for the shard
+/// group that `anchor` (a `srql_drain_anchors` value) hashes into, by 0029's drain: one
+/// task of a SELECT over the anchors, on the drain session's cached worker connection.
+/// Claims up to `batch_size` log entries of that shard, oldest first; widens the extents
+/// of traces with new span times; recomputes each claimed trace from the co-located span
+/// shard with the shared select list, reading only within its extent; upserts the rows
+/// inside the window and deletes the others. Returns `claimed traces oldest_lag_secs`.
 ///
-/// The co-located shards are found by the log shard's hash range. Extents are not used
-/// here: a recompute probes the trace_id index of each day of the span shard (see
-/// docs/scale-out.md, "Not built yet").
-pub fn drain_shard_function_sql() -> String {
+/// The extents are the single-node invariant (migration 0004): every span of a trace lies
+/// in its extent or in an undrained log entry. The batch's overall bounds are written into
+/// the recompute as constants, so PostgreSQL plans only the day partitions they reach
+/// (new spans: usually today's), and each trace's own bounds prune per trace at run time.
+/// A trace without an extent (older than 0029, whose Citus drain kept none; or one whose
+/// extent was pruned) is read over every day, and its extent is then set from its spans.
+pub fn drain_task_function_sql() -> String {
     let aggregates = srql_plan::summary_sql::AGGREGATES;
     let cols = incremental::column_list();
     let set = incremental::update_list();
     // The statement is a format() template: a `%` of ours must reach it doubled.
     let aggregates = aggregates.replace('%', "%%");
     format!(
-        "CREATE OR REPLACE FUNCTION srql_summary_drain_shard(
-    log_shard text, cutoff timestamptz, batch_size integer)
+        "CREATE OR REPLACE FUNCTION srql_summary_drain_task(
+    anchor text, cutoff timestamptz, batch_size integer)
 RETURNS text
 LANGUAGE plpgsql
+-- Index probes per trace make the cost follow the batch (as srql_summary_apply's).
+SET enable_seqscan = off
+SET enable_mergejoin = off
 SET jit = off
 SET work_mem = '64MB'
 AS $srql$
 DECLARE
-    shard bigint := substring(log_shard from '_(\\d+)$')::bigint;
-    spans text;
-    sums text;
-    result text;
+    shard bigint := get_shard_id_for_distribution_column('srql_summary_log', anchor);
+    log_shard text := shard_name('srql_summary_log'::regclass, shard);
+    spans text := shard_name('otel_traces'::regclass,
+        get_shard_id_for_distribution_column('otel_traces', anchor));
+    sums text := shard_name('otel_trace_summaries'::regclass,
+        get_shard_id_for_distribution_column('otel_trace_summaries', anchor));
+    extents text := shard_name('srql_summary_extent'::regclass,
+        get_shard_id_for_distribution_column('srql_summary_extent', anchor));
+    claimed bigint;
+    oldest timestamptz;
+    ids text[];
+    los timestamptz[];
+    his timestamptz[];
+    lo timestamptz;
+    hi timestamptz;
 BEGIN
     -- One drain per shard at a time, even when a coordinator died mid-round and its
     -- statement here runs on: the next one waits, and its snapshot then sees this one's
     -- rows, so no older snapshot ever overwrites a newer row.
     PERFORM pg_advisory_xact_lock(7355609, (shard % 2147483647)::integer);
-    SELECT max(shard_name(o.logicalrelid, o.shardid))
-               FILTER (WHERE o.logicalrelid = 'otel_traces'::regclass),
-           max(shard_name(o.logicalrelid, o.shardid))
-               FILTER (WHERE o.logicalrelid = 'otel_trace_summaries'::regclass)
-    INTO spans, sums
-    FROM pg_dist_shard l
-    JOIN pg_dist_shard o ON o.shardminvalue = l.shardminvalue
-    WHERE l.shardid = shard;
-    IF spans IS NULL OR sums IS NULL THEN
-        RAISE EXCEPTION 'no span or summary shard co-located with %', log_shard;
-    END IF;
+    -- Claim, widen the extents of traces with new span times (the entries of deletes
+    -- carry none), and say where each claimed trace's spans can be.
     EXECUTE format($q$
         WITH c AS (
             DELETE FROM %1$s
-            WHERE ctid IN (SELECT ctid FROM %1$s ORDER BY logged_at LIMIT $2)
-            RETURNING trace_id, logged_at
+            WHERE ctid IN (SELECT ctid FROM %1$s ORDER BY logged_at LIMIT $1)
+            RETURNING trace_id, first_ts, last_ts, logged_at
         ),
-        ids AS (SELECT DISTINCT c.trace_id FROM c),
+        per AS (
+            SELECT c.trace_id, min(c.first_ts) AS lo, max(c.last_ts) AS hi
+            FROM c GROUP BY c.trace_id
+        ),
+        widened AS (
+            INSERT INTO %2$s AS x (trace_id, first_ts, last_ts)
+            SELECT per.trace_id, per.lo, per.hi FROM per WHERE per.lo IS NOT NULL
+            ON CONFLICT (trace_id) DO UPDATE
+            SET first_ts = least(x.first_ts, EXCLUDED.first_ts),
+                last_ts = greatest(x.last_ts, EXCLUDED.last_ts)
+            RETURNING x.trace_id, x.first_ts, x.last_ts
+        ),
+        k AS (
+            SELECT widened.trace_id, widened.first_ts, widened.last_ts FROM widened
+            UNION ALL
+            SELECT per.trace_id, e.first_ts, e.last_ts
+            FROM per LEFT JOIN %2$s e ON e.trace_id = per.trace_id
+            WHERE per.lo IS NULL
+        )
+        SELECT (SELECT count(*) FROM c), (SELECT min(c.logged_at) FROM c),
+               array_agg(k.trace_id), array_agg(k.first_ts), array_agg(k.last_ts)
+        FROM k
+    $q$, log_shard, extents) USING batch_size INTO claimed, oldest, ids, los, his;
+    IF ids IS NULL THEN
+        RETURN format('%s 0 ', claimed);
+    END IF;
+    -- A trace without an extent (NULL bounds) may have spans on any day.
+    lo := CASE WHEN array_position(los, NULL) IS NULL
+               THEN (SELECT min(x) FROM unnest(los) x) ELSE '-infinity' END;
+    hi := CASE WHEN array_position(his, NULL) IS NULL
+               THEN (SELECT max(x) FROM unnest(his) x) ELSE 'infinity' END;
+    EXECUTE format($q$
+        WITH k AS (
+            SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS k(id, lo, hi)
+        ),
         fresh AS (
-            SELECT {aggregates}
-            FROM %2$s t
-            WHERE t.trace_id IN (SELECT ids.trace_id FROM ids)
+            SELECT {aggregates},
+                   min(timestamp) AS srql_first_ts, max(timestamp) AS srql_last_ts
+            FROM k
+            JOIN LATERAL (
+                SELECT * FROM %1$s t
+                WHERE t.trace_id = k.id
+                  AND t.timestamp >= %4$L::timestamptz AND t.timestamp <= %5$L::timestamptz
+                  AND t.timestamp >= coalesce(k.lo, '-infinity')
+                  AND t.timestamp <= coalesce(k.hi, 'infinity')
+            ) spans ON true
             GROUP BY trace_id
         ),
-        kept AS (SELECT * FROM fresh WHERE fresh.timestamp >= $1),
+        kept AS (SELECT * FROM fresh WHERE fresh.timestamp >= $4),
         up AS (
-            INSERT INTO %3$s AS s ({cols})
+            INSERT INTO %2$s AS s ({cols})
             SELECT {cols} FROM kept
             ON CONFLICT (trace_id) DO UPDATE SET {set}
             WHERE (s.*) IS DISTINCT FROM (EXCLUDED.*)
             RETURNING 1
         ),
         gone AS (
-            DELETE FROM %3$s s
+            DELETE FROM %2$s s
             WHERE s.trace_id IN (
-                SELECT ids.trace_id FROM ids
-                WHERE NOT EXISTS (SELECT 1 FROM kept WHERE kept.trace_id = ids.trace_id))
+                SELECT k.id FROM k WHERE NOT EXISTS (SELECT 1 FROM kept WHERE kept.trace_id = k.id))
+            RETURNING 1
+        ),
+        -- Read over every day: from now on bounded by the spans found.
+        found AS (
+            INSERT INTO %3$s (trace_id, first_ts, last_ts)
+            SELECT fresh.trace_id, fresh.srql_first_ts, fresh.srql_last_ts
+            FROM fresh JOIN k ON k.id = fresh.trace_id
+            WHERE k.lo IS NULL
+            ON CONFLICT (trace_id) DO NOTHING
             RETURNING 1
         )
-        SELECT format('%%s %%s %%s', (SELECT count(*) FROM c), (SELECT count(*) FROM ids),
-                      (SELECT extract(epoch FROM clock_timestamp() - min(c.logged_at)) FROM c))
-    $q$, log_shard, spans, sums) USING cutoff, batch_size INTO result;
-    RETURN result;
+        SELECT (SELECT count(*) FROM up), (SELECT count(*) FROM gone), (SELECT count(*) FROM found)
+    $q$, spans, sums, extents, lo, hi) USING ids, los, his, cutoff;
+    RETURN format('%s %s %s', claimed, cardinality(ids),
+                  extract(epoch FROM clock_timestamp() - oldest));
 END
 $srql$"
     )
@@ -229,7 +293,7 @@ $srql$"
 
 /// Creates or replaces the shard drain; Citus propagates it to the workers.
 pub async fn install_drain_function(client: &Client) -> Result<(), DbError> {
-    client.batch_execute(&drain_shard_function_sql()).await?;
+    client.batch_execute(&drain_task_function_sql()).await?;
     Ok(())
 }
 
@@ -335,7 +399,7 @@ mod tests {
 
     #[test]
     fn drain_function_uses_the_shared_definition() {
-        let sql = drain_shard_function_sql();
+        let sql = drain_task_function_sql();
         assert!(sql.contains("count(*) FILTER (WHERE status_code = 2) AS error_count"));
         assert!(sql.contains("ON CONFLICT (trace_id) DO UPDATE SET timestamp = EXCLUDED.timestamp"));
     }

@@ -286,6 +286,147 @@ async fn every_writer_is_captured_and_drains_are_exact() {
     drain_and_check(&client, "after a resync").await;
 }
 
+/// Traces with spans but no extent, and traces with a span outside their extent: both
+/// 0 while 0004's invariant holds (and the log is drained).
+async fn extent_misses(client: &Client) -> (i64, i64) {
+    let r = client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE x.trace_id IS NULL),
+                    count(*) FILTER (WHERE x.first_ts > s.lo OR x.last_ts < s.hi)
+             FROM (SELECT trace_id, min(timestamp) AS lo, max(timestamp) AS hi
+                   FROM otel_traces GROUP BY trace_id) s
+             LEFT JOIN srql_summary_extent x USING (trace_id)",
+            &[],
+        )
+        .await
+        .expect("compare extents with spans");
+    (r.get(0), r.get(1))
+}
+
+/// The shard drains read each trace's spans only within its extent (and plan only the
+/// days the batch's extents reach): a late span days before its trace, a delete, a trace
+/// whose extent is missing (a database drained before extents were kept on Citus, or one
+/// pruned) and a shard left without its anchor must all still give exact rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drains_bounded_by_extents_stay_exact() {
+    let db = CitusTestDb::empty().await;
+    migrate(&db).await;
+    let client = db.client().await;
+    let writer = store::db::connect(&db.writer_url())
+        .await
+        .expect("writer login");
+    let now = Utc::now();
+    let spans = workload_spans(23, 200, now - Duration::hours(6), now);
+    copy_spans(&writer, &spans, Arrival::At(now)).await.unwrap();
+    let traces = drain_and_check(&client, "after COPY").await;
+    assert_eq!(
+        extent_misses(&client).await,
+        (0, 0),
+        "every drained trace has its extent"
+    );
+
+    // A late span two days before the rest of its trace: the recompute must reach both
+    // days, its new entry's and the extent's.
+    let (a, b) = (&spans[0].trace_id, &spans[spans.len() - 1].trace_id);
+    let late = |ids: &[&String], tag: &str| {
+        format!(
+            "INSERT INTO otel_traces (timestamp, trace_id, span_id, name, service_name,
+                                      start_time_unix_nano, end_time_unix_nano, status_code)
+             SELECT min(timestamp) - interval '2 days', trace_id, '{tag}' || trace_id, 'late',
+                    'late-svc', min(start_time_unix_nano) - 172800000000000,
+                    max(end_time_unix_nano) + 1, 2
+             FROM otel_traces WHERE trace_id IN ('{}') GROUP BY trace_id",
+            ids.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("', '")
+        )
+    };
+    writer.batch_execute(&late(&[a, b], "late-")).await.unwrap();
+    assert_eq!(drain_and_check(&client, "after late spans").await, traces);
+
+    // A delete logs no span times: the recompute reads within the stored extent.
+    writer
+        .execute(
+            "DELETE FROM otel_traces WHERE trace_id = $1 AND span_id = 'late-' || $1",
+            &[a],
+        )
+        .await
+        .unwrap();
+    drain_and_check(&client, "after deleting the late span").await;
+
+    // An upgrade: the drain before migration 29 kept no extents on Citus. Migrating
+    // rebuilds them from the spans, so a late span for a trace drained before the upgrade
+    // is recomputed with all its spans, not only the new one's day.
+    client
+        .batch_execute(
+            "DROP TABLE srql_drain_anchors;
+             DROP FUNCTION srql_drain_anchors_fill();
+             DROP FUNCTION srql_summary_prune_task(text, timestamptz, integer);
+             DELETE FROM srql_summary_extent;
+             DELETE FROM srql_schema_migrations WHERE version = 29;",
+        )
+        .await
+        .unwrap();
+    let report = migrate(&db).await;
+    assert_eq!(report.migrations_applied, vec![29], "{report:?}");
+    let (c, d) = (
+        &spans[spans.len() / 2].trace_id,
+        &spans[spans.len() / 3].trace_id,
+    );
+    writer
+        .batch_execute(&late(&[c, d], "late2-"))
+        .await
+        .unwrap();
+    writer
+        .execute(
+            "DELETE FROM otel_traces WHERE span_id = 'late-' || $1",
+            &[b],
+        )
+        .await
+        .unwrap();
+    drain_and_check(&client, "after upgrading").await;
+    // A delete for a trace without an extent (one pruned, or deleted by hand) reads
+    // every day rather than taking the trace for empty, and records the extent found.
+    client
+        .execute("DELETE FROM srql_summary_extent WHERE trace_id = $1", &[c])
+        .await
+        .unwrap();
+    writer
+        .execute(
+            "DELETE FROM otel_traces WHERE span_id = 'late2-' || $1",
+            &[c],
+        )
+        .await
+        .unwrap();
+    drain_and_check(&client, "after a delete without an extent").await;
+    assert_eq!(
+        extent_misses(&client).await,
+        (0, 0),
+        "every trace's spans inside its extent"
+    );
+
+    // A shard left without an anchor (a split would do that) still drains.
+    client
+        .batch_execute("DELETE FROM srql_drain_anchors WHERE trace_id IN (SELECT min(trace_id) FROM srql_drain_anchors)")
+        .await
+        .unwrap();
+    let more = workload_spans(24, 100, now - Duration::hours(1), now);
+    copy_spans(&writer, &more, Arrival::At(now)).await.unwrap();
+    drain_and_check(&client, "after losing an anchor").await;
+    let (anchors, shards): (i64, i64) = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM srql_drain_anchors),
+                    (SELECT count(*) FROM pg_dist_shard
+                     WHERE logicalrelid = 'srql_summary_log'::regclass)",
+            &[],
+        )
+        .await
+        .map(|r| (r.get(0), r.get(1)))
+        .unwrap();
+    assert_eq!(anchors, shards, "one anchor per shard again");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_loaded_before_distribution_are_summarized() {
     let db = CitusTestDb::empty().await;
