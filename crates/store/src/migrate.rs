@@ -107,6 +107,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0028_analyze_after_plain_refresh.sql"),
     },
     Migration {
+        version: 30,
+        name: "attribute_statistics",
+        sql: include_str!("../migrations/0030_attribute_statistics.sql"),
+    },
+    Migration {
         version: 31,
         name: "long_trace_index",
         sql: include_str!("../migrations/0031_long_trace_index.sql"),

@@ -259,3 +259,43 @@ async fn the_long_trace_index_uses_the_planners_reach() {
     );
     assert_eq!(predicate, format!("((last_ts - first_ts) > {as_interval})"));
 }
+
+/// Every heap day plans attribute conditions from a fine histogram of `attributes`
+/// (migration 0030): the days that exist, new days, and days written by the bulk loader.
+#[tokio::test]
+async fn heap_days_keep_a_fine_histogram_of_attributes() {
+    let db = TestDb::migrated().await;
+    let client = db.client().await;
+    let now = Utc::now();
+    store::partitions::ensure(&client, now - Duration::days(2), now + Duration::days(2))
+        .await
+        .unwrap();
+    let stage: String = client
+        .query_one(
+            "SELECT srql_load_stage_create(date_trunc('day', now() - interval '5 days'))",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .execute("SELECT srql_load_stage_index($1)", &[&stage])
+        .await
+        .unwrap();
+    let targets: Vec<(String, i32)> = client
+        .query(
+            "SELECT c.relname::text, a.attstattarget::int4 FROM pg_class c
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'attributes'
+             WHERE c.relname = $1 OR c.oid IN (
+                 SELECT inhrelid FROM pg_inherits WHERE inhparent = 'otel_traces'::regclass)
+             ORDER BY 1",
+            &[&stage],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(targets.len() >= 6, "{targets:?}");
+    assert!(targets.iter().all(|(_, t)| *t == 1000), "{targets:?}");
+}
