@@ -24,13 +24,19 @@ use crate::state::{AppState, DEADLINE_GRACE};
 /// second whatever the database does.
 const PROBE_DEADLINE: Duration = Duration::from_millis(900);
 
-/// What PostgreSQL charges for starting parallel workers, for API queries: ten times its
-/// default. A first page does a few milliseconds of work, and starting two workers took
-/// 20-40 ms on a busy 2-core machine (at 10M spans the common-attribute page ran in 50 ms
-/// with workers against 0.4 ms without, the non-root operation in 35-43 ms against
-/// 2-3 ms); at the default the planner chose workers for such pages. Scans of a whole
-/// range (on-the-fly aggregations, stats over days) cost far more, and still get workers.
-const PARALLEL_SETUP_COST: u32 = 10_000;
+/// What PostgreSQL charges for starting parallel workers, per query (the session keeps
+/// it, so every query sets it). On the summaries, ten times its default: a first page
+/// there does a few milliseconds of work, and starting two workers took 20-40 ms on a
+/// busy 2-core machine (at 10M spans the common-attribute page ran in 50 ms with workers
+/// against 0.4 ms without, the non-root operation in 35-43 ms against 2-3 ms), which at
+/// the default the planner chose. Spans and on-the-fly aggregations keep the default:
+/// they read a range's spans, where workers pay.
+fn parallel_setup_cost(plan: &Plan) -> &'static str {
+    match plan.source {
+        srql_plan::Source::Summaries(_) => "10000",
+        srql_plan::Source::OnTheFly | srql_plan::Source::Spans => "DEFAULT",
+    }
+}
 
 pub fn app(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
@@ -150,8 +156,9 @@ async fn run_plan(state: &AppState, plan: &Plan) -> Result<store::exec::QueryRes
         // Sent with the query in one round trip; per query because the pool is shared
         // with statements that may not be bounded the same way.
         let set = format!(
-            "SET statement_timeout = {}; SET parallel_setup_cost = {PARALLEL_SETUP_COST}",
-            timeout.as_millis().max(1)
+            "SET statement_timeout = {}; SET parallel_setup_cost = {}",
+            timeout.as_millis().max(1),
+            parallel_setup_cost(plan)
         );
         let (set, rows) = tokio::join!(
             conn.client().batch_execute(&set),
