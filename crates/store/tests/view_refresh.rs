@@ -35,8 +35,8 @@ async fn summary_rows(client: &Client) -> i64 {
         .get(0)
 }
 
-#[tokio::test]
-async fn a_plain_refresh_leaves_the_view_analyzed() {
+/// A database set up as `srql migrate` does, in view mode, with no spans yet.
+async fn view_mode_db() -> (TestDb, Client) {
     let db = TestDb::empty().await;
     let cfg = SummaryConfig {
         window: Duration::days(7),
@@ -45,6 +45,12 @@ async fn a_plain_refresh_leaves_the_view_analyzed() {
     };
     store::setup::run(&db.url, &cfg, false).await.unwrap();
     let client = db.client().await;
+    (db, client)
+}
+
+#[tokio::test]
+async fn a_plain_refresh_leaves_the_view_analyzed() {
+    let (_db, client) = view_mode_db().await;
     assert_eq!(summary_rows(&client).await, 0, "built empty");
 
     let now = Utc::now();
@@ -83,14 +89,7 @@ async fn a_plain_refresh_leaves_the_view_analyzed() {
 /// up. A concurrent refresh keeps the heap and needs none.
 #[tokio::test]
 async fn a_plain_refresh_through_the_service_leaves_the_view_vacuumed() {
-    let db = TestDb::empty().await;
-    let cfg = SummaryConfig {
-        window: Duration::days(7),
-        retention: Duration::days(7),
-        refresh_interval: Duration::minutes(2),
-    };
-    store::setup::run(&db.url, &cfg, false).await.unwrap();
-    let client = db.client().await;
+    let (_db, client) = view_mode_db().await;
     let now = Utc::now();
     let spans = traces(9, 400, now - Duration::hours(6), now);
     copy_spans(&client, &spans, Arrival::At(now)).await.unwrap();
