@@ -107,10 +107,7 @@ pub async fn run(
 ) -> Result<DrainResult, String> {
     let bar = progress::spinner("reads with no drain running");
     let mut reader = Reader::connect(addr, timeout).await?;
-    let mut idle = Vec::with_capacity(plan.idle_reads);
-    for _ in 0..plan.idle_reads {
-        idle.push(reader.read().await?);
-    }
+    let idle = reader.reads(plan.idle_reads).await?;
     let mut next = CYCLE_BASE_INDEX;
     let mut during = Vec::new();
     let mut drains = Vec::with_capacity(plan.drains);
@@ -130,10 +127,7 @@ pub async fn run(
                 .map_err(|e| e.to_string())?;
             drain(&client).await
         });
-        while !task.is_finished() {
-            during.push(reader.read().await?);
-        }
-        let run = task.await.map_err(|e| format!("drain task: {e}"))??;
+        let run = reader.reads_until(task, "drain", &mut during).await?;
         drains.push(Drain {
             secs: secs(run.duration()),
             traces: run.rows.unwrap_or(0),

@@ -73,19 +73,13 @@ pub async fn run(
 ) -> Result<RefreshResult, String> {
     let bar = progress::spinner("reads with no refresh running");
     let mut reader = Reader::connect(addr, timeout).await?;
-    let mut idle = Vec::with_capacity(idle_reads);
-    for _ in 0..idle_reads {
-        idle.push(reader.read().await?);
-    }
+    let idle = reader.reads(idle_reads).await?;
 
     bar.set_message("REFRESH CONCURRENTLY with reads");
     let url = url.to_string();
     let task = tokio::spawn(async move { refresh(&url, RefreshMethod::Concurrently).await });
     let mut during = Vec::new();
-    while !task.is_finished() {
-        during.push(reader.read().await?);
-    }
-    let (concurrent, rows) = task.await.map_err(|e| format!("refresh task: {e}"))??;
+    let (concurrent, rows) = reader.reads_until(task, "refresh", &mut during).await?;
     bar.finish_and_clear();
     Ok(RefreshResult {
         plain_secs: plain.as_secs_f64(),
@@ -126,5 +120,28 @@ impl Reader {
         };
         tokio::time::sleep(READ_PAUSE).await;
         Ok(elapsed)
+    }
+
+    /// `n` reads with nothing else running: the baseline of a maintenance phase.
+    pub(crate) async fn reads(&mut self, n: usize) -> Result<Vec<Duration>, String> {
+        let mut times = Vec::with_capacity(n);
+        for _ in 0..n {
+            times.push(self.read().await?);
+        }
+        Ok(times)
+    }
+
+    /// Reads, added to `during`, until `task` (named `what` in errors) has ended; then
+    /// its outcome.
+    pub(crate) async fn reads_until<T>(
+        &mut self,
+        task: tokio::task::JoinHandle<Result<T, String>>,
+        what: &str,
+        during: &mut Vec<Duration>,
+    ) -> Result<T, String> {
+        while !task.is_finished() {
+            during.push(self.read().await?);
+        }
+        task.await.map_err(|e| format!("{what} task: {e}"))?
     }
 }
