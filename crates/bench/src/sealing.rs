@@ -132,10 +132,8 @@ async fn measure(
     };
     crate::load::scale_point(url, cfg, &point).await?;
     let loaded_at = Utc::now();
+    crate::steady_state::switch_summary_mode(url, cfg, maintenance).await?;
     let mut client = store::db::connect(url).await.map_err(err)?;
-    store::summaries::ensure(&mut client, cfg, maintenance, &mut |_| {})
-        .await
-        .map_err(|e| format!("switching to {} summaries: {e}", maintenance.mode.as_str()))?;
     // What is measured is the mode the database is in, not the flag's word for it.
     let mode = store::summaries::stored_maintenance(&client)
         .await

@@ -247,13 +247,7 @@ async fn measure(
         populate: true,
     };
     let loaded = crate::load::scale_point(url, cfg, &point).await?.loaded;
-    // Before sealing, as a service that has run in this mode all along has sealed its days.
-    let mut client = store::db::connect(url).await.map_err(|e| e.to_string())?;
-    store::summaries::ensure(&mut client, cfg, maintenance, &mut |_| {})
-        .await
-        .map_err(|e| format!("switching to {} summaries: {e}", maintenance.mode.as_str()))?;
-    drop(client);
-    crate::steady_state::seal_as_a_running_service_has(url, cfg).await?;
+    crate::steady_state::as_a_running_service_in(url, cfg, maintenance).await?;
 
     let service = start(url.to_string()).await?;
     let base = format!("http://{}", service.addr);

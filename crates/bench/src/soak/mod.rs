@@ -166,12 +166,7 @@ async fn measure(
         populate: true,
     };
     let loaded = crate::load::scale_point(url, cfg, &point).await?.loaded;
-    // Before sealing, as a service that has run in this mode all along has sealed its days.
-    let mut client = store::db::connect(url).await.map_err(|e| e.to_string())?;
-    store::summaries::ensure(&mut client, cfg, maintenance, &mut |_| {})
-        .await
-        .map_err(|e| format!("switching to {} summaries: {e}", maintenance.mode.as_str()))?;
-    crate::steady_state::seal_as_a_running_service_has(url, cfg).await?;
+    crate::steady_state::as_a_running_service_in(url, cfg, maintenance).await?;
     let trace_ids = lookup_trace_ids(url).await?;
     let load = Load {
         spans: loaded.spans,
@@ -193,6 +188,7 @@ async fn measure(
         tracing::warn!("the service did not stop within {STOP_TIMEOUT:?}; measuring anyway");
     }
     let (samples, outcome, secs) = window?;
+    let client = store::db::connect(url).await.map_err(|e| e.to_string())?;
     let summary_mode = store::summaries::stored_maintenance(&client)
         .await
         .map_err(|e| format!("reading the summary mode: {e}"))?
