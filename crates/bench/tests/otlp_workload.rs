@@ -80,7 +80,7 @@ async fn generated_workload_round_trips_through_grpc() {
                     end_time_unix_nano, service_name, service_version, service_instance,
                     scope_name, scope_version, status_code, status_message, attributes,
                     resource_attributes, events, links, timestamp
-             FROM otel_traces",
+             FROM srql_spans",
             &[],
         )
         .await

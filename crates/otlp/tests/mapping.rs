@@ -28,7 +28,7 @@ async fn row(h: &Harness, span_id: &str) -> J {
             "SELECT to_jsonb(t) - 'created_at' || jsonb_build_object(
                  'timestamp', to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US'),
                  'created_recently', created_at > now() - interval '1 minute')
-             FROM otel_traces t WHERE span_id = $1",
+             FROM srql_spans t WHERE span_id = $1",
             &[&span_id],
         )
         .await

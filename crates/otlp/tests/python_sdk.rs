@@ -370,10 +370,10 @@ async fn check_round_trip(url: &str, sql: &tokio_postgres::Client, reports: &[Va
                 .clone()
         };
 
-        // SQL on otel_traces.
+        // SQL on srql_spans (otel_traces with its resources).
         let rows: Vec<Value> = sql
             .query(
-                "SELECT to_jsonb(t) FROM otel_traces t WHERE trace_id = $1",
+                "SELECT to_jsonb(t) FROM srql_spans t WHERE trace_id = $1",
                 &[&trace_id],
             )
             .await

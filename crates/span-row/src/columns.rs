@@ -1,6 +1,11 @@
 //! The columns of `otel_traces` that writers fill, in the order [`crate::CopyRows`]
 //! encodes them: every COPY and every column list derived from the table's shape comes
 //! from here.
+//!
+//! The resource is not among them: a writer stores each resource once (`srql_resources`,
+//! through `store::resources`) and gives the span its id. `service_version`,
+//! `service_instance` and `resource_attributes` stay in the table for rows other writers
+//! keep inline, and stay NULL in ours.
 
 /// How a column is sent in binary COPY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +29,7 @@ const fn col(name: &'static str, ty: ColumnType) -> Column {
 
 /// Every written column; `created_at` comes last because it is optional (see
 /// [`column_list`]).
-pub const COLUMNS: [Column; 20] = {
+pub const COLUMNS: [Column; 18] = {
     use ColumnType::*;
     [
         col("timestamp", Timestamptz),
@@ -36,16 +41,14 @@ pub const COLUMNS: [Column; 20] = {
         col("start_time_unix_nano", Int8),
         col("end_time_unix_nano", Int8),
         col("service_name", Text),
-        col("service_version", Text),
-        col("service_instance", Text),
         col("scope_name", Text),
         col("scope_version", Text),
         col("status_code", Int4),
         col("status_message", Text),
         col("attributes", Jsonb),
-        col("resource_attributes", Jsonb),
         col("events", Jsonb),
         col("links", Jsonb),
+        col("resource_id", Int8),
         col("created_at", Timestamptz),
     ]
 };
@@ -71,8 +74,8 @@ mod tests {
 
     #[test]
     fn created_at_is_last_and_optional() {
-        assert!(column_list(true).ends_with("links, created_at"));
-        assert!(column_list(false).ends_with(", links"));
+        assert!(column_list(true).ends_with("links, resource_id, created_at"));
+        assert!(column_list(false).ends_with(", resource_id"));
         assert!(column_list(false).starts_with("timestamp, trace_id, "));
     }
 }

@@ -54,10 +54,12 @@ impl CopyRows {
         }
     }
 
-    /// Appends one row. `created_at` must be given exactly when the COPY names the column.
+    /// Appends one row. `resource_id` is the id of the row's resource in
+    /// `srql_resources`; `created_at` must be given exactly when the COPY names the column.
     pub fn push(
         &mut self,
         s: &SpanRow,
+        resource_id: i64,
         created_at: Option<DateTime<Utc>>,
     ) -> Result<(), EncodeError> {
         if created_at.is_some() != self.with_created_at {
@@ -77,7 +79,6 @@ impl CopyRows {
                 },
             )));
         }
-        let r = &s.resource;
         let text_bytes = [
             &s.trace_id,
             &s.span_id,
@@ -87,25 +88,20 @@ impl CopyRows {
             &s.scope.version,
             &s.status_message,
             &s.attributes,
-            &r.attributes,
             &s.events,
             &s.links,
         ]
         .iter()
         .map(|v| v.len())
-        .chain(
-            [&r.service_name, &r.service_version, &r.service_instance]
-                .iter()
-                .map(|v| v.as_deref().map_or(0, str::len)),
-        )
-        .sum::<usize>();
+        .sum::<usize>()
+            + s.resource.service_name.as_deref().map_or(0, str::len);
         if text_bytes >= MAX_ROW_BYTES {
             return Err(EncodeError(format!(
                 "span {}/{} holds {text_bytes} bytes of text, more than one row may",
                 s.trace_id, s.span_id
             )));
         }
-        self.buf.put_i16(if self.with_created_at { 20 } else { 19 });
+        self.buf.put_i16(if self.with_created_at { 18 } else { 17 });
         self.timestamptz(s.timestamp);
         self.text(&s.trace_id);
         self.text(&s.span_id);
@@ -114,17 +110,15 @@ impl CopyRows {
         self.int4(s.kind);
         self.int8(s.start_time_unix_nano);
         self.int8(s.end_time_unix_nano);
-        self.nullable_text(r.service_name.as_deref());
-        self.nullable_text(r.service_version.as_deref());
-        self.nullable_text(r.service_instance.as_deref());
+        self.nullable_text(s.resource.service_name.as_deref());
         self.text(&s.scope.name);
         self.text(&s.scope.version);
         self.int4(s.status_code);
         self.text(&s.status_message);
         self.jsonb(&s.attributes);
-        self.jsonb(&r.attributes);
         self.jsonb(&s.events);
         self.jsonb(&s.links);
+        self.int8(resource_id);
         if let Some(t) = created_at {
             self.timestamptz(t);
         }
@@ -256,15 +250,15 @@ mod tests {
         };
         for with_created_at in [false, true] {
             let mut rows = CopyRows::new(with_created_at);
-            rows.push(&row, with_created_at.then(Utc::now)).unwrap();
+            rows.push(&row, 7, with_created_at.then(Utc::now)).unwrap();
             let lengths = field_lengths(&rows.take()[HEADER..]);
             let columns = &COLUMNS[..lengths.len()];
-            assert_eq!(lengths.len(), if with_created_at { 20 } else { 19 });
+            assert_eq!(lengths.len(), if with_created_at { 18 } else { 17 });
             for (c, n) in columns.iter().zip(lengths) {
                 let want = match (c.ty, c.name) {
                     (ColumnType::Int4, _) => 4,
                     (ColumnType::Int8 | ColumnType::Timestamptz, _) => 8,
-                    (_, "service_name" | "service_version" | "service_instance") => -1,
+                    (_, "service_name") => -1,
                     (ColumnType::Jsonb, _) => 3,
                     (ColumnType::Text, _) => 0,
                 };
@@ -276,7 +270,9 @@ mod tests {
     #[test]
     fn created_at_must_match_the_column_list() {
         let row = SpanRow::default();
-        assert!(CopyRows::new(true).push(&row, None).is_err());
-        assert!(CopyRows::new(false).push(&row, Some(Utc::now())).is_err());
+        assert!(CopyRows::new(true).push(&row, 1, None).is_err());
+        assert!(CopyRows::new(false)
+            .push(&row, 1, Some(Utc::now()))
+            .is_err());
     }
 }

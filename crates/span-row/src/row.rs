@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-/// What the spans of one resource (one process, in OpenTelemetry terms) share.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// What the spans of one resource (one process, in OpenTelemetry terms) share. Stored
+/// once per distinct value (`srql_resources`), the span keeping its id; only
+/// `service_name` is also copied into each span, where summaries and filters read it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct SpanResource {
     /// `service.name`; `None` (NULL) when the resource does not say.
     pub service_name: Option<String>,
@@ -13,7 +15,7 @@ pub struct SpanResource {
     pub service_version: Option<String>,
     /// `service.instance.id` (the generator's pod name).
     pub service_instance: Option<String>,
-    /// Every resource attribute, as a JSON object (`resource_attributes`).
+    /// Every resource attribute, as a JSON object (`resource_attributes` of `srql_spans`).
     pub attributes: String,
 }
 

@@ -182,7 +182,7 @@ fn with_clause(b: &mut SqlBuilder, plan: &Plan) -> String {
     format!(
         "WITH {} AS (\n  {}\n)",
         relation::ON_THE_FLY,
-        summary_sql::aggregate_query(span_filter.as_deref())
+        summary_sql::aggregate_over(relation::SPANS, span_filter.as_deref())
     )
 }
 

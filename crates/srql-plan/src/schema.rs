@@ -300,8 +300,10 @@ pub fn default_sort(entity: Entity) -> SortField {
 
 /// The relations query SQL reads, by the name it reads them under.
 pub mod relation {
-    /// Span rows.
-    pub const SPANS: &str = "otel_traces";
+    /// Span rows: `otel_traces` with each row's resource columns filled in from
+    /// `srql_resources` (migration 0032's view; the join is removed by PostgreSQL from
+    /// queries that read none of them).
+    pub const SPANS: &str = "srql_spans";
     /// Precomputed summaries (materialized view or table).
     pub const SUMMARIES: &str = "otel_trace_summaries";
     /// The `WITH` alias of summaries aggregated for one query.

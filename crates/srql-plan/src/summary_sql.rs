@@ -21,12 +21,19 @@ trace_id,
     count(*) AS span_count,
     count(*) FILTER (WHERE status_code = 2) AS error_count";
 
-/// `SELECT` of every summary column for the spans matching `where_clause`.
+/// `SELECT` of every summary column for the spans matching `where_clause`, read from the
+/// table: what the stored summaries are built from (they need no resource column).
 pub fn aggregate_query(where_clause: Option<&str>) -> String {
+    aggregate_over("otel_traces", where_clause)
+}
+
+/// [`aggregate_query`] over `spans`: the query paths read [`crate::schema::relation::SPANS`],
+/// where a `where_clause` or a `HAVING` test may name a resource column.
+pub fn aggregate_over(spans: &str, where_clause: Option<&str>) -> String {
     let filter = where_clause
         .map(|w| format!("\n  WHERE {w}"))
         .unwrap_or_default();
-    format!("SELECT {AGGREGATES}\n  FROM otel_traces{filter}\n  GROUP BY trace_id")
+    format!("SELECT {AGGREGATES}\n  FROM {spans}{filter}\n  GROUP BY trace_id")
 }
 
 /// The materialized view's defining query: every trace whose latest span lies inside the

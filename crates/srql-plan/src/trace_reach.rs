@@ -178,10 +178,10 @@ pub fn with_list(b: &mut SqlBuilder, plan: &Plan, span_tests: &[String]) -> Stri
          SELECT t.* FROM {LONG} long\n  \
          CROSS JOIN LATERAL ({}) t\n)",
         relation::ON_THE_FLY,
-        summary_sql::aggregate_query(Some(&near.join(" AND "))) + &having,
+        summary_sql::aggregate_over(relation::SPANS, Some(&near.join(" AND "))) + &having,
         // An aggregate per long trace (a subquery PostgreSQL keeps apart): each reads
         // its trace by trace_id in the days of its extent only.
-        summary_sql::aggregate_query(Some(
+        summary_sql::aggregate_over(relation::SPANS, Some(
             "trace_id = long.trace_id AND timestamp >= long.first_ts AND timestamp <= long.last_ts"
         )) + &having,
     )

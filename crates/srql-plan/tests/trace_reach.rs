@@ -134,7 +134,7 @@ fn the_window_read_bounds_every_lookup_positive_and_negated() {
     assert!(
         !unbounded
             .sql
-            .contains("otel_traces.trace_id = otel_trace_summaries.trace_id AND timestamp"),
+            .contains("srql_spans.trace_id = otel_trace_summaries.trace_id AND timestamp"),
         "{}",
         unbounded.sql
     );
@@ -148,7 +148,7 @@ fn the_window_read_bounds_every_lookup_positive_and_negated() {
     let q = render(&bounded);
     assert_eq!(
         q.sql
-            .matches("otel_traces.trace_id = otel_trace_summaries.trace_id AND timestamp >= $")
+            .matches("srql_spans.trace_id = otel_trace_summaries.trace_id AND timestamp >= $")
             .count(),
         2,
         "{}",

@@ -62,6 +62,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "citus_drain_tasks",
         sql: include_str!("../migrations/distributed/0029_citus_drain_tasks.sql"),
     },
+    Migration {
+        version: 33,
+        name: "citus_resources",
+        sql: include_str!("../migrations/distributed/0033_citus_resources.sql"),
+    },
 ];
 
 /// `None` without the `citus` extension; otherwise how many active primary workers are

@@ -12,7 +12,9 @@ use tokio_postgres::Client;
 pub use span_row::{SpanResource, SpanRow, SpanScope};
 
 use crate::db::DbError;
+use crate::ingest_copy::copy_resolved;
 pub use crate::ingest_copy::{copy_rows, CopyInto};
+use crate::resources::ResourceIds;
 
 /// What the OTLP write path has done, as `/metrics` reports it. Defined here, below both
 /// the receivers (which count) and the server (which renders), so neither depends on the
@@ -37,7 +39,9 @@ pub struct IngestStats {
 }
 
 /// Writes `records` in one COPY inside an explicit transaction: when this returns `Ok`,
-/// every row is committed, and on `Err` none is. Returns the row count.
+/// every row is committed, and on `Err` none is. Returns the row count. The resources are
+/// resolved before the transaction ([`crate::resources::resolve`]), so that no lock on
+/// a resource row is held while the spans are written.
 ///
 /// Why not a bare COPY: over the extended protocol its implicit transaction commits at the
 /// `Sync` that follows the COPY, after the row count (`CommandComplete`) has already reached
@@ -49,8 +53,10 @@ pub async fn copy_records<R: Borrow<SpanRow> + Sync>(
     client: &Client,
     records: &[R],
 ) -> Result<u64, DbError> {
+    let rows: Vec<&SpanRow> = records.iter().map(Borrow::borrow).collect();
+    let ids = crate::resources::resolve(client, &rows).await?;
     client.batch_execute("BEGIN").await?;
-    match copy_in_transaction(client, records).await {
+    match copy_in_transaction(client, &rows, &ids).await {
         Ok(rows) => {
             client.batch_execute("COMMIT").await?;
             Ok(rows)
@@ -65,15 +71,16 @@ pub async fn copy_records<R: Borrow<SpanRow> + Sync>(
     }
 }
 
-async fn copy_in_transaction<R: Borrow<SpanRow> + Sync>(
+async fn copy_in_transaction(
     client: &Client,
-    records: &[R],
+    records: &[&SpanRow],
+    ids: &ResourceIds,
 ) -> Result<u64, DbError> {
     let into = CopyInto {
         table: "otel_traces",
         freeze: false,
         with_created_at: false,
     };
-    let rows: Vec<(&SpanRow, _)> = records.iter().map(|r| (r.borrow(), None)).collect();
-    copy_rows(client, into, &rows).await
+    let rows: Vec<(&SpanRow, _)> = records.iter().map(|&r| (r, None)).collect();
+    copy_resolved(client, into, &rows, ids).await
 }

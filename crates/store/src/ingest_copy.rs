@@ -10,6 +10,7 @@ use span_row::{column_list, CopyRows, SpanRow};
 use tokio_postgres::Client;
 
 use crate::db::DbError;
+use crate::resources::{self, ResourceIds};
 
 /// Bytes handed to the connection per COPY data message.
 const CHUNK_BYTES: usize = 128 * 1024;
@@ -30,8 +31,9 @@ pub struct CopyInto<'a> {
 }
 
 /// Writes `rows` (each with its `created_at` exactly when `into.with_created_at`) in one
-/// COPY statement; returns the row count. Outside a transaction the COPY commits on its
-/// own; callers that must know the rows are durable wrap it (see `copy_records`).
+/// COPY statement, their resources stored once ([`resources::resolve`]); returns the row
+/// count. Outside a transaction the COPY commits on its own; callers that must know the
+/// rows are durable wrap it (see `copy_records`).
 ///
 /// A slice rather than any iterator: an iterator adapter with a closure over references,
 /// held across the awaits, makes callers' futures fail to be `Send` (a higher-ranked
@@ -40,6 +42,18 @@ pub async fn copy_rows(
     client: &Client,
     into: CopyInto<'_>,
     rows: &[(&SpanRow, Option<DateTime<Utc>>)],
+) -> Result<u64, DbError> {
+    let spans: Vec<&SpanRow> = rows.iter().map(|&(row, _)| row).collect();
+    let ids = resources::resolve(client, &spans).await?;
+    copy_resolved(client, into, rows, &ids).await
+}
+
+/// [`copy_rows`] with the rows' resource ids already resolved.
+pub(crate) async fn copy_resolved(
+    client: &Client,
+    into: CopyInto<'_>,
+    rows: &[(&SpanRow, Option<DateTime<Utc>>)],
+    ids: &ResourceIds,
 ) -> Result<u64, DbError> {
     let sql = format!(
         "COPY \"{}\" ({}) FROM STDIN (FORMAT binary{})",
@@ -50,10 +64,10 @@ pub async fn copy_rows(
     let sink = client.copy_in::<_, Bytes>(sql.as_str()).await?;
     pin_mut!(sink);
     let mut encoded = CopyRows::new(into.with_created_at);
-    for &(row, created_at) in rows {
+    for (i, &(row, created_at)) in rows.iter().enumerate() {
         // An error here drops the sink unfinished, which aborts the COPY.
         encoded
-            .push(row, created_at)
+            .push(row, ids.of_row(i), created_at)
             .map_err(|e| DbError::Encode(e.to_string()))?;
         if encoded.pending() >= CHUNK_BYTES {
             sink.as_mut().send(encoded.take()).await?;

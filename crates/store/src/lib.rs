@@ -26,6 +26,7 @@ pub mod incremental;
 pub mod ingest;
 mod ingest_copy;
 pub mod refresh_runs;
+pub mod resources;
 pub mod settings;
 pub mod setup;
 pub mod summaries;

@@ -116,6 +116,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "long_trace_index",
         sql: include_str!("../migrations/0031_long_trace_index.sql"),
     },
+    Migration {
+        version: 32,
+        name: "resources_once",
+        sql: include_str!("../migrations/0032_resources_once.sql"),
+    },
 ];
 
 /// Applies pending migrations; returns the versions applied by this call.

@@ -325,8 +325,10 @@ async fn bulk_loaded_days_skip_the_wal() {
         "{:?}",
         report.days
     );
+    // A load that logged its days would write at least what it stores (each page once,
+    // and the records); what is left is catalogs, statistics and the summaries.
     assert!(
-        wal * 5 < stored,
+        wal * 2 < stored,
         "{wal} bytes of WAL for {stored} bytes of spans and indexes"
     );
 }

@@ -146,7 +146,7 @@ pub async fn raw_spans(db: &TestDb) -> Vec<RawSpan> {
         .query(
             "SELECT timestamp, trace_id, span_id, parent_span_id, name, kind, start_time_unix_nano,
                     end_time_unix_nano, service_name, status_code, status_message, attributes,
-                    resource_attributes FROM otel_traces",
+                    resource_attributes FROM srql_spans",
             &[],
         )
         .await
