@@ -36,6 +36,9 @@ impl Days {
 pub struct Breakdown {
     pub sealed: Days,
     pub heap: Days,
+    /// `srql_resources` (table and indexes): the resources the spans of both kinds refer
+    /// to, stored once; spread over all spans.
+    pub resources_bytes: i64,
 }
 
 impl Breakdown {
@@ -44,7 +47,7 @@ impl Breakdown {
     }
 
     pub fn bytes(&self) -> i64 {
-        self.sealed.bytes() + self.heap.bytes()
+        self.sealed.bytes() + self.heap.bytes() + self.resources_bytes
     }
 
     /// The heap days' share of the spans, 0 to 1.
@@ -60,7 +63,8 @@ impl Breakdown {
     pub fn per_million_at(&self, heap_share: f64) -> f64 {
         let heap = per_million(self.heap.bytes(), self.heap.spans);
         let sealed = per_million(self.sealed.bytes(), self.sealed.spans);
-        heap_share * heap + (1.0 - heap_share) * sealed
+        let resources = per_million(self.resources_bytes, self.spans());
+        heap_share * heap + (1.0 - heap_share) * sealed + resources
     }
 }
 
@@ -97,7 +101,14 @@ pub async fn measure(client: &tokio_postgres::Client) -> Result<Breakdown, Strin
         )
         .await
         .map_err(err)?;
-    let mut out = Breakdown::default();
+    let mut out = Breakdown {
+        resources_bytes: client
+            .query_one("SELECT pg_total_relation_size('srql_resources')", &[])
+            .await
+            .map_err(err)?
+            .get(0),
+        ..Breakdown::default()
+    };
     let mut sealed_parts = BTreeMap::new();
     for r in &parts {
         let (name, sealed, table): (String, bool, i64) = (r.get(0), r.get(1), r.get(2));
@@ -181,6 +192,11 @@ pub fn table(b: &Breakdown) -> Vec<String> {
             per_m(d.bytes(), d.spans),
         ));
     }
+    lines.push(format!(
+        "| resources (`srql_resources`, stored once) | | | | {:.2} MiB: {:.2} per 1M spans |",
+        mib(b.resources_bytes),
+        per_m(b.resources_bytes, b.spans()),
+    ));
     lines
 }
 
@@ -240,10 +256,12 @@ mod tests {
                 table_bytes: 200 * 600,
                 indexes: BTreeMap::from([("trace_id_idx".to_string(), 200 * 100)]),
             },
+            resources_bytes: 1000,
         };
         assert!((b.heap_share() - 0.2).abs() < 1e-9);
         let measured = per_million(b.bytes(), b.spans());
         assert!((b.per_million_at(0.2) - measured).abs() < 1e-3);
-        assert!((b.per_million_at(0.0) - 50e6).abs() < 1e-3);
+        // The resources, 1 byte a span here, count at any share.
+        assert!((b.per_million_at(0.0) - 51e6).abs() < 1e-3);
     }
 }

@@ -40,12 +40,15 @@ pub fn per_million(bytes: i64, count: i64) -> f64 {
 
 pub async fn measure(url: &str) -> Result<Storage, String> {
     let client = store::db::connect(url).await.map_err(|e| e.to_string())?;
-    // otel_traces itself is only a partitioned parent with no storage: sum its partitions.
+    // otel_traces itself is only a partitioned parent with no storage: sum its partitions,
+    // and the resources its rows refer to (stored once, migration 0032).
     let row = client
         .query_one(
             "SELECT count(*),
-                    coalesce(sum(pg_table_size(i.inhrelid)), 0)::bigint,
-                    coalesce(sum(pg_indexes_size(i.inhrelid)), 0)::bigint,
+                    coalesce(sum(pg_table_size(i.inhrelid)), 0)::bigint
+                        + pg_table_size('srql_resources'),
+                    coalesce(sum(pg_indexes_size(i.inhrelid)), 0)::bigint
+                        + pg_indexes_size('srql_resources'),
                     (SELECT count(*) FROM otel_traces),
                     (SELECT count(*) FROM otel_trace_summaries),
                     pg_table_size('otel_trace_summaries'),
