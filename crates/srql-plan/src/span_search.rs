@@ -255,29 +255,59 @@ pub fn render<C>(
     out
 }
 
-/// The conditions of `conditions` (on trace summaries) as tests on a group of spans
-/// holding all the spans of one trace, for a `HAVING` beside the summary aggregates: the
-/// same meaning as [`render`]'s lookups, without a second read of the spans.
-pub fn aggregate_tests<C>(
+/// The conditions of a query on trace summaries, split for an aggregation whose groups
+/// hold all the spans of one trace each (`trace_reach.rs`): the same meaning as
+/// [`render`]'s lookups, without a second read of the spans.
+#[derive(Debug, Default)]
+pub struct SpanFlags {
+    /// One boolean per span and condition group, `<test> AS <alias>`: computed on each
+    /// span row before the grouping, so that only a flag, not the JSON the test reads,
+    /// travels through the sort into the aggregate.
+    pub columns: Vec<String>,
+    /// The tests of a group over those flags, ANDed by the caller (a `HAVING`).
+    pub having: Vec<String>,
+    /// The test one span must pass for its trace to qualify, when a condition is
+    /// positive: its traces are the only ones the aggregation can keep.
+    pub candidates: Option<String>,
+}
+
+impl SpanFlags {
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+}
+
+/// [`SpanFlags`] of `conditions`.
+pub fn span_flags<C>(
     b: &mut SqlBuilder,
     conditions: &[SpanCondition<C>],
     column_sql: impl Fn(&mut SqlBuilder, &C) -> String,
-) -> Vec<String> {
-    // `IS TRUE`: a span whose test is NULL does not match, as in a `WHERE`.
+) -> SpanFlags {
     let positive: Vec<String> = conditions
         .iter()
         .filter(|c| !c.negated)
         .map(|c| test_sql(b, &c.test, &column_sql))
         .collect();
-    let mut out = Vec::new();
+    let mut flags = SpanFlags::default();
+    // `IS TRUE`: a span whose test is NULL does not match, as in a `WHERE`.
     if !positive.is_empty() {
-        out.push(format!("bool_or(({}) IS TRUE)", positive.join(" AND ")));
+        let all = positive.join(" AND ");
+        flags
+            .columns
+            .push(format!("({all}) IS TRUE AS srql_span_match"));
+        flags.having.push("bool_or(srql_span_match)".into());
+        flags.candidates = Some(all);
     }
-    for c in conditions.iter().filter(|c| c.negated) {
+    for (i, c) in conditions.iter().filter(|c| c.negated).enumerate() {
         let sql = test_sql(b, &c.test, &column_sql);
-        out.push(format!("NOT bool_or(({sql}) IS TRUE)"));
+        flags
+            .columns
+            .push(format!("({sql}) IS TRUE AS srql_span_match_not_{i}"));
+        flags
+            .having
+            .push(format!("NOT bool_or(srql_span_match_not_{i})"));
     }
-    out
+    flags
 }
 
 fn test_sql<C>(

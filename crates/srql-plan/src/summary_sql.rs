@@ -26,7 +26,13 @@ pub fn aggregate_query(where_clause: Option<&str>) -> String {
     let filter = where_clause
         .map(|w| format!("\n  WHERE {w}"))
         .unwrap_or_default();
-    format!("SELECT {AGGREGATES}\n  FROM otel_traces{filter}\n  GROUP BY trace_id")
+    aggregate_over(&format!("otel_traces{filter}"))
+}
+
+/// `SELECT` of every summary column over `from`: a `FROM` item (and its `WHERE`) whose
+/// rows have the span columns [`AGGREGATES`] reads.
+pub fn aggregate_over(from: &str) -> String {
+    format!("SELECT {AGGREGATES}\n  FROM {from}\n  GROUP BY trace_id")
 }
 
 /// The materialized view's defining query: every trace whose latest span lies inside the
