@@ -21,6 +21,10 @@ trace_id,
     count(*) AS span_count,
     count(*) FILTER (WHERE status_code = 2) AS error_count";
 
+/// The span columns [`AGGREGATES`] reads: what a relation of spans must carry for it.
+pub const SPAN_COLUMNS: &str = "trace_id, timestamp, span_id, parent_span_id, name, \
+service_name, kind, start_time_unix_nano, end_time_unix_nano, status_code, status_message";
+
 /// `SELECT` of every summary column for the spans matching `where_clause`.
 pub fn aggregate_query(where_clause: Option<&str>) -> String {
     let filter = where_clause
@@ -30,7 +34,7 @@ pub fn aggregate_query(where_clause: Option<&str>) -> String {
 }
 
 /// `SELECT` of every summary column over `from`: a `FROM` item (and its `WHERE`) whose
-/// rows have the span columns [`AGGREGATES`] reads.
+/// rows have the [`SPAN_COLUMNS`].
 pub fn aggregate_over(from: &str) -> String {
     format!("SELECT {AGGREGATES}\n  FROM {from}\n  GROUP BY trace_id")
 }

@@ -26,12 +26,14 @@
 //! evaluated inside the aggregates, the test would make the sort below them carry every
 //! span's `attributes` JSON, twice the bytes a plain aggregation sorts (and spills at
 //! L). A positive condition also names the only traces the aggregation can keep, those
-//! with a span that passes it; when they are few ([`FEW_MATCHES`] spans, found first
-//! through the attribute GIN or the span indexes where one answers the test), only
-//! their spans are aggregated, read by `trace_id`, and the rest of the range is not read
-//! (`near_spans`). A rare attribute value then costs a few hundred index lookups instead
-//! of the range. Which branch runs is decided when the query starts, from the count of
-//! candidates, so a common value pays only for finding the first few thousand.
+//! with a span that passes it. When it includes an attribute equality, whose spans the
+//! attribute GIN finds, those spans are looked up first, and when they are few
+//! ([`FEW_MATCHES`]) only their traces are aggregated, read by `trace_id`, and the rest
+//! of the range is not read (`near_spans`): a rare attribute value costs a few thousand
+//! index lookups instead of the range. Which branch runs is decided when the query
+//! starts, from the count of candidates, so a common value pays only for finding the
+//! first few thousand. Other tests (LIKE, comparisons, `*`) have no index to find them
+//! by; looking for them would read the range until enough pass, up to twice.
 //!
 //! Only when [`crate::Catalog::trace_extents`] holds (incremental capture on one node);
 //! in materialized-view mode nothing bounds a trace, and the path aggregates every trace
@@ -239,12 +241,13 @@ fn near_spans(near: &str, flags: &SpanFlags) -> String {
     let count = format!("(SELECT count(*) FROM {CANDIDATES})");
     let spans = relation::SPANS;
     let columns = flag_columns(flags);
+    let read = summary_sql::SPAN_COLUMNS;
     format!(
-        "(SELECT *{columns} FROM {spans}\n    \
+        "(SELECT {read}{columns} FROM {spans}\n    \
          WHERE {near} AND trace_id IN (SELECT trace_id FROM {CANDIDATES})\n      \
          AND {count} <= {FEW_MATCHES}\n    \
          UNION ALL\n    \
-         SELECT *{columns} FROM {spans}\n    \
+         SELECT {read}{columns} FROM {spans}\n    \
          WHERE {near} AND {count} > {FEW_MATCHES}\n    \
          OFFSET 0) {FLAGGED}"
     )
@@ -255,13 +258,16 @@ fn near_spans(near: &str, flags: &SpanFlags) -> String {
 /// (`OFFSET 0` keeps PostgreSQL from pulling them up into the aggregates), so the sort
 /// carries a boolean per condition instead of each span's `attributes`: at L the sort
 /// spilled 2x the bytes of a plain aggregation's with the JSON, and as many without.
+/// Only the columns the aggregates read go up (`SELECT *` handed whole rows up, ~5%
+/// slower at L).
 fn flagged_spans(filter: &str, flags: &SpanFlags) -> String {
     let spans = relation::SPANS;
     if flags.is_empty() {
         return format!("{spans}\n  WHERE {filter}");
     }
     format!(
-        "(SELECT *{} FROM {spans} WHERE {filter} OFFSET 0) {FLAGGED}",
+        "(SELECT {}{} FROM {spans} WHERE {filter} OFFSET 0) {FLAGGED}",
+        summary_sql::SPAN_COLUMNS,
         flag_columns(flags)
     )
 }
