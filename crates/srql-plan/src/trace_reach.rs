@@ -190,10 +190,18 @@ pub fn with_list(b: &mut SqlBuilder, plan: &Plan, flags: &SpanFlags) -> String {
         .candidates
         .as_ref()
         .map(|test| {
+            let spans = relation::SPANS;
+            let count = format!("(SELECT count(*) FROM {CANDIDATES})");
+            // The range's spans are counted up to what makes the candidates few.
+            let range = format!(
+                "(SELECT count(*) FROM (SELECT 1 FROM {spans} WHERE {near} LIMIT {}) r)",
+                FEW_MATCHES * FEW_PART
+            );
             format!(
                 "{CANDIDATES} AS MATERIALIZED (\n  \
-                 SELECT trace_id FROM {} WHERE {near} AND {test}\n  LIMIT {}\n),\n",
-                relation::SPANS,
+                 SELECT trace_id FROM {spans} WHERE {near} AND {test}\n  LIMIT {}\n),\n\
+                 {FEW} AS MATERIALIZED (\n  \
+                 SELECT {count} <= {FEW_MATCHES} AND {count} * {FEW_PART} <= {range} AS few\n),\n",
                 FEW_MATCHES + 1
             )
         })
@@ -221,14 +229,22 @@ pub fn with_list(b: &mut SqlBuilder, plan: &Plan, flags: &SpanFlags) -> String {
 /// [`FEW_MATCHES`] + 1 of them).
 const CANDIDATES: &str = "srql_span_candidates";
 
+/// The `WITH` alias of the one-row answer to "are the candidates few?".
+const FEW: &str = "srql_span_candidates_few";
+
 /// Up to how many matching spans the widened aggregation reads only the traces that
 /// hold one, by `trace_id`, instead of every span of the range. At L a rare attribute
 /// value matches ~1,800 spans in 24 h, a common one (~15%) ~220,000; finding the first
 /// 4,097 of those costs about 15 ms, against ~2 s for the range.
 pub const FEW_MATCHES: i64 = 4096;
 
+/// The candidates must also be at most this part of the range's spans: their traces
+/// hold several spans each, and on a small range (S: 14k spans in 24 h, 2k of them
+/// with the common value) reading them by trace_id cost more than the range.
+const FEW_PART: i64 = 16;
+
 /// The `FROM` item of the widened aggregation's spans. With a positive condition it is
-/// two branches under one-time filters on the number of candidate spans, so that
+/// two branches under one-time filters on whether the candidate spans are few, so that
 /// PostgreSQL runs one: the candidates' traces when they are few (each found by its
 /// `trace_id` index, or by a hashed filter over the range if PostgreSQL's estimates say
 /// that is cheaper), else the whole range. Both group exactly the spans of the range
@@ -238,17 +254,17 @@ fn near_spans(near: &str, flags: &SpanFlags) -> String {
     if flags.candidates.is_none() {
         return flagged_spans(near, flags);
     }
-    let count = format!("(SELECT count(*) FROM {CANDIDATES})");
+    let few = format!("(SELECT few FROM {FEW})");
     let spans = relation::SPANS;
     let columns = flag_columns(flags);
     let read = summary_sql::SPAN_COLUMNS;
     format!(
         "(SELECT {read}{columns} FROM {spans}\n    \
          WHERE {near} AND trace_id IN (SELECT trace_id FROM {CANDIDATES})\n      \
-         AND {count} <= {FEW_MATCHES}\n    \
+         AND {few}\n    \
          UNION ALL\n    \
          SELECT {read}{columns} FROM {spans}\n    \
-         WHERE {near} AND {count} > {FEW_MATCHES}\n    \
+         WHERE {near} AND NOT {few}\n    \
          OFFSET 0) {FLAGGED}"
     )
 }
