@@ -155,8 +155,13 @@ async fn run_plan(state: &AppState, plan: &Plan) -> Result<store::exec::QueryRes
         let conn = CancelOnDrop::new(state.pool.get().await.map_err(DbError::from)?);
         // Sent with the query in one round trip; per query because the pool is shared
         // with statements that may not be bounded the same way.
+        // JIT off: PostgreSQL compiles a query whose estimated cost passes
+        // `jit_above_cost`, and an on-the-fly aggregation at L (cost ~700k, with inlining
+        // and optimization) spent 1.0-1.2 s compiling before a 2 s run; no API query runs
+        // long enough to earn that back (BENCHMARKS.md, "Attribute conditions on the
+        // fly"). The incremental drain turns it off for the same reason.
         let set = format!(
-            "SET statement_timeout = {}; SET parallel_setup_cost = {}",
+            "SET statement_timeout = {}; SET jit = off; SET parallel_setup_cost = {}",
             timeout.as_millis().max(1),
             parallel_setup_cost(plan)
         );

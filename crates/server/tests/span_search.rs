@@ -303,6 +303,69 @@ async fn span_conditions_match_the_oracle_on_the_incremental_table_with_late_spa
     assert_late_marker_counts(&app, &marker).await;
 }
 
+/// The widened aggregation reads only the traces of the spans that pass a positive
+/// condition when those are few (`srql_plan::FEW_MATCHES`), else the whole range: a
+/// value on more spans than that, alone, beside a rare one, and negated, equals the
+/// oracle on the on-the-fly path, as on the summaries.
+#[tokio::test]
+async fn many_matching_spans_read_the_whole_range_on_the_fly_and_agree() {
+    let (db, _) = seeded().await;
+    let many = usize::try_from(srql_plan::FEW_MATCHES).unwrap() + 300;
+    let common: Vec<Span> = (0..many)
+        .map(|i| {
+            let trace = format!("many{i:028}");
+            span(&trace, "m1", "", "svc-m", 5, json!({ "srql.many": "yes" }))
+        })
+        .collect();
+    support::insert(&db, &common).await;
+    // One trace holds both values, on different spans.
+    let both = "span00000000000000000000000num";
+    let mut extra = value_traces().remove(0);
+    extra.span_id = "n2".into();
+    extra.parent_span_id = "n1".into();
+    extra.attributes = json!({ "srql.many": "yes" }).to_string();
+    support::insert(&db, &[extra]).await;
+    let maintenance = Maintenance {
+        mode: SummaryMode::Incremental,
+        drain_interval: Duration::milliseconds(250),
+    };
+    store::setup::run_with(&db.url, &config(), &maintenance, false, &mut |_| {})
+        .await
+        .unwrap();
+    let app = support::app(&db, None);
+    let spans = support::raw_spans(&db).await;
+    let from = Utc::now() - Duration::days(6);
+    let range = format!("time:[{},]", from.to_rfc3339());
+    let yes = || attr("srql.many", eq("yes"));
+    let rare = || attr("http.status_code", eq("503"));
+    for conds in [
+        vec![pos(yes())],
+        vec![pos(yes()), neg(rare())],
+        vec![neg(yes())],
+        vec![pos(rare()), neg(yes())],
+    ] {
+        let q = query_text(&conds, "", &range);
+        let want = expected(&spans, &conds, &|_| true, from);
+        assert!(!want.is_empty(), "{q}");
+        assert_eq!(ids(&app, &q, "on_the_fly", 500).await, want, "{q}");
+        assert_eq!(ids(&app, &q, "summaries", 500).await, want, "{q}");
+    }
+    let matching = spans
+        .iter()
+        .filter(|s| {
+            s.attributes
+                .as_ref()
+                .is_some_and(|a| a.get("srql.many").is_some())
+        })
+        .count();
+    assert!(matching > many, "{matching} spans carry the common value");
+    let want = expected(&spans, &[pos(yes())], &|_| true, from);
+    assert!(
+        want.contains(&both.to_string()),
+        "a trace matching on its second span"
+    );
+}
+
 /// A span with a marker attribute, dated an hour before its (summarized) trace's first
 /// span: the trace now matches the marker and stops matching its negation.
 async fn late_marker(db: &TestDb) -> String {

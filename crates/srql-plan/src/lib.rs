@@ -36,5 +36,5 @@ pub use render::render;
 pub use sql::{Param, SqlQuery};
 pub use time_range::{TimeRange, MAX_RANGE_DAYS};
 pub use trace_extent::extent_query;
-pub use trace_reach::REACH_SECS;
+pub use trace_reach::{FEW_MATCHES, REACH_SECS};
 pub use translate::{column_type_name, translation};

@@ -161,8 +161,8 @@ fn with_clause(b: &mut SqlBuilder, plan: &Plan) -> String {
     // trace's row is aggregated over all its spans, wherever they fall.
     let lookup = plan.predicates.iter().find(|p| p.is_trace_id_lookup());
     if trace_reach::applies(plan) {
-        let span_tests = span_search::aggregate_tests(b, &plan.spans, predicate_sql);
-        return format!("WITH {}", trace_reach::with_list(b, plan, &span_tests));
+        let flags = span_search::span_flags(b, &plan.spans, predicate_sql);
+        return format!("WITH {}", trace_reach::with_list(b, plan, &flags));
     }
     let span_filter = if let Some(lookup) = lookup {
         let mut conds = vec![predicate_sql(b, lookup)];
@@ -182,7 +182,10 @@ fn with_clause(b: &mut SqlBuilder, plan: &Plan) -> String {
     format!(
         "WITH {} AS (\n  {}\n)",
         relation::ON_THE_FLY,
-        summary_sql::aggregate_over(relation::SPANS, span_filter.as_deref())
+        summary_sql::aggregate_over(&match span_filter {
+            Some(filter) => format!("{}\n  WHERE {filter}", relation::SPANS),
+            None => relation::SPANS.to_string(),
+        })
     )
 }
 

@@ -255,29 +255,77 @@ pub fn render<C>(
     out
 }
 
-/// The conditions of `conditions` (on trace summaries) as tests on a group of spans
-/// holding all the spans of one trace, for a `HAVING` beside the summary aggregates: the
-/// same meaning as [`render`]'s lookups, without a second read of the spans.
-pub fn aggregate_tests<C>(
+/// The conditions of a query on trace summaries, split for an aggregation whose groups
+/// hold all the spans of one trace each (`trace_reach.rs`): the same meaning as
+/// [`render`]'s lookups, without a second read of the spans.
+#[derive(Debug, Default)]
+pub struct SpanFlags {
+    /// One boolean per span and condition group, `<test> AS <alias>`: computed on each
+    /// span row before the grouping, so that only a flag, not the JSON the test reads,
+    /// travels through the sort into the aggregate.
+    pub columns: Vec<String>,
+    /// The tests of a group over those flags, ANDed by the caller (a `HAVING`).
+    pub having: Vec<String>,
+    /// The test one span must pass for its trace to qualify, when a positive condition
+    /// is one an index finds the spans of ([`found_by_index`]): its traces are the only
+    /// ones the aggregation can keep.
+    pub candidates: Option<String>,
+}
+
+impl SpanFlags {
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+}
+
+/// [`SpanFlags`] of `conditions`.
+pub fn span_flags<C>(
     b: &mut SqlBuilder,
     conditions: &[SpanCondition<C>],
     column_sql: impl Fn(&mut SqlBuilder, &C) -> String,
-) -> Vec<String> {
+) -> SpanFlags {
+    let positive: Vec<&SpanCondition<C>> = conditions.iter().filter(|c| !c.negated).collect();
+    let mut flags = SpanFlags::default();
     // `IS TRUE`: a span whose test is NULL does not match, as in a `WHERE`.
-    let positive: Vec<String> = conditions
-        .iter()
-        .filter(|c| !c.negated)
-        .map(|c| test_sql(b, &c.test, &column_sql))
-        .collect();
-    let mut out = Vec::new();
     if !positive.is_empty() {
-        out.push(format!("bool_or(({}) IS TRUE)", positive.join(" AND ")));
+        let tests: Vec<String> = positive
+            .iter()
+            .map(|c| test_sql(b, &c.test, &column_sql))
+            .collect();
+        let all = tests.join(" AND ");
+        flags
+            .columns
+            .push(format!("({all}) IS TRUE AS srql_span_match"));
+        flags.having.push("bool_or(srql_span_match)".into());
+        if positive.iter().any(|c| found_by_index(&c.test)) {
+            flags.candidates = Some(all);
+        }
     }
-    for c in conditions.iter().filter(|c| c.negated) {
+    for (i, c) in conditions.iter().filter(|c| c.negated).enumerate() {
         let sql = test_sql(b, &c.test, &column_sql);
-        out.push(format!("NOT bool_or(({sql}) IS TRUE)"));
+        flags
+            .columns
+            .push(format!("({sql}) IS TRUE AS srql_span_match_not_{i}"));
+        flags
+            .having
+            .push(format!("NOT bool_or(srql_span_match_not_{i})"));
     }
-    out
+    flags
+}
+
+/// Whether an index finds the spans that pass `test` on a heap day: equality on a span
+/// attribute, a containment test migration 0016's GIN answers. The others would be
+/// looked for by reading the range until enough spans pass, which for a value on a
+/// few percent of the spans reads much of the range twice.
+fn found_by_index<C>(test: &SpanTest<C>) -> bool {
+    matches!(
+        test,
+        SpanTest::Attribute(AttributeTest {
+            map: AttributeMap::Span,
+            value: AttributeValue::AnyOf(_),
+            ..
+        })
+    )
 }
 
 fn test_sql<C>(

@@ -21,19 +21,25 @@ trace_id,
     count(*) AS span_count,
     count(*) FILTER (WHERE status_code = 2) AS error_count";
 
-/// `SELECT` of every summary column for the spans matching `where_clause`, read from the
-/// table: what the stored summaries are built from (they need no resource column).
-pub fn aggregate_query(where_clause: Option<&str>) -> String {
-    aggregate_over("otel_traces", where_clause)
-}
+/// The span columns [`AGGREGATES`] reads: what a relation of spans must carry for it.
+pub const SPAN_COLUMNS: &str = "trace_id, timestamp, span_id, parent_span_id, name, \
+service_name, kind, start_time_unix_nano, end_time_unix_nano, status_code, status_message";
 
-/// [`aggregate_query`] over `spans`: the query paths read [`crate::schema::relation::SPANS`],
-/// where a `where_clause` or a `HAVING` test may name a resource column.
-pub fn aggregate_over(spans: &str, where_clause: Option<&str>) -> String {
+/// `SELECT` of every summary column for the spans matching `where_clause`, read from the
+/// table: what the stored summaries are built from (they need no resource column; the
+/// query paths read [`crate::schema::relation::SPANS`] through [`aggregate_over`], where a
+/// test may name one).
+pub fn aggregate_query(where_clause: Option<&str>) -> String {
     let filter = where_clause
         .map(|w| format!("\n  WHERE {w}"))
         .unwrap_or_default();
-    format!("SELECT {AGGREGATES}\n  FROM {spans}{filter}\n  GROUP BY trace_id")
+    aggregate_over(&format!("otel_traces{filter}"))
+}
+
+/// `SELECT` of every summary column over `from`: a `FROM` item (and its `WHERE`) whose
+/// rows have the [`SPAN_COLUMNS`].
+pub fn aggregate_over(from: &str) -> String {
+    format!("SELECT {AGGREGATES}\n  FROM {from}\n  GROUP BY trace_id")
 }
 
 /// The materialized view's defining query: every trace whose latest span lies inside the

@@ -20,6 +20,21 @@
 //! over all their spans by `trace_id` (bounded by their extents, so a sealed day outside
 //! them is pruned). Usually there are none, or few.
 //!
+//! Conditions on spans (`span.…`) are tests on each trace's group: a positive one holds
+//! when some span of the group passes it, a negated one when none does. Each span's
+//! result is computed before the grouping, as a boolean column (`flagged_spans`):
+//! evaluated inside the aggregates, the test would make the sort below them carry every
+//! span's `attributes` JSON, twice the bytes a plain aggregation sorts (and spills at
+//! L). A positive condition also names the only traces the aggregation can keep, those
+//! with a span that passes it. When it includes an attribute equality, whose spans the
+//! attribute GIN finds, those spans are looked up first, and when they are few
+//! ([`FEW_MATCHES`]) only their traces are aggregated, read by `trace_id`, and the rest
+//! of the range is not read (`near_spans`): a rare attribute value costs a few thousand
+//! index lookups instead of the range. Which branch runs is decided when the query
+//! starts, from the count of candidates, so a common value pays only for finding the
+//! first few thousand. Other tests (LIKE, comparisons, `*`) have no index to find them
+//! by; looking for them would read the range until enough pass, up to twice.
+//!
 //! Only when [`crate::Catalog::trace_extents`] holds (incremental capture on one node);
 //! in materialized-view mode nothing bounds a trace, and the path aggregates every trace
 //! with a span in the range.
@@ -29,6 +44,7 @@ use chrono::Duration;
 use crate::on_the_fly;
 use crate::plan::{Plan, Source};
 use crate::schema::relation;
+use crate::span_search::SpanFlags;
 use crate::sql::{Param, SqlBuilder, SqlQuery};
 use crate::summary_sql;
 
@@ -145,10 +161,10 @@ pub fn window_query(plan: &Plan) -> Option<SqlQuery> {
 }
 
 /// The `WITH` list (without `WITH`) defining the on-the-fly relation for an
-/// [`applies`] plan. `span_tests`: the query's span conditions as tests on the spans of
-/// one trace (`span_search::aggregate_tests`); each aggregate below groups all the spans
-/// of its traces, so they apply there, and the spans are read once.
-pub fn with_list(b: &mut SqlBuilder, plan: &Plan, span_tests: &[String]) -> String {
+/// [`applies`] plan. `flags`: the query's span conditions (`span_search::span_flags`);
+/// each aggregate below groups all the spans of its traces, so they apply there, and
+/// the spans are read once.
+pub fn with_list(b: &mut SqlBuilder, plan: &Plan, flags: &SpanFlags) -> String {
     let reach = Duration::seconds(REACH_SECS);
     let long = long_traces(b, plan);
     let mut near = Vec::new();
@@ -164,13 +180,39 @@ pub fn with_list(b: &mut SqlBuilder, plan: &Plan, span_tests: &[String]) -> Stri
             b.bind(Param::Timestamptz(end + reach))
         ));
     }
-    let having = if span_tests.is_empty() {
+    let near = near.join(" AND ");
+    let having = if flags.having.is_empty() {
         String::new()
     } else {
-        format!("\n  HAVING {}", span_tests.join("\n    AND "))
+        format!("\n  HAVING {}", flags.having.join("\n    AND "))
     };
+    let candidates = flags
+        .candidates
+        .as_ref()
+        .map(|test| {
+            let spans = relation::SPANS;
+            let count = format!("(SELECT count(*) FROM {CANDIDATES})");
+            // The range's spans are counted up to what makes the candidates few.
+            let range = format!(
+                "(SELECT count(*) FROM (SELECT 1 FROM {spans} WHERE {near} LIMIT {}) r)",
+                FEW_MATCHES * FEW_PART
+            );
+            format!(
+                "{CANDIDATES} AS MATERIALIZED (\n  \
+                 SELECT trace_id FROM {spans} WHERE {near} AND {test}\n  LIMIT {}\n),\n\
+                 {FEW} AS MATERIALIZED (\n  \
+                 SELECT {count} <= {FEW_MATCHES} AND {count} * {FEW_PART} <= {range} AS few\n),\n",
+                FEW_MATCHES + 1
+            )
+        })
+        .unwrap_or_default();
+    // An aggregate per long trace (a subquery PostgreSQL keeps apart): each reads its
+    // trace by trace_id in the days of its extent only.
+    let of_long_trace =
+        "trace_id = long.trace_id AND timestamp >= long.first_ts AND timestamp <= long.last_ts";
     format!(
         "{LONG} AS MATERIALIZED (\n  {long}\n),\n\
+         {candidates}\
          {} AS (\n  \
          SELECT * FROM (\n  {}\n  ) near\n  \
          WHERE near.trace_id NOT IN (SELECT trace_id FROM {LONG})\n  \
@@ -178,11 +220,77 @@ pub fn with_list(b: &mut SqlBuilder, plan: &Plan, span_tests: &[String]) -> Stri
          SELECT t.* FROM {LONG} long\n  \
          CROSS JOIN LATERAL ({}) t\n)",
         relation::ON_THE_FLY,
-        summary_sql::aggregate_over(relation::SPANS, Some(&near.join(" AND "))) + &having,
-        // An aggregate per long trace (a subquery PostgreSQL keeps apart): each reads
-        // its trace by trace_id in the days of its extent only.
-        summary_sql::aggregate_over(relation::SPANS, Some(
-            "trace_id = long.trace_id AND timestamp >= long.first_ts AND timestamp <= long.last_ts"
-        )) + &having,
+        summary_sql::aggregate_over(&near_spans(&near, flags)) + &having,
+        summary_sql::aggregate_over(&flagged_spans(of_long_trace, flags)) + &having,
     )
+}
+
+/// The `WITH` alias of the spans that pass a query's positive span conditions (at most
+/// [`FEW_MATCHES`] + 1 of them).
+const CANDIDATES: &str = "srql_span_candidates";
+
+/// The `WITH` alias of the one-row answer to "are the candidates few?".
+const FEW: &str = "srql_span_candidates_few";
+
+/// Up to how many matching spans the widened aggregation reads only the traces that
+/// hold one, by `trace_id`, instead of every span of the range. At L a rare attribute
+/// value matches ~1,800 spans in 24 h, a common one (~15%) ~220,000; finding the first
+/// 4,097 of those costs about 15 ms, against ~2 s for the range.
+pub const FEW_MATCHES: i64 = 4096;
+
+/// The candidates must also be at most this part of the range's spans: their traces
+/// hold several spans each, and on a small range (S: 14k spans in 24 h, 2k of them
+/// with the common value) reading them by trace_id cost more than the range.
+const FEW_PART: i64 = 16;
+
+/// The `FROM` item of the widened aggregation's spans. With a positive condition it is
+/// two branches under one-time filters on whether the candidate spans are few, so that
+/// PostgreSQL runs one: the candidates' traces when they are few (each found by its
+/// `trace_id` index, or by a hashed filter over the range if PostgreSQL's estimates say
+/// that is cheaper), else the whole range. Both group exactly the spans of the range
+/// that belong to the traces the conditions can keep, since every such trace holds a
+/// candidate, and a trace's rows are either all in a branch or all out of it.
+fn near_spans(near: &str, flags: &SpanFlags) -> String {
+    if flags.candidates.is_none() {
+        return flagged_spans(near, flags);
+    }
+    let few = format!("(SELECT few FROM {FEW})");
+    let spans = relation::SPANS;
+    let columns = flag_columns(flags);
+    let read = summary_sql::SPAN_COLUMNS;
+    format!(
+        "(SELECT {read}{columns} FROM {spans}\n    \
+         WHERE {near} AND trace_id IN (SELECT trace_id FROM {CANDIDATES})\n      \
+         AND {few}\n    \
+         UNION ALL\n    \
+         SELECT {read}{columns} FROM {spans}\n    \
+         WHERE {near} AND NOT {few}\n    \
+         OFFSET 0) {FLAGGED}"
+    )
+}
+
+/// The `FROM` item of the spans matching `filter`, each with its span flags when the
+/// query has span conditions. The flags are computed below the aggregation's sort
+/// (`OFFSET 0` keeps PostgreSQL from pulling them up into the aggregates), so the sort
+/// carries a boolean per condition instead of each span's `attributes`: at L the sort
+/// spilled 2x the bytes of a plain aggregation's with the JSON, and as many without.
+/// Only the columns the aggregates read go up (`SELECT *` handed whole rows up, ~5%
+/// slower at L).
+fn flagged_spans(filter: &str, flags: &SpanFlags) -> String {
+    let spans = relation::SPANS;
+    if flags.is_empty() {
+        return format!("{spans}\n  WHERE {filter}");
+    }
+    format!(
+        "(SELECT {}{} FROM {spans} WHERE {filter} OFFSET 0) {FLAGGED}",
+        summary_sql::SPAN_COLUMNS,
+        flag_columns(flags)
+    )
+}
+
+/// The alias of the spans with their flags.
+const FLAGGED: &str = "flagged";
+
+fn flag_columns(flags: &SpanFlags) -> String {
+    flags.columns.iter().map(|c| format!(", {c}")).collect()
 }

@@ -165,3 +165,33 @@ fn the_window_read_bounds_every_lookup_positive_and_negated() {
         q.params
     );
 }
+
+#[test]
+fn span_tests_are_flags_below_the_sort_and_positive_ones_name_candidates() {
+    let range = "in:otel_trace_summaries time:last_24h";
+    let positive = describe(
+        &format!("{range} span.attributes.http.status_code:503"),
+        true,
+    );
+    assert!(positive.contains("srql_span_candidates AS MATERIALIZED"));
+    assert!(positive.contains("AS srql_span_match"));
+    let negated = describe(
+        &format!("{range} !span.attributes.http.status_code:503"),
+        true,
+    );
+    assert!(
+        !negated.contains("srql_span_candidates"),
+        "no span of a negated condition's traces passes it: nothing to look for first"
+    );
+    assert!(negated.contains("NOT bool_or(srql_span_match_not_0)"));
+    let like = describe(
+        &format!("{range} span.attributes.http.route:%orders%"),
+        true,
+    );
+    assert!(
+        !like.contains("srql_span_candidates") && like.contains("AS srql_span_match"),
+        "no index finds a LIKE's spans: the range is read once"
+    );
+    let root = describe(&format!("{range} root_service_name:checkout"), true);
+    assert!(!root.contains("flagged"), "no span conditions, no flags");
+}
