@@ -24,18 +24,31 @@ use crate::state::{AppState, DEADLINE_GRACE};
 /// second whatever the database does.
 const PROBE_DEADLINE: Duration = Duration::from_millis(900);
 
-/// What PostgreSQL charges for starting parallel workers, per query (the session keeps
-/// it, so every query sets it). On the summaries, ten times its default: a first page
-/// there does a few milliseconds of work, and starting two workers took 20-40 ms on a
-/// busy 2-core machine (at 10M spans the common-attribute page ran in 50 ms with workers
-/// against 0.4 ms without, the non-root operation in 35-43 ms against 2-3 ms), which at
-/// the default the planner chose. Spans and on-the-fly aggregations keep the default:
-/// they read a range's spans, where workers pay.
-fn parallel_setup_cost(plan: &Plan) -> &'static str {
-    match plan.source {
-        srql_plan::Source::Summaries(_) => "10000",
+/// The session settings every API query runs with, sent with it in one round trip; per
+/// query because the pool is shared with statements that may not be bounded the same way.
+///
+/// JIT off: PostgreSQL compiles a query whose estimated cost passes `jit_above_cost`, and
+/// an on-the-fly aggregation at L (cost ~700k, with inlining and optimization) spent
+/// 1.0-1.2 s compiling before a 2 s run; no API query runs long enough to earn that back
+/// (BENCHMARKS.md, "Attribute conditions on the fly"). The incremental drain turns it off
+/// for the same reason.
+///
+/// No parallel workers on the summaries: a first page there does a few milliseconds of
+/// work, and starting two workers took 20-40 ms on a busy 2-core machine (at 10M spans
+/// the common-attribute page ran in 50 ms with workers against 0.4 ms without). Ten times
+/// the default `parallel_setup_cost` was not enough: when ANALYZE's sample overestimated
+/// a rare attribute value, the planner still gave its page two workers, 96-114 ms
+/// against 16-25 ms. Spans and on-the-fly aggregations keep the default: they read a
+/// range's spans, where workers pay.
+fn session_settings(source: srql_plan::Source, timeout: Duration) -> String {
+    let workers = match source {
+        srql_plan::Source::Summaries(_) => "0",
         srql_plan::Source::OnTheFly | srql_plan::Source::Spans => "DEFAULT",
-    }
+    };
+    format!(
+        "SET statement_timeout = {}; SET jit = off; SET max_parallel_workers_per_gather = {workers}",
+        timeout.as_millis().max(1)
+    )
 }
 
 pub fn app(state: AppState) -> Router {
@@ -153,18 +166,7 @@ async fn run_plan(state: &AppState, plan: &Plan) -> Result<store::exec::QueryRes
     let deadline = timeout + DEADLINE_GRACE;
     let run = async {
         let conn = CancelOnDrop::new(state.pool.get().await.map_err(DbError::from)?);
-        // Sent with the query in one round trip; per query because the pool is shared
-        // with statements that may not be bounded the same way.
-        // JIT off: PostgreSQL compiles a query whose estimated cost passes
-        // `jit_above_cost`, and an on-the-fly aggregation at L (cost ~700k, with inlining
-        // and optimization) spent 1.0-1.2 s compiling before a 2 s run; no API query runs
-        // long enough to earn that back (BENCHMARKS.md, "Attribute conditions on the
-        // fly"). The incremental drain turns it off for the same reason.
-        let set = format!(
-            "SET statement_timeout = {}; SET jit = off; SET parallel_setup_cost = {}",
-            timeout.as_millis().max(1),
-            parallel_setup_cost(plan)
-        );
+        let set = session_settings(plan.source, timeout);
         let (set, rows) = tokio::join!(
             conn.client().batch_execute(&set),
             store::exec::run(conn.client(), plan)
@@ -413,4 +415,38 @@ async fn require_api_key(
 /// Comparison whose time does not depend on where the first difference is.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use srql_plan::{Source, SummaryKind};
+
+    #[test]
+    fn summary_pages_run_without_workers_and_every_query_without_jit() {
+        let t = Duration::from_secs(5);
+        let summaries = session_settings(Source::Summaries(SummaryKind::Table), t);
+        assert!(
+            summaries.contains("max_parallel_workers_per_gather = 0"),
+            "{summaries}"
+        );
+        for source in [Source::OnTheFly, Source::Spans] {
+            let s = session_settings(source, t);
+            assert!(
+                s.contains("max_parallel_workers_per_gather = DEFAULT"),
+                "{s}"
+            );
+        }
+        for source in [
+            Source::Summaries(SummaryKind::MaterializedView),
+            Source::OnTheFly,
+            Source::Spans,
+        ] {
+            let s = session_settings(source, t);
+            assert!(
+                s.contains("SET jit = off") && s.contains("statement_timeout = 5000"),
+                "{s}"
+            );
+        }
+    }
 }
