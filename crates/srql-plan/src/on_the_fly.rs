@@ -83,7 +83,7 @@ pub fn latest_span_walk(bounded: bool) -> String {
          WHERE later.trace_id = latest.trace_id\n      \
          AND later.timestamp >= latest.timestamp\n      \
          AND (later.timestamp, later.span_id) > (latest.timestamp, latest.span_id)\n  )",
-        summary_sql::aggregate_over(&format!("{spans}\n  WHERE {spans_of_trace}"))
+        summary_sql::aggregate_spans(spans, Some(spans_of_trace))
     )
 }
 

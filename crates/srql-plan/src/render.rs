@@ -182,10 +182,7 @@ fn with_clause(b: &mut SqlBuilder, plan: &Plan) -> String {
     format!(
         "WITH {} AS (\n  {}\n)",
         relation::ON_THE_FLY,
-        summary_sql::aggregate_over(&match span_filter {
-            Some(filter) => format!("{}\n  WHERE {filter}", relation::SPANS),
-            None => relation::SPANS.to_string(),
-        })
+        summary_sql::aggregate_spans(relation::SPANS, span_filter.as_deref())
     )
 }
 

@@ -30,10 +30,15 @@ service_name, kind, start_time_unix_nano, end_time_unix_nano, status_code, statu
 /// query paths read [`crate::schema::relation::SPANS`] through [`aggregate_over`], where a
 /// test may name one).
 pub fn aggregate_query(where_clause: Option<&str>) -> String {
+    aggregate_spans("otel_traces", where_clause)
+}
+
+/// [`aggregate_over`] the rows of `spans` (a relation of spans) matching `where_clause`.
+pub fn aggregate_spans(spans: &str, where_clause: Option<&str>) -> String {
     let filter = where_clause
         .map(|w| format!("\n  WHERE {w}"))
         .unwrap_or_default();
-    aggregate_over(&format!("otel_traces{filter}"))
+    aggregate_over(&format!("{spans}{filter}"))
 }
 
 /// `SELECT` of every summary column over `from`: a `FROM` item (and its `WHERE`) whose
