@@ -53,15 +53,19 @@ pub const COLUMNS: [Column; 18] = {
     ]
 };
 
-/// The columns a COPY names, comma-separated: without `created_at`, the column default
-/// (`now()`, the writing transaction's start) records the arrival.
-pub fn column_list(with_created_at: bool) -> String {
-    let n = if with_created_at {
+/// How many columns a COPY names: all, or all but `created_at`.
+pub(crate) const fn column_count(with_created_at: bool) -> usize {
+    if with_created_at {
         COLUMNS.len()
     } else {
         COLUMNS.len() - 1
-    };
-    COLUMNS[..n]
+    }
+}
+
+/// The columns a COPY names, comma-separated: without `created_at`, the column default
+/// (`now()`, the writing transaction's start) records the arrival.
+pub fn column_list(with_created_at: bool) -> String {
+    COLUMNS[..column_count(with_created_at)]
         .iter()
         .map(|c| c.name)
         .collect::<Vec<_>>()

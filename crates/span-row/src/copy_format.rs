@@ -101,7 +101,9 @@ impl CopyRows {
                 s.trace_id, s.span_id
             )));
         }
-        self.buf.put_i16(if self.with_created_at { 18 } else { 17 });
+        // A handful of columns: the count fits.
+        self.buf
+            .put_i16(crate::columns::column_count(self.with_created_at) as i16);
         self.timestamptz(s.timestamp);
         self.text(&s.trace_id);
         self.text(&s.span_id);
