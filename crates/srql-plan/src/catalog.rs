@@ -15,6 +15,10 @@ pub struct Catalog {
     /// incremental capture on one node. Lookups by trace_id then visit only the days
     /// their traces lie in, which on sealed (columnar) days is what keeps them cheap.
     pub trace_extents: bool,
+    /// Whether Citus is installed, so that the span table may be distributed: Citus
+    /// refuses a subquery correlated with a row of a `WITH` query or subquery, which
+    /// the on-the-fly path then does without ([`crate::on_the_fly::service_set`]).
+    pub distributed: bool,
 }
 
 impl Catalog {
@@ -24,6 +28,7 @@ impl Catalog {
             summaries: SummaryState::Missing,
             retention: None,
             trace_extents: false,
+            distributed: false,
         }
     }
 }

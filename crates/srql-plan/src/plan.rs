@@ -68,6 +68,8 @@ pub struct Plan {
     pub output: Output,
     /// Lookups by trace_id are bounded by their traces' extents ([`Catalog::trace_extents`]).
     pub trace_extents: bool,
+    /// The spans may be a Citus distributed table ([`Catalog::distributed`]).
+    pub distributed: bool,
     /// The extent bounds read before running, once the executor has read them
     /// (`trace_extent::extent_query`); until then a bounded lookup reads them in its own SQL.
     pub extent: Option<ExtentBounds>,
@@ -256,6 +258,7 @@ pub fn plan(
         spans,
         output,
         trace_extents: catalog.trace_extents,
+        distributed: catalog.distributed,
         extent: None,
         ignored_keys: query.ignored_keys.clone(),
     })

@@ -14,7 +14,7 @@ use crate::plan::{Count, Measures, Output, Page, Plan, Predicate, Source, Test};
 use crate::schema::{self, relation, Column, FieldKind};
 use crate::span_search;
 use crate::sql::{op_sql, Param, SqlBuilder, SqlQuery};
-use crate::summary_sql;
+use crate::summary_sql::{self, ServiceSet};
 use crate::time_range::TimeRange;
 use crate::trace_extent;
 use crate::trace_reach;
@@ -118,7 +118,17 @@ fn rows(
     if let Some(values) = &page.after {
         conds.push(keyset_condition(b, page, values));
     }
-    let mut select: Vec<String> = columns.iter().map(|c| column_sql(plan.entity, c)).collect();
+    let deferred =
+        plan.source == Source::OnTheFly && on_the_fly::service_set(plan) == ServiceSet::Deferred;
+    let mut select: Vec<String> = columns
+        .iter()
+        .map(|c| match c.name {
+            "service_set" if deferred => {
+                format!("{} AS service_set", summary_sql::service_set_of(PAGE))
+            }
+            _ => column_sql(plan.entity, c),
+        })
+        .collect();
     for (i, (k, _)) in page.keys.iter().enumerate() {
         select.push(format!("{} AS page_key_{i}", k.sql));
     }
@@ -138,12 +148,24 @@ fn rows(
     } else {
         String::new()
     };
+    if deferred {
+        // The page is chosen first, then each of its rows gets its services.
+        return format!(
+            "{with}\nSELECT {}\nFROM (\n  SELECT * FROM {from}{}\n  ORDER BY {order}\n  LIMIT {fetch}\n) {PAGE}\nORDER BY {order}",
+            select.join(", "),
+            where_clause(&conds),
+        );
+    }
     format!(
         "{with}\nSELECT {}\nFROM {from}{}{group}\nORDER BY {order}\nLIMIT {fetch}",
         select.join(", "),
         where_clause(&conds),
     )
 }
+
+/// The alias of a page of on-the-fly rows chosen before their services are computed
+/// ([`on_the_fly::service_set`]).
+const PAGE: &str = "srql_page";
 
 /// `WITH` clause for the on-the-fly path, empty otherwise.
 fn with_clause(b: &mut SqlBuilder, plan: &Plan) -> String {
@@ -160,9 +182,13 @@ fn with_clause(b: &mut SqlBuilder, plan: &Plan) -> String {
     // Only traces with a span in the range can have their latest span in it, and a
     // trace's row is aggregated over all its spans, wherever they fall.
     let lookup = plan.predicates.iter().find(|p| p.is_trace_id_lookup());
+    let service_set = on_the_fly::service_set(plan);
     if trace_reach::applies(plan) {
         let flags = span_search::span_flags(b, &plan.spans, predicate_sql);
-        return format!("WITH {}", trace_reach::with_list(b, plan, &flags));
+        return format!(
+            "WITH {}",
+            trace_reach::with_list(b, plan, &flags, service_set)
+        );
     }
     let span_filter = if let Some(lookup) = lookup {
         let mut conds = vec![predicate_sql(b, lookup)];
@@ -182,7 +208,7 @@ fn with_clause(b: &mut SqlBuilder, plan: &Plan) -> String {
     format!(
         "WITH {} AS (\n  {}\n)",
         relation::ON_THE_FLY,
-        summary_sql::aggregate_spans(relation::SPANS, span_filter.as_deref())
+        summary_sql::aggregate_spans(relation::SPANS, span_filter.as_deref(), service_set)
     )
 }
 

@@ -304,6 +304,10 @@ pub mod relation {
     /// `srql_resources` (migration 0032's view; the join is removed by PostgreSQL from
     /// queries that read none of them).
     pub const SPANS: &str = "srql_spans";
+    /// The span table itself, for reads that need no resource column: the view's join
+    /// is not removed everywhere (PostgreSQL 15 keeps it in the arms of a `UNION ALL`
+    /// it plans apart, a hash join over every span read).
+    pub const SPAN_TABLE: &str = "otel_traces";
     /// Precomputed summaries (materialized view or table).
     pub const SUMMARIES: &str = "otel_trace_summaries";
     /// The `WITH` alias of summaries aggregated for one query.

@@ -258,7 +258,7 @@ pub fn render<C>(
 /// The conditions of a query on trace summaries, split for an aggregation whose groups
 /// hold all the spans of one trace each (`trace_reach.rs`): the same meaning as
 /// [`render`]'s lookups, without a second read of the spans.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SpanFlags {
     /// One boolean per span and condition group, `<test> AS <alias>`: computed on each
     /// span row before the grouping, so that only a flag, not the JSON the test reads,
@@ -270,6 +270,9 @@ pub struct SpanFlags {
     /// is one an index finds the spans of ([`found_by_index`]): its traces are the only
     /// ones the aggregation can keep.
     pub candidates: Option<String>,
+    /// The relation of spans the tests read: the table unless one tests a resource
+    /// attribute ([`crate::schema::relation::SPAN_TABLE`]).
+    pub spans: &'static str,
 }
 
 impl SpanFlags {
@@ -285,7 +288,25 @@ pub fn span_flags<C>(
     column_sql: impl Fn(&mut SqlBuilder, &C) -> String,
 ) -> SpanFlags {
     let positive: Vec<&SpanCondition<C>> = conditions.iter().filter(|c| !c.negated).collect();
-    let mut flags = SpanFlags::default();
+    let reads_resource = conditions.iter().any(|c| {
+        matches!(
+            &c.test,
+            SpanTest::Attribute(AttributeTest {
+                map: AttributeMap::Resource,
+                ..
+            })
+        )
+    });
+    let mut flags = SpanFlags {
+        columns: Vec::new(),
+        having: Vec::new(),
+        candidates: None,
+        spans: if reads_resource {
+            schema::relation::SPANS
+        } else {
+            schema::relation::SPAN_TABLE
+        },
+    };
     // `IS TRUE`: a span whose test is NULL does not match, as in a `WHERE`.
     if !positive.is_empty() {
         let tests: Vec<String> = positive

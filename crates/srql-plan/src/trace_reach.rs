@@ -46,7 +46,7 @@ use crate::plan::{Plan, Source};
 use crate::schema::relation;
 use crate::span_search::SpanFlags;
 use crate::sql::{Param, SqlBuilder, SqlQuery};
-use crate::summary_sql;
+use crate::summary_sql::{self, ServiceSet};
 
 /// How far apart a trace's spans may lie for the widened aggregation to hold the whole
 /// trace. Longer traces are looked up one by one; a wider reach reads more spans around
@@ -164,7 +164,12 @@ pub fn window_query(plan: &Plan) -> Option<SqlQuery> {
 /// [`applies`] plan. `flags`: the query's span conditions (`span_search::span_flags`);
 /// each aggregate below groups all the spans of its traces, so they apply there, and
 /// the spans are read once.
-pub fn with_list(b: &mut SqlBuilder, plan: &Plan, flags: &SpanFlags) -> String {
+pub fn with_list(
+    b: &mut SqlBuilder,
+    plan: &Plan,
+    flags: &SpanFlags,
+    service_set: ServiceSet,
+) -> String {
     let reach = Duration::seconds(REACH_SECS);
     let long = long_traces(b, plan);
     let mut near = Vec::new();
@@ -190,7 +195,7 @@ pub fn with_list(b: &mut SqlBuilder, plan: &Plan, flags: &SpanFlags) -> String {
         .candidates
         .as_ref()
         .map(|test| {
-            let spans = relation::SPANS;
+            let spans = flags.spans;
             let count = format!("(SELECT count(*) FROM {CANDIDATES})");
             // The range's spans are counted up to what makes the candidates few.
             let range = format!(
@@ -220,8 +225,8 @@ pub fn with_list(b: &mut SqlBuilder, plan: &Plan, flags: &SpanFlags) -> String {
          SELECT t.* FROM {LONG} long\n  \
          CROSS JOIN LATERAL ({}) t\n)",
         relation::ON_THE_FLY,
-        summary_sql::aggregate_over(&near_spans(&near, flags)) + &having,
-        summary_sql::aggregate_over(&flagged_spans(of_long_trace, flags)) + &having,
+        summary_sql::aggregate_over(&near_spans(&near, flags), service_set) + &having,
+        summary_sql::aggregate_over(&flagged_spans(of_long_trace, flags), service_set) + &having,
     )
 }
 
@@ -255,7 +260,7 @@ fn near_spans(near: &str, flags: &SpanFlags) -> String {
         return flagged_spans(near, flags);
     }
     let few = format!("(SELECT few FROM {FEW})");
-    let spans = relation::SPANS;
+    let spans = flags.spans;
     let columns = flag_columns(flags);
     let read = summary_sql::SPAN_COLUMNS;
     format!(
@@ -277,7 +282,7 @@ fn near_spans(near: &str, flags: &SpanFlags) -> String {
 /// Only the columns the aggregates read go up (`SELECT *` handed whole rows up, ~5%
 /// slower at L).
 fn flagged_spans(filter: &str, flags: &SpanFlags) -> String {
-    let spans = relation::SPANS;
+    let spans = flags.spans;
     if flags.is_empty() {
         return format!("{spans}\n  WHERE {filter}");
     }

@@ -12,6 +12,7 @@ fn now() -> DateTime<Utc> {
 fn sql(text: &str, trace_extents: bool) -> SqlQuery {
     let catalog = Catalog {
         trace_extents,
+        distributed: false,
         ..Catalog::without_summaries()
     };
     let plan = compile(
@@ -114,6 +115,7 @@ fn the_ordered_walk_bounds_each_trace_it_aggregates_by_that_trace_extent() {
 fn bounds_read_before_running_are_bound_as_values_so_days_are_pruned_while_planning() {
     let catalog = Catalog {
         trace_extents: true,
+        distributed: false,
         ..Catalog::without_summaries()
     };
     let text = "in:traces trace_id:\"4bf92f3577b34da6a3ce929d0e0e4736\"";

@@ -13,6 +13,7 @@ fn now() -> DateTime<Utc> {
 fn describe(text: &str, trace_extents: bool) -> String {
     let catalog = Catalog {
         trace_extents,
+        distributed: false,
         ..Catalog::without_summaries()
     };
     let page = PageRequest::default();
@@ -75,6 +76,7 @@ fn incremental() -> Catalog {
         },
         retention: Some(chrono::Duration::days(7)),
         trace_extents: true,
+        distributed: false,
     }
 }
 
@@ -110,6 +112,7 @@ fn span_conditions_on_summaries_ask_for_the_window_of_the_range() {
     };
     let view = Catalog {
         trace_extents: false,
+        distributed: false,
         summaries: srql_plan::SummaryState::Ready {
             kind: srql_plan::SummaryKind::MaterializedView,
             covers_from: now() - chrono::Duration::days(7),

@@ -18,13 +18,15 @@ pub async fn catalog(client: &impl GenericClient) -> Result<Catalog, DbError> {
                         AND NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
                         AND EXISTS (SELECT 1 FROM pg_trigger
                                     WHERE tgrelid = to_regclass('otel_traces')
-                                      AND tgname = 'srql_summary_inserted'))
+                                      AND tgname = 'srql_summary_inserted')),
+                    EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
              FROM (VALUES (1)) AS one(x)
              LEFT JOIN pg_class c ON c.oid = to_regclass('otel_trace_summaries')",
             &[],
         )
         .await?;
     let trace_extents: bool = row.get(2);
+    let distributed: bool = row.get(3);
     let rel = row
         .get::<_, Option<String>>(0)
         .map(|kind| (kind, row.get::<_, bool>(1)));
@@ -61,5 +63,6 @@ pub async fn catalog(client: &impl GenericClient) -> Result<Catalog, DbError> {
         summaries,
         retention: Some(cfg.retention),
         trace_extents,
+        distributed,
     })
 }
