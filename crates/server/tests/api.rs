@@ -622,3 +622,58 @@ async fn translate_shows_sql_binds_source_and_reason() {
         .unwrap()
         .contains("does not exist"));
 }
+
+/// Each query's session settings (`app::session_settings`) reach PostgreSQL on the
+/// connection that runs it: no JIT on any path, no parallel workers for summary pages,
+/// PostgreSQL's own default for reads of spans, and the configured statement timeout.
+/// One pooled connection, so the session the test inspects is the one the query ran on.
+#[tokio::test]
+async fn each_query_runs_with_its_session_settings() {
+    let db = TestDb::migrated().await;
+    support::seed(&db, 500, 1, 1).await;
+    // Builds and refreshes the view; the router under test is the one below.
+    let _ = support::app_over_view(&db).await;
+    let pool = store::db::pool(&db.reader_url(), 1).expect("pool");
+    let config = server::ServiceConfig {
+        catalog_ttl: std::time::Duration::ZERO,
+        allow_source_override: true,
+        query_timeout: std::time::Duration::from_secs(7),
+        ..server::ServiceConfig::default()
+    };
+    let app = server::app(server::AppState::new(pool.clone(), config));
+    let setting = |name: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let client = pool.get().await.expect("the query's connection");
+            let row = client
+                .query_one(
+                    "SELECT current_setting($1), reset_val FROM pg_settings WHERE name = $1",
+                    &[&name],
+                )
+                .await
+                .expect("setting");
+            (row.get::<_, String>(0), row.get::<_, String>(1))
+        }
+    };
+    for (source, label) in [
+        ("summaries", "materialized_view"),
+        ("on_the_fly", "on_the_fly"),
+    ] {
+        let r = support::query(
+            &app,
+            json!({ "query": "in:otel_trace_summaries time:last_24h limit:5", "source": source }),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{source}: {}", r.body);
+        assert_eq!(r.source(), label);
+        assert_eq!(setting("jit").await.0, "off", "{source}");
+        assert_eq!(setting("statement_timeout").await.0, "7s", "{source}");
+        let (workers, default) = setting("max_parallel_workers_per_gather").await;
+        let want = if source == "summaries" {
+            "0"
+        } else {
+            default.as_str()
+        };
+        assert_eq!(workers, want, "{source}");
+    }
+}
