@@ -68,7 +68,9 @@ fn random_query(rng: &mut Rng, stamps: &[DateTime<Utc>], window_start: DateTime<
     }
     for _ in 0..rng.below(3) {
         let svc = format!("svc-{}", rng.below(20));
-        let f = match rng.below(16) {
+        let f = match rng.below(18) {
+            16 => format!("!service_name:{svc}"),
+            17 => format!("service_name:%vc-{}%", rng.below(3)),
             10 => format!(
                 "span.attributes.http.status_code:>={}",
                 200 + 100 * rng.below(4)

@@ -33,8 +33,8 @@
 //! unbounded: it reads a sealed day through its trace_id index, cheaply, and an upper
 //! bound there stays a join filter that prunes nothing.
 
-use crate::plan::{Count, Measures, Output, Plan, Source};
-use crate::schema::{relation, FieldKind, SUMMARY_COLUMNS};
+use crate::plan::{Output, Plan, Source};
+use crate::schema::{relation, SUMMARY_COLUMNS};
 use crate::summary_sql::{self, ServiceSet};
 
 /// Whether `plan` is answered by walking the spans in page order.
@@ -50,37 +50,6 @@ pub fn walks_latest_spans(plan: &Plan) -> bool {
         // Every page key must be a column of the walked span, so that the order, the
         // range and the cursor apply to the walk itself.
         && keys.all(|k| k == "trace_id")
-}
-
-/// Whether `plan`'s on-the-fly relation computes `service_set` for every trace it
-/// aggregates, or defers it to the rows shown ([`summary_sql::AGGREGATES_DEFERRING_SERVICE_SET`]):
-/// deferred when the relation is a bulk aggregation (of a range, not of one trace or a
-/// walk of pages) and nothing but the shown rows reads the column: no filter on the
-/// trace's services, no group or count by them. Sort keys never name it. Not on Citus,
-/// which refuses the correlated lookup of [`summary_sql::service_set_of`].
-pub fn service_set(plan: &Plan) -> ServiceSet {
-    let reads_services = |kind: FieldKind| kind == FieldKind::ServiceSet;
-    let bulk = plan.source == Source::OnTheFly
-        && !plan.distributed
-        && !walks_latest_spans(plan)
-        && !plan.predicates.iter().any(|p| p.is_trace_id_lookup());
-    let filtered = plan.predicates.iter().any(|p| reads_services(p.field.kind));
-    let aggregated = match &plan.output {
-        Output::Rows { .. } => false,
-        Output::Aggregate {
-            measures, groups, ..
-        } => {
-            groups.iter().any(|g| reads_services(g.kind))
-                || matches!(measures, Measures::Stats(stats) if stats.iter().any(|s| {
-                    matches!(&s.count, Count::Where { field, .. } if reads_services(field.kind))
-                }))
-        }
-    };
-    if bulk && !filtered && !aggregated {
-        ServiceSet::Deferred
-    } else {
-        ServiceSet::Aggregated
-    }
 }
 
 /// The summary relation's body for [`walks_latest_spans`] plans: every trace with the
@@ -127,66 +96,4 @@ pub fn collapse_copies() -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!("\nGROUP BY {columns}")
-}
-
-#[cfg(test)]
-mod tests {
-    use chrono::{TimeZone, Utc};
-
-    use super::*;
-    use crate::{compile, Catalog, PageRequest};
-
-    fn service_set_of(text: &str, catalog: &Catalog) -> ServiceSet {
-        let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
-        let plan = compile(
-            text,
-            catalog,
-            &PageRequest::default(),
-            &srql_lang::Limits::default(),
-            now,
-        )
-        .unwrap();
-        assert_eq!(plan.source, Source::OnTheFly, "{text}");
-        service_set(&plan)
-    }
-
-    #[test]
-    fn services_are_deferred_only_where_nothing_but_the_shown_rows_reads_them() {
-        let one_node = Catalog {
-            trace_extents: true,
-            ..Catalog::without_summaries()
-        };
-        let range = "in:otel_trace_summaries time:last_24h";
-        for (query, expected) in [
-            (format!("{range} root_service_name:a"), ServiceSet::Deferred),
-            (
-                format!("{range} sort:duration_ms:desc"),
-                ServiceSet::Deferred,
-            ),
-            (
-                format!("{range} span.attributes.http.status_code:200"),
-                ServiceSet::Deferred,
-            ),
-            (
-                format!(r#"{range} stats:"count() as n by root_service_name""#),
-                ServiceSet::Deferred,
-            ),
-            // Filters on the services read them for every trace.
-            (format!("{range} service_name:a"), ServiceSet::Aggregated),
-            (format!("{range} !service_name:%a%"), ServiceSet::Aggregated),
-            // One trace, or the walk that aggregates only the traces it shows.
-            (format!("{range} trace_id:ab"), ServiceSet::Aggregated),
-            (range.to_string(), ServiceSet::Aggregated),
-        ] {
-            assert_eq!(service_set_of(&query, &one_node), expected, "{query}");
-        }
-        let citus = Catalog {
-            distributed: true,
-            ..Catalog::without_summaries()
-        };
-        assert_eq!(
-            service_set_of(&format!("{range} root_service_name:a"), &citus),
-            ServiceSet::Aggregated
-        );
-    }
 }

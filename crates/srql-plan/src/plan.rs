@@ -291,6 +291,25 @@ impl Predicate {
             && !self.negated
             && matches!(self.test, Test::Eq(_) | Test::In(_))
     }
+
+    /// A filter on a trace's services (`service_set`) as the condition on its spans it
+    /// stands for: a trace touches a service iff one of its spans names it, so the
+    /// positive filter holds when some span passes the test and the negated one when
+    /// none does. `None` for other fields.
+    pub fn on_spans(&self) -> Option<SpanCondition<Predicate>> {
+        if self.field.kind != FieldKind::ServiceSet {
+            return None;
+        }
+        let field = schema::filter_field(Entity::Traces, "service_name")?;
+        Some(SpanCondition {
+            negated: self.negated,
+            test: SpanTest::Column(Predicate {
+                field,
+                negated: false,
+                test: self.test.clone(),
+            }),
+        })
+    }
 }
 
 fn predicate(entity: Entity, f: &Filter) -> Result<Predicate, CompileError> {

@@ -24,7 +24,12 @@ pub fn render(plan: &Plan) -> SqlQuery {
     let with = with_clause(&mut b, plan);
     let mut conds = Vec::new();
     time_conditions(&mut b, &plan.range, &mut conds);
+    let reach = trace_reach::applies(plan);
     for p in &plan.predicates {
+        // The widened aggregation tests a filter on the services on the spans.
+        if reach && p.on_spans().is_some() {
+            continue;
+        }
         conds.push(predicate_sql(&mut b, p));
     }
     if plan.source == Source::Spans {
@@ -32,11 +37,7 @@ pub fn render(plan: &Plan) -> SqlQuery {
     }
     let from = relation_name(plan.source);
     // The widened aggregation tests the spans where it groups them (`with_clause`).
-    let spans = if trace_reach::applies(plan) {
-        &[][..]
-    } else {
-        &plan.spans[..]
-    };
+    let spans = if reach { &[][..] } else { &plan.spans[..] };
     let bounds = if spans.is_empty() {
         Vec::new()
     } else {
@@ -118,8 +119,7 @@ fn rows(
     if let Some(values) = &page.after {
         conds.push(keyset_condition(b, page, values));
     }
-    let deferred =
-        plan.source == Source::OnTheFly && on_the_fly::service_set(plan) == ServiceSet::Deferred;
+    let deferred = plan.source == Source::OnTheFly && service_set(plan) == ServiceSet::Deferred;
     let mut select: Vec<String> = columns
         .iter()
         .map(|c| match c.name {
@@ -163,6 +163,39 @@ fn rows(
     )
 }
 
+/// Whether `plan`'s on-the-fly relation computes `service_set` for every trace it
+/// aggregates, or defers it to the rows shown ([`summary_sql::AGGREGATES_DEFERRING_SERVICE_SET`]):
+/// deferred when the relation is a bulk aggregation (of a range, not of one trace or a
+/// walk of pages) and nothing but the shown rows reads the column: no filter on the
+/// trace's services (unless the widened aggregation tests it on the spans), no group or
+/// count by them. Sort keys never name it. Not on Citus, which refuses the correlated
+/// lookup of [`summary_sql::service_set_of`].
+fn service_set(plan: &Plan) -> ServiceSet {
+    let reads_services = |kind: FieldKind| kind == FieldKind::ServiceSet;
+    let bulk = plan.source == Source::OnTheFly
+        && !plan.distributed
+        && !on_the_fly::walks_latest_spans(plan)
+        && !plan.predicates.iter().any(|p| p.is_trace_id_lookup());
+    let filtered =
+        !trace_reach::applies(plan) && plan.predicates.iter().any(|p| reads_services(p.field.kind));
+    let aggregated = match &plan.output {
+        Output::Rows { .. } => false,
+        Output::Aggregate {
+            measures, groups, ..
+        } => {
+            groups.iter().any(|g| reads_services(g.kind))
+                || matches!(measures, Measures::Stats(stats) if stats.iter().any(|s| {
+                    matches!(&s.count, Count::Where { field, .. } if reads_services(field.kind))
+                }))
+        }
+    };
+    if bulk && !filtered && !aggregated {
+        ServiceSet::Deferred
+    } else {
+        ServiceSet::Aggregated
+    }
+}
+
 /// The alias of a page of on-the-fly rows chosen before their services are computed
 /// ([`on_the_fly::service_set`]).
 const PAGE: &str = "srql_page";
@@ -182,9 +215,14 @@ fn with_clause(b: &mut SqlBuilder, plan: &Plan) -> String {
     // Only traces with a span in the range can have their latest span in it, and a
     // trace's row is aggregated over all its spans, wherever they fall.
     let lookup = plan.predicates.iter().find(|p| p.is_trace_id_lookup());
-    let service_set = on_the_fly::service_set(plan);
+    let service_set = service_set(plan);
     if trace_reach::applies(plan) {
-        let flags = span_search::span_flags(b, &plan.spans, predicate_sql);
+        let services: Vec<_> = plan
+            .predicates
+            .iter()
+            .filter_map(Predicate::on_spans)
+            .collect();
+        let flags = span_search::span_flags(b, &plan.spans, &services, predicate_sql);
         return format!(
             "WITH {}",
             trace_reach::with_list(b, plan, &flags, service_set)
@@ -300,4 +338,76 @@ fn keyset_condition(b: &mut SqlBuilder, page: &Page, values: &[Param]) -> String
         };
     }
     expr
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::{compile, Catalog, PageRequest};
+
+    fn service_set_of(text: &str, catalog: &Catalog) -> ServiceSet {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        let plan = compile(
+            text,
+            catalog,
+            &PageRequest::default(),
+            &srql_lang::Limits::default(),
+            now,
+        )
+        .unwrap();
+        assert_eq!(plan.source, Source::OnTheFly, "{text}");
+        service_set(&plan)
+    }
+
+    #[test]
+    fn services_are_deferred_only_where_nothing_but_the_shown_rows_reads_them() {
+        let one_node = Catalog {
+            trace_extents: true,
+            ..Catalog::without_summaries()
+        };
+        let range = "in:otel_trace_summaries time:last_24h";
+        for (query, expected) in [
+            (format!("{range} root_service_name:a"), ServiceSet::Deferred),
+            (
+                format!("{range} sort:duration_ms:desc"),
+                ServiceSet::Deferred,
+            ),
+            (
+                format!("{range} span.attributes.http.status_code:200"),
+                ServiceSet::Deferred,
+            ),
+            (
+                format!(r#"{range} stats:"count() as n by root_service_name""#),
+                ServiceSet::Deferred,
+            ),
+            // The widened aggregation tests filters on the services on the spans.
+            (format!("{range} service_name:a"), ServiceSet::Deferred),
+            (format!("{range} !service_name:%a%"), ServiceSet::Deferred),
+            // One trace, or the walk that aggregates only the traces it shows.
+            (format!("{range} trace_id:ab"), ServiceSet::Aggregated),
+            (range.to_string(), ServiceSet::Aggregated),
+        ] {
+            assert_eq!(service_set_of(&query, &one_node), expected, "{query}");
+        }
+        let citus = Catalog {
+            distributed: true,
+            ..Catalog::without_summaries()
+        };
+        assert_eq!(
+            service_set_of(&format!("{range} root_service_name:a"), &citus),
+            ServiceSet::Aggregated
+        );
+        // Without extents the bulk aggregation filters its rows on their services.
+        let view = Catalog::without_summaries();
+        assert_eq!(
+            service_set_of(&format!("{range} root_service_name:a"), &view),
+            ServiceSet::Deferred
+        );
+        assert_eq!(
+            service_set_of(&format!("{range} service_name:a"), &view),
+            ServiceSet::Aggregated
+        );
+    }
 }

@@ -281,10 +281,13 @@ impl SpanFlags {
     }
 }
 
-/// [`SpanFlags`] of `conditions`.
+/// [`SpanFlags`] of `conditions` and of `apart`: conditions each tested on its own, not
+/// on the span that passes `conditions`' positive ones (a filter on the trace's services,
+/// [`crate::Predicate::on_spans`]).
 pub fn span_flags<C>(
     b: &mut SqlBuilder,
     conditions: &[SpanCondition<C>],
+    apart: &[SpanCondition<C>],
     column_sql: impl Fn(&mut SqlBuilder, &C) -> String,
 ) -> SpanFlags {
     let positive: Vec<&SpanCondition<C>> = conditions.iter().filter(|c| !c.negated).collect();
@@ -330,6 +333,16 @@ pub fn span_flags<C>(
         flags
             .having
             .push(format!("NOT bool_or(srql_span_match_not_{i})"));
+    }
+    for (i, c) in apart.iter().enumerate() {
+        let sql = test_sql(b, &c.test, &column_sql);
+        flags
+            .columns
+            .push(format!("({sql}) IS TRUE AS srql_span_apart_{i}"));
+        let not = if c.negated { "NOT " } else { "" };
+        flags
+            .having
+            .push(format!("{not}bool_or(srql_span_apart_{i})"));
     }
     flags
 }

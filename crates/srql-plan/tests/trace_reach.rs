@@ -198,3 +198,26 @@ fn span_tests_are_flags_below_the_sort_and_positive_ones_name_candidates() {
     let root = describe(&format!("{range} root_service_name:checkout"), true);
     assert!(!root.contains("flagged"), "no span conditions, no flags");
 }
+
+#[test]
+fn a_filter_on_the_services_is_a_test_on_the_spans_and_the_shown_rows_get_them() {
+    let range = "in:otel_trace_summaries time:last_24h";
+    let sql = describe(
+        &format!("{range} service_name:checkout !service_name:%pay% span.name:GET"),
+        true,
+    );
+    // Each on its own span group, apart from the span the `span.` conditions hold on.
+    assert!(sql.contains("(service_name = $"), "{sql}");
+    assert!(sql.contains("AS srql_span_apart_0"), "{sql}");
+    assert!(sql.contains("bool_or(srql_span_apart_0)"), "{sql}");
+    assert!(sql.contains("NOT bool_or(srql_span_apart_1)"), "{sql}");
+    assert!(sql.contains("(name = $"), "{sql}");
+    assert!(
+        !sql.contains("service_set @>"),
+        "not a filter on the rows: {sql}"
+    );
+    assert!(!sql.contains("unnest(service_set)"), "{sql}");
+    // Nothing reads a trace's services but the page, which looks them up.
+    assert!(sql.contains("NULL::text[] AS service_set"), "{sql}");
+    assert!(sql.contains(") srql_page\n"), "{sql}");
+}
