@@ -17,7 +17,7 @@ pub struct Catalog {
     pub trace_extents: bool,
     /// Whether Citus is installed, so that the span table may be distributed: Citus
     /// refuses a subquery correlated with a row of a `WITH` query or subquery, which
-    /// the on-the-fly path then does without ([`crate::on_the_fly::service_set`]).
+    /// the on-the-fly path then does without (`render.rs`, the services of the rows shown).
     pub distributed: bool,
 }
 

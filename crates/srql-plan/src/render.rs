@@ -197,7 +197,7 @@ fn service_set(plan: &Plan) -> ServiceSet {
 }
 
 /// The alias of a page of on-the-fly rows chosen before their services are computed
-/// ([`on_the_fly::service_set`]).
+/// ([`service_set`]).
 const PAGE: &str = "srql_page";
 
 /// `WITH` clause for the on-the-fly path, empty otherwise.
