@@ -349,6 +349,12 @@ async fn many_matching_spans_read_the_whole_range_on_the_fly_and_agree() {
         assert!(!want.is_empty(), "{q}");
         assert_eq!(ids(&app, &q, "on_the_fly", 500).await, want, "{q}");
         assert_eq!(ids(&app, &q, "summaries", 500).await, want, "{q}");
+        let first_page = &want[..want.len().min(500)];
+        assert_eq!(
+            first_page_looking_for_candidates(&db, &q).await,
+            first_page,
+            "{q}"
+        );
     }
     let matching = spans
         .iter()
@@ -364,6 +370,45 @@ async fn many_matching_spans_read_the_whole_range_on_the_fly_and_agree() {
         want.contains(&both.to_string()),
         "a trace matching on its second span"
     );
+}
+
+/// The first page (500 rows) of `query` on the on-the-fly path with the candidate spans
+/// looked for first whatever the statistics say: on a database this small they would
+/// say the range is too small for that to pay (`trace_reach::looks_for_candidates`),
+/// and the branch that reads only the candidates' traces would go untested.
+async fn first_page_looking_for_candidates(db: &TestDb, query: &str) -> Vec<String> {
+    let client = store::db::connect(&db.reader_url())
+        .await
+        .expect("reader login");
+    let catalog = srql_plan::Catalog {
+        stored_spans: None,
+        ..summaries::catalog(&client).await.expect("catalog")
+    };
+    let page = srql_plan::PageRequest {
+        limit: Some(500),
+        ..Default::default()
+    };
+    let plan = srql_plan::compile(
+        query,
+        &catalog,
+        &page,
+        &srql_lang::Limits::default(),
+        Utc::now(),
+    )
+    .expect("compile")
+    .pin_source(srql_plan::SourcePreference::OnTheFly)
+    .expect("on the fly");
+    // A positive attribute equality is what candidates are looked for by.
+    let positive = query.contains(" span.attributes.");
+    let sql = srql_plan::render(&plan).sql;
+    assert_eq!(sql.contains("srql_span_candidates"), positive, "{query}");
+    store::exec::run(&client, &plan)
+        .await
+        .expect("run")
+        .results
+        .iter()
+        .map(|r| r["trace_id"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 /// A span with a marker attribute, dated an hour before its (summarized) trace's first

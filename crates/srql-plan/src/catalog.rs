@@ -19,6 +19,10 @@ pub struct Catalog {
     /// refuses a subquery correlated with a row of a `WITH` query or subquery, which
     /// the on-the-fly path then does without (`render.rs`, the services of the rows shown).
     pub distributed: bool,
+    /// How many spans are stored, by PostgreSQL's statistics of the day partitions
+    /// (`reltuples`); `None` when no day has been analyzed. A cost estimate that only
+    /// chooses between exact shapes, never an answer.
+    pub stored_spans: Option<f64>,
 }
 
 impl Catalog {
@@ -29,6 +33,7 @@ impl Catalog {
             retention: None,
             trace_extents: false,
             distributed: false,
+            stored_spans: None,
         }
     }
 }

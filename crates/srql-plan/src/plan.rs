@@ -70,6 +70,9 @@ pub struct Plan {
     pub trace_extents: bool,
     /// The spans may be a Citus distributed table ([`Catalog::distributed`]).
     pub distributed: bool,
+    /// Spans stored per second of retention, by the statistics
+    /// ([`Catalog::stored_spans`]): how many spans a range holds, roughly.
+    pub span_rate: Option<f64>,
     /// The extent bounds read before running, once the executor has read them
     /// (`trace_extent::extent_query`); until then a bounded lookup reads them in its own SQL.
     pub extent: Option<ExtentBounds>,
@@ -259,6 +262,10 @@ pub fn plan(
         output,
         trace_extents: catalog.trace_extents,
         distributed: catalog.distributed,
+        span_rate: catalog
+            .stored_spans
+            .zip(catalog.retention)
+            .map(|(spans, retention)| spans / retention.num_seconds().max(1) as f64),
         extent: None,
         ignored_keys: query.ignored_keys.clone(),
     })

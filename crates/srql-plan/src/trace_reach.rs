@@ -191,9 +191,8 @@ pub fn with_list(
     } else {
         format!("\n  HAVING {}", flags.having.join("\n    AND "))
     };
-    let candidates = flags
-        .candidates
-        .as_ref()
+    let candidates = looks_for_candidates(plan, flags);
+    let candidates = candidates
         .map(|test| {
             let spans = flags.spans;
             let count = format!("(SELECT count(*) FROM {CANDIDATES})");
@@ -225,7 +224,15 @@ pub fn with_list(
          SELECT t.* FROM {LONG} long\n  \
          CROSS JOIN LATERAL ({}) t\n)",
         relation::ON_THE_FLY,
-        summary_sql::aggregate_over(&near_spans(&near, flags, service_set), service_set) + &having,
+        summary_sql::aggregate_over(
+            &near_spans(
+                &near,
+                flags,
+                looks_for_candidates(plan, flags).is_some(),
+                service_set
+            ),
+            service_set
+        ) + &having,
         summary_sql::aggregate_over(
             &flagged_spans(of_long_trace, flags, service_set),
             service_set
@@ -251,6 +258,23 @@ pub const FEW_MATCHES: i64 = 4096;
 /// with the common value) reading them by trace_id cost more than the range.
 const FEW_PART: i64 = 16;
 
+/// The test of the candidate spans to look for first ([`SpanFlags::candidates`]),
+/// unless the statistics say the widened range holds fewer spans than could make them
+/// few ([`FEW_MATCHES`] × [`FEW_PART`]): there, finding and counting them costs more
+/// than they can save (at S, 14k spans in 24 h: ~5 ms and two branches to plan, on a
+/// 10 ms aggregation). Without statistics, or without an end to the range, they are
+/// looked for: the count decides.
+fn looks_for_candidates<'f>(plan: &Plan, flags: &'f SpanFlags) -> Option<&'f String> {
+    let small = match (plan.span_rate, plan.range.start, plan.range.end) {
+        (Some(rate), Some(start), Some(end)) => {
+            let secs = (end - start).num_seconds() + 2 * REACH_SECS;
+            rate * (secs as f64) < (FEW_MATCHES * FEW_PART) as f64
+        }
+        _ => false,
+    };
+    flags.candidates.as_ref().filter(|_| !small)
+}
+
 /// The `FROM` item of the widened aggregation's spans. With a positive condition it is
 /// two branches under one-time filters on whether the candidate spans are few, so that
 /// PostgreSQL runs one: the candidates' traces when they are few (each found by its
@@ -258,8 +282,8 @@ const FEW_PART: i64 = 16;
 /// that is cheaper), else the whole range. Both group exactly the spans of the range
 /// that belong to the traces the conditions can keep, since every such trace holds a
 /// candidate, and a trace's rows are either all in a branch or all out of it.
-fn near_spans(near: &str, flags: &SpanFlags, service_set: ServiceSet) -> String {
-    if flags.candidates.is_none() {
+fn near_spans(near: &str, flags: &SpanFlags, candidates: bool, service_set: ServiceSet) -> String {
+    if !candidates {
         return flagged_spans(near, flags, service_set);
     }
     let few = format!("(SELECT few FROM {FEW})");

@@ -21,6 +21,7 @@ fn ready() -> Catalog {
         retention: Some(Duration::days(7)),
         trace_extents: false,
         distributed: false,
+        stored_spans: None,
     }
 }
 

@@ -13,6 +13,7 @@ fn sql(text: &str, trace_extents: bool) -> SqlQuery {
     let catalog = Catalog {
         trace_extents,
         distributed: false,
+        stored_spans: None,
         ..Catalog::without_summaries()
     };
     let plan = compile(
@@ -116,6 +117,7 @@ fn bounds_read_before_running_are_bound_as_values_so_days_are_pruned_while_plann
     let catalog = Catalog {
         trace_extents: true,
         distributed: false,
+        stored_spans: None,
         ..Catalog::without_summaries()
     };
     let text = "in:traces trace_id:\"4bf92f3577b34da6a3ce929d0e0e4736\"";

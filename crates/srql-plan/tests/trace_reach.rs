@@ -14,6 +14,7 @@ fn describe(text: &str, trace_extents: bool) -> String {
     let catalog = Catalog {
         trace_extents,
         distributed: false,
+        stored_spans: None,
         ..Catalog::without_summaries()
     };
     let page = PageRequest::default();
@@ -77,6 +78,7 @@ fn incremental() -> Catalog {
         retention: Some(chrono::Duration::days(7)),
         trace_extents: true,
         distributed: false,
+        stored_spans: None,
     }
 }
 
@@ -113,6 +115,7 @@ fn span_conditions_on_summaries_ask_for_the_window_of_the_range() {
     let view = Catalog {
         trace_extents: false,
         distributed: false,
+        stored_spans: None,
         summaries: srql_plan::SummaryState::Ready {
             kind: srql_plan::SummaryKind::MaterializedView,
             covers_from: now() - chrono::Duration::days(7),
@@ -220,4 +223,40 @@ fn a_filter_on_the_services_is_a_test_on_the_spans_and_the_shown_rows_get_them()
     // Nothing reads a trace's services but the page, which looks them up.
     assert!(sql.contains("NULL::text[] AS service_set"), "{sql}");
     assert!(sql.contains(") srql_page\n"), "{sql}");
+}
+
+#[test]
+fn candidates_are_not_looked_for_where_the_statistics_say_the_range_is_small() {
+    let sql = |stored_spans: Option<f64>| {
+        let catalog = Catalog {
+            trace_extents: true,
+            retention: Some(chrono::Duration::days(7)),
+            stored_spans,
+            ..Catalog::without_summaries()
+        };
+        let plan = compile(
+            "in:otel_trace_summaries time:last_24h span.attributes.http.status_code:200",
+            &catalog,
+            &PageRequest::default(),
+            &srql_lang::Limits::default(),
+            now(),
+        )
+        .unwrap();
+        render(&plan).sql
+    };
+    // S: ~100k spans over the week, ~14k in a day: fewer than could make candidates few.
+    let small = sql(Some(99_000.0));
+    assert!(!small.contains("srql_span_candidates"), "{small}");
+    assert!(
+        small.contains("AS srql_span_match"),
+        "the test itself stays"
+    );
+    // M, and a database whose statistics are unknown: the count decides.
+    for stored in [Some(1_000_000.0), None] {
+        let sql = sql(stored);
+        assert!(
+            sql.contains("srql_span_candidates AS MATERIALIZED"),
+            "{stored:?}"
+        );
+    }
 }

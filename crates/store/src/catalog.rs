@@ -19,7 +19,11 @@ pub async fn catalog(client: &impl GenericClient) -> Result<Catalog, DbError> {
                         AND EXISTS (SELECT 1 FROM pg_trigger
                                     WHERE tgrelid = to_regclass('otel_traces')
                                       AND tgname = 'srql_summary_inserted')),
-                    EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
+                    EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus'),
+                    -- A never-analyzed table has reltuples -1 (0 before PostgreSQL 14).
+                    (SELECT sum(p.reltuples) FILTER (WHERE p.reltuples > 0)::float8
+                     FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhrelid
+                     WHERE i.inhparent = to_regclass('otel_traces'))
              FROM (VALUES (1)) AS one(x)
              LEFT JOIN pg_class c ON c.oid = to_regclass('otel_trace_summaries')",
             &[],
@@ -27,6 +31,7 @@ pub async fn catalog(client: &impl GenericClient) -> Result<Catalog, DbError> {
         .await?;
     let trace_extents: bool = row.get(2);
     let distributed: bool = row.get(3);
+    let stored_spans: Option<f64> = row.get(4);
     let rel = row
         .get::<_, Option<String>>(0)
         .map(|kind| (kind, row.get::<_, bool>(1)));
@@ -64,5 +69,6 @@ pub async fn catalog(client: &impl GenericClient) -> Result<Catalog, DbError> {
         retention: Some(cfg.retention),
         trace_extents,
         distributed,
+        stored_spans,
     })
 }
