@@ -624,8 +624,9 @@ async fn translate_shows_sql_binds_source_and_reason() {
 }
 
 /// Each query's session settings (`app::session_settings`) reach PostgreSQL on the
-/// connection that runs it: no JIT on any path, no parallel workers for summary pages,
-/// PostgreSQL's own default for reads of spans, and the configured statement timeout.
+/// connection that runs it: no JIT on any path, no parallel workers or hash joins for
+/// summary pages, PostgreSQL's own defaults for reads of spans, and the configured
+/// statement timeout.
 /// One pooled connection, so the session the test inspects is the one the query ran on.
 #[tokio::test]
 async fn each_query_runs_with_its_session_settings() {
@@ -675,5 +676,15 @@ async fn each_query_runs_with_its_session_settings() {
             default.as_str()
         };
         assert_eq!(workers, want, "{source}");
+        let (hash_joins, default) = setting("enable_hashjoin").await;
+        let want = if source == "summaries" {
+            "off"
+        } else {
+            default.as_str()
+        };
+        assert_eq!(
+            hash_joins, want,
+            "{source}: a page of summaries never hashes"
+        );
     }
 }
