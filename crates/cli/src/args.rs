@@ -41,17 +41,17 @@ pub struct SummaryArgs {
     /// How long spans are kept; whole days past it are dropped.
     #[arg(long, env = "SRQL_RETENTION", default_value = "7d", global = true)]
     pub retention: String,
-    /// How the summaries are maintained: `materialized_view` (refreshed as a whole every
-    /// --refresh-interval) or `incremental` (a table; the service drains the traces
-    /// touched since the last drain every --drain-interval). Switching backfills.
+    /// How the summaries are maintained: `incremental` (a table; the service drains the
+    /// traces touched since the last drain every --drain-interval) or `materialized_view`
+    /// (refreshed as a whole every --refresh-interval, as ServiceRadar has it). Unset: as
+    /// the database is; one without summaries gets `incremental`. Switching backfills.
     #[arg(
         long,
         env = "SRQL_SUMMARY_MODE",
-        default_value = "materialized_view",
         value_parser = ["materialized_view", "incremental"],
         global = true
     )]
-    pub summary_mode: String,
+    pub summary_mode: Option<String>,
     /// Incremental mode: how often the service drains the log (e.g. 1s, 500ms).
     #[arg(long, env = "SRQL_DRAIN_INTERVAL", default_value = "1s", global = true)]
     pub drain_interval: String,
@@ -81,12 +81,40 @@ impl SummaryArgs {
             .transpose()
     }
 
+    /// `--summary-mode`, if given.
+    pub fn summary_mode(&self) -> Result<Option<store::summaries::SummaryMode>, String> {
+        self.summary_mode
+            .as_deref()
+            .map(|m| m.parse().map_err(|e| format!("--summary-mode: {e}")))
+            .transpose()
+    }
+
+    /// The maintenance of a database made new, as each benchmark makes its own:
+    /// `--summary-mode`, else the mode a new database gets.
     pub fn maintenance(&self) -> Result<store::summaries::Maintenance, String> {
+        let mode = self
+            .summary_mode()?
+            .unwrap_or(store::settings::NEW_DATABASE_MODE);
+        self.maintenance_in(mode)
+    }
+
+    /// The maintenance of the database at `url`: `--summary-mode`, else the mode it has.
+    pub async fn maintenance_of(&self, url: &str) -> Result<store::summaries::Maintenance, String> {
+        let mode = match self.summary_mode()? {
+            Some(mode) => mode,
+            None => store::setup::mode_as_it_is(url)
+                .await
+                .map_err(|e| e.to_string())?,
+        };
+        self.maintenance_in(mode)
+    }
+
+    fn maintenance_in(
+        &self,
+        mode: store::summaries::SummaryMode,
+    ) -> Result<store::summaries::Maintenance, String> {
         Ok(store::summaries::Maintenance {
-            mode: self
-                .summary_mode
-                .parse()
-                .map_err(|e| format!("--summary-mode: {e}"))?,
+            mode,
             drain_interval: store::setup::parse_duration(&self.drain_interval)
                 .map_err(|e| format!("--drain-interval: {e}"))?,
         })

@@ -12,7 +12,7 @@ pub async fn migrate(
     use_pg_cron: bool,
 ) -> Result<store::setup::SetupReport, String> {
     let cfg = summaries.config()?;
-    let maintenance = summaries.maintenance()?;
+    let maintenance = summaries.maintenance_of(url).await?;
     // Created on the first report only: most runs have nothing to backfill.
     let mut bar: Option<ProgressBar> = None;
     let style = ProgressStyle::with_template(

@@ -25,7 +25,9 @@ async fn bench_at_s_writes_results_markdown_and_plot() {
     let results = dir.join("results");
 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_srql"));
-    cmd.args(["bench", "--scales", "s", "--summary-runs", "3"])
+    // View mode: its refresh phase is what this checks; `cli.rs` runs both modes.
+    cmd.args(["--summary-mode", "materialized_view"])
+        .args(["bench", "--scales", "s", "--summary-runs", "3"])
         .args(["--on-the-fly-runs", "1", "--on-the-fly-min-runs", "1"])
         .args(["--on-the-fly-target-runs", "2"])
         .args(["--on-the-fly-budget", "0", "--timeout", "60"])

@@ -17,8 +17,8 @@ async fn soak_accounts_for_every_request_and_every_acknowledged_span() {
     // The benchmark makes its own database beside this one, on the test server; both
     // modes in one test, since the runs share that database's name.
     let db = TestDb::empty().await;
-    soak(&db, None, "materialized_view").await;
-    soak(&db, Some("incremental"), "incremental").await;
+    soak(&db, None, "incremental").await;
+    soak(&db, Some("materialized_view"), "materialized_view").await;
 }
 
 /// One run with `--summary-mode` set to `mode` (or left to its default), which must end

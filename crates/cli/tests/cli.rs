@@ -76,6 +76,40 @@ fn migrate_twice_generate_and_query_on_the_embedded_cluster() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Without `--summary-mode` a database keeps the mode it has, so forgetting the flag
+/// never rebuilds its summaries; one without summaries starts in incremental mode.
+#[test]
+fn without_a_summary_mode_a_database_keeps_its_own() {
+    let dir = data_dir("keeps-mode");
+    let migrate = |mode: Option<&str>| {
+        let mut cmd = srql(&dir);
+        cmd.env_remove("SRQL_SUMMARY_MODE");
+        if let Some(mode) = mode {
+            cmd.args(["--summary-mode", mode]);
+        }
+        run_ok(cmd.arg("migrate"))
+    };
+    let summaries = |out: &str| {
+        out.split("summaries (")
+            .nth(1)
+            .map(|rest| rest.split(';').next().unwrap_or_default().to_string())
+            .unwrap_or_else(|| panic!("unexpected output: {out}"))
+    };
+    assert_eq!(summaries(&migrate(None)), "incremental) built");
+    assert_eq!(summaries(&migrate(None)), "incremental) up to date");
+    assert_eq!(
+        summaries(&migrate(Some("materialized_view"))),
+        "materialized_view) built"
+    );
+    assert_eq!(summaries(&migrate(None)), "materialized_view) up to date");
+    assert_eq!(
+        summaries(&migrate(Some("incremental"))),
+        "incremental) built"
+    );
+    assert_eq!(summaries(&migrate(None)), "incremental) up to date");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Issue 11: `srql generate` left the summaries stale until the next refresh, so a
 /// query right after listed nothing of what it loaded. In both summary modes.
 #[test]

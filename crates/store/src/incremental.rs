@@ -177,7 +177,7 @@ pub async fn capture_enabled(client: &Client) -> Result<bool, DbError> {
 }
 
 /// `relkind` of a relation by name, if it exists.
-async fn relkind(client: &Client, name: &str) -> Result<Option<String>, DbError> {
+pub(crate) async fn relkind(client: &Client, name: &str) -> Result<Option<String>, DbError> {
     Ok(client
         .query_opt(
             "SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)",

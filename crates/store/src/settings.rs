@@ -60,6 +60,15 @@ pub enum SummaryMode {
     Incremental,
 }
 
+/// The mode `srql` gives a database that has no summaries yet when `--summary-mode` is
+/// not given: the one whose first pages, span searches and on-the-fly queries meet their
+/// targets at scale (BENCHMARKS.md). A database that has summaries keeps its mode
+/// ([`crate::setup::mode_as_it_is`]).
+pub const NEW_DATABASE_MODE: SummaryMode = SummaryMode::Incremental;
+
+/// What an unset `summary_mode` setting means, as the SQL side reads it: a database from
+/// before the setting existed, whose summaries are a materialized view. The library's
+/// [`Maintenance::default`] (what [`crate::setup::run`] builds) is the same.
 impl Default for SummaryMode {
     fn default() -> Self {
         default_of(keys::SUMMARY_MODE)

@@ -129,6 +129,34 @@ pub async fn run_distributed(
     })
 }
 
+/// The summary mode of the database at `url` as it is, for a command not told which: a
+/// switch to incremental mode that was interrupted resumes; otherwise the mode its
+/// `otel_trace_summaries` shows (a materialized view, made by an older `srql` or by
+/// ServiceRadar's own schema, stays one); a database without summaries gets
+/// [`NEW_DATABASE_MODE`](crate::settings::NEW_DATABASE_MODE).
+pub async fn mode_as_it_is(url: &str) -> Result<SummaryMode, DbError> {
+    let client = db::connect(url).await?;
+    let switching = match crate::incremental::relkind(&client, "srql_settings").await? {
+        Some(_) => summaries::get_setting(&client, keys::BACKFILL)
+            .await?
+            .is_some(),
+        None => false,
+    };
+    if switching {
+        return Ok(SummaryMode::Incremental);
+    }
+    Ok(
+        match crate::incremental::relkind(&client, "otel_trace_summaries")
+            .await?
+            .as_deref()
+        {
+            Some("m") => SummaryMode::MaterializedView,
+            Some(_) => SummaryMode::Incremental,
+            None => crate::settings::NEW_DATABASE_MODE,
+        },
+    )
+}
+
 /// Parses `500ms`, `30s`, `2m`, `7d`, `12h` (and a bare number of seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

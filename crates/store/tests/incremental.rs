@@ -745,6 +745,11 @@ async fn switching_modes_backfills_resumably_and_back() {
         .unwrap();
     let view_rows = table_rows(&client).await;
     assert!(!view_rows.is_empty());
+    assert_eq!(
+        store::setup::mode_as_it_is(&db.url).await.unwrap(),
+        SummaryMode::MaterializedView,
+        "a database with the view keeps it when no mode is asked for"
+    );
 
     // First attempt: dies after two chunks (the callback panics inside the backfill).
     let url = db.url.clone();
@@ -766,6 +771,11 @@ async fn switching_modes_backfills_resumably_and_back() {
         .unwrap()
         .expect("progress recorded");
     assert!(progress.contains("next=2;"), "{progress}");
+    assert_eq!(
+        store::setup::mode_as_it_is(&db.url).await.unwrap(),
+        SummaryMode::Incremental,
+        "an interrupted switch resumes when no mode is asked for"
+    );
     // Readers still have the view, and its refresh still works.
     let run = summaries::refresh(&client, RefreshMethod::Concurrently)
         .await

@@ -74,15 +74,16 @@ pub fn render(r: &BenchResults, links: &Links) -> String {
     let incremental = r.summary_mode == SummaryMode::Incremental;
     let (title, flag, build) = if incremental {
         (
-            "Trace summaries in incremental mode (`srql --summary-mode incremental bench`)",
+            "Trace summaries in incremental mode, the default (`srql bench`)",
             " --summary-mode incremental",
             "switches it to incremental summaries (capture on, the summary table \
              backfilled from the spans, drained), ",
         )
     } else {
         (
-            "Trace summaries: what they buy and cost (`srql bench`)",
-            "",
+            "Trace summaries in materialized-view mode, as ServiceRadar has them \
+             (`srql --summary-mode materialized_view bench`)",
+            " --summary-mode materialized_view",
             "builds the summaries (the materialized view), ",
         )
     };
