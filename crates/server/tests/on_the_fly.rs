@@ -261,6 +261,25 @@ async fn the_widened_aggregation_matches_the_oracle_with_long_traces_and_late_sp
         // Long by its extent, with the only span of its name days before the range.
         span("ancient", "anc", "", to - Duration::days(3)),
         span("ancient", "c", "anc", to - Duration::hours(1)),
+        // Short, hours before any long trace begins.
+        span(
+            "quiet_a",
+            "r",
+            "",
+            to - Duration::days(3) - Duration::hours(6),
+        ),
+        span(
+            "quiet_a",
+            "c",
+            "r",
+            to - Duration::days(3) - Duration::hours(6) + minute,
+        ),
+        span(
+            "quiet_b",
+            "r",
+            "",
+            to - Duration::days(3) - Duration::hours(5),
+        ),
     ]);
     support::insert(&db, &spans).await;
     support::seed(&db, 3_000, 2, 7).await;
@@ -336,6 +355,50 @@ async fn the_widened_aggregation_matches_the_oracle_with_long_traces_and_late_sp
         .filter(|s| s.root_service_name.as_deref() == Some("svc-r"))
         .count();
     assert_eq!(r.results()[0]["n"], json!(n), "{q}");
+
+    // The window the service reads first counts the long traces touching the range: with
+    // some, they are aggregated apart (above); with none, their branch is left out.
+    let long_traces = |from: DateTime<Utc>, to: DateTime<Utc>| {
+        let client = &client;
+        async move {
+            let catalog = store::summaries::catalog(client).await.expect("catalog");
+            let plan = srql_plan::compile(
+                &format!(
+                    "in:otel_trace_summaries time:[{},{}] sort:duration_ms:desc",
+                    support::ts(from),
+                    support::ts(to)
+                ),
+                &catalog,
+                &srql_plan::PageRequest::default(),
+                &srql_lang::Limits::default(),
+                Utc::now(),
+            )
+            .expect("plan")
+            .pin_source(srql_plan::SourcePreference::OnTheFly)
+            .expect("on the fly");
+            let plan = store::exec::with_extent_read(client, &plan)
+                .await
+                .expect("window");
+            plan.extent.and_then(|w| w.long_traces)
+        }
+    };
+    assert!(long_traces(from, to).await > Some(0), "ancient, late_short");
+    let quiet_to = to - Duration::days(3) - Duration::hours(4);
+    let quiet_from = quiet_to - Duration::hours(3);
+    assert_eq!(long_traces(quiet_from, quiet_to).await, Some(0));
+    let mut quiet: Vec<Summary> = support::summarize(&raw)
+        .into_iter()
+        .filter(|s| s.timestamp >= quiet_from && s.timestamp <= quiet_to)
+        .collect();
+    quiet.sort_by(|a, b| a.trace_id.cmp(&b.trace_id));
+    let quiet: Vec<Value> = quiet.iter().map(Summary::to_json).collect();
+    let q = format!(
+        "in:otel_trace_summaries time:[{},{}] sort:duration_ms:desc",
+        support::ts(quiet_from),
+        support::ts(quiet_to)
+    );
+    assert!(!quiet.is_empty(), "{q}: the oracle finds nothing");
+    assert_eq!(on_the_fly_rows(&app, &q).await, quiet, "{q}");
 }
 
 /// The summary path's span conditions, whose lookups are bounded by the range widened by
@@ -408,4 +471,65 @@ async fn summary_lookups_reach_the_long_traces(
     assert!(lo <= to - Duration::days(3), "{window:?}");
     assert!(lo > to - Duration::days(4), "{window:?}: not every day");
     assert!(window.hi.is_some_and(|hi| hi >= to), "{window:?}");
+}
+
+/// A plan whose window is read first runs in one transaction with it; when the query then
+/// fails, the transaction is ended, so the session goes back to its pool usable.
+#[tokio::test]
+async fn a_query_failing_after_its_window_read_leaves_the_session_usable() {
+    let db = TestDb::migrated().await;
+    support::seed(&db, 500, 1, 5).await;
+    let mut client = db.client().await;
+    store::summaries::ensure(
+        &mut client,
+        &SummaryConfig::default(),
+        &Maintenance {
+            mode: SummaryMode::Incremental,
+            drain_interval: Duration::seconds(1),
+        },
+        &mut |_| {},
+    )
+    .await
+    .expect("incremental mode");
+    let catalog = store::summaries::catalog(&client).await.expect("catalog");
+    let plan = srql_plan::compile(
+        "in:otel_trace_summaries time:last_24h sort:duration_ms:desc",
+        &catalog,
+        &srql_plan::PageRequest::default(),
+        &srql_lang::Limits::default(),
+        Utc::now(),
+    )
+    .expect("plan")
+    .pin_source(srql_plan::SourcePreference::OnTheFly)
+    .expect("on the fly");
+    assert!(
+        srql_plan::extent_query(&plan).is_some(),
+        "the window is read"
+    );
+
+    // Another session holds the spans: the window read passes, the query waits for
+    // them until its statement timeout.
+    let blocker = db.client().await;
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE otel_traces IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    client
+        .batch_execute("SET statement_timeout = '300ms'")
+        .await
+        .expect("timeout");
+    let err = store::exec::run(&client, &plan)
+        .await
+        .expect_err("the query waits past its timeout");
+    assert_eq!(err.fault(), store::db::Fault::StatementTimeout, "{err}");
+    blocker.batch_execute("ROLLBACK").await.expect("unlock");
+
+    let isolation: String = client
+        .query_one("SHOW transaction_isolation", &[])
+        .await
+        .expect("the session answers, outside an aborted transaction")
+        .get(0);
+    assert_eq!(isolation, "read committed", "no transaction left open");
+    let rows = store::exec::run(&client, &plan).await.expect("runs again");
+    assert!(!rows.results.is_empty());
 }

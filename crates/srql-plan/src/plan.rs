@@ -80,12 +80,16 @@ pub struct Plan {
     pub ignored_keys: Vec<String>,
 }
 
-/// Where the spans of a lookup's traces lie, as read from the database; `None` on a side
-/// leaves it open (a trace the bookkeeping does not know, or capture off).
+/// Where the spans of a lookup's traces, or of every trace a range can show, lie, as read
+/// from the database; `None` on a side leaves it open (a trace the bookkeeping does not
+/// know, or capture off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExtentBounds {
     pub lo: Option<DateTime<Utc>>,
     pub hi: Option<DateTime<Utc>>,
+    /// For a range's window (`trace_reach::window_query`): how many traces whose spans
+    /// lie further apart than the reach touch the range. `None` for a lookup's extent.
+    pub long_traces: Option<i64>,
 }
 
 impl Plan {

@@ -120,11 +120,19 @@ fn rows(
         conds.push(keyset_condition(b, page, values));
     }
     let deferred = plan.source == Source::OnTheFly && service_set(plan) == ServiceSet::Deferred;
+    let bounds = if deferred {
+        trace_extent::lookup_bounds(b, plan)
+    } else {
+        Vec::new()
+    };
     let mut select: Vec<String> = columns
         .iter()
         .map(|c| match c.name {
             "service_set" if deferred => {
-                format!("{} AS service_set", summary_sql::service_set_of(PAGE))
+                format!(
+                    "{} AS service_set",
+                    summary_sql::service_set_of(PAGE, &bounds)
+                )
             }
             _ => column_sql(plan.entity, c),
         })

@@ -76,11 +76,14 @@ pub enum ServiceSet {
 /// of them in the same snapshot, so the lookup reads exactly those spans by `trace_id`,
 /// on their days only. Correlated: one lookup per row shown, each planned with its own
 /// bounds (a read of a whole page's traces at once was planned as a scan of every day
-/// the page spans).
-pub fn service_set_of(row: &str) -> String {
+/// the page spans). `bounds`: conditions on `timestamp` that hold for every span of every
+/// trace the page can show, as values, so that the days outside them are not even
+/// planned.
+pub fn service_set_of(row: &str, bounds: &[String]) -> String {
+    let bounds: String = bounds.iter().map(|c| format!(" AND {c}")).collect();
     format!(
         "(SELECT {} FROM {} WHERE trace_id = {row}.trace_id \
-         AND timestamp >= {row}.{FIRST_SPAN} AND timestamp <= {row}.timestamp)",
+         AND timestamp >= {row}.{FIRST_SPAN} AND timestamp <= {row}.timestamp{bounds})",
         service_set_aggregate!(),
         relation::SPAN_TABLE
     )

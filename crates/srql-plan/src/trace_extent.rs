@@ -1,6 +1,6 @@
 //! Bounds a lookup by trace_id to the days its traces' spans lie in, and the span
-//! conditions on the summaries of a range to the days of the range's window
-//! ([`crate::trace_reach`]).
+//! conditions on the summaries of a range, and the widened on-the-fly aggregation's
+//! reads by trace_id, to the days of the range's window ([`crate::trace_reach`]).
 //!
 //! `srql_trace_extent` (migration 0017) answers from the incremental summaries'
 //! bookkeeping, exactly or not at all (then -infinity..infinity).
@@ -13,10 +13,10 @@
 //! carries the bounds as initplan parameters instead (pruned when the query starts);
 //! span conditions rendered without asking read every day.
 //!
-//! Two statements see two snapshots, and that stays exact for what a reader may rely
-//! on: spans are only added, each visible one lies within the bounds read before it
-//! (summary extent or undrained log entry), so the lookup returns every span committed
-//! before the request began, and may return some committed since, as any later read.
+//! The executor reads the bounds and runs the query in one snapshot (a read-only
+//! `REPEATABLE READ` transaction), so the bounds hold for every span the query sees:
+//! a span committed in between would otherwise lie outside them, or make a trace
+//! reach further than a window that counted no long trace.
 
 use crate::plan::{ExtentBounds, Plan, Predicate, Source, Test};
 use crate::sql::{Param, SqlBuilder, SqlQuery};
@@ -77,12 +77,17 @@ fn lookup_ids(p: &Predicate) -> Option<Param> {
 }
 
 /// Bounds on the `timestamp` of the spans that a summary plan's span conditions look up,
-/// once [`extent_query`] has been answered: every span of every trace the plan can show
-/// lies within them (a lookup's traces' extents, or the range's window). Empty otherwise,
-/// and then the lookups read every day, which is exact too.
+/// or that the widened on-the-fly aggregation reads by trace_id (its long traces, its
+/// page's services), once [`extent_query`] has been answered: every span of every trace
+/// the plan can show lies within them (a lookup's traces' extents, or the range's
+/// window). Empty otherwise, and then the lookups read every day, which is exact too.
 pub fn lookup_bounds(b: &mut SqlBuilder, plan: &Plan) -> Vec<String> {
     match plan.extent {
-        Some(extent) if matches!(plan.source, Source::Summaries(_)) => bound_conditions(b, extent),
+        Some(extent)
+            if matches!(plan.source, Source::Summaries(_)) || trace_reach::applies(plan) =>
+        {
+            bound_conditions(b, extent)
+        }
         _ => Vec::new(),
     }
 }

@@ -143,6 +143,7 @@ fn bounds_read_before_running_are_bound_as_values_so_days_are_pruned_while_plann
     let bounded = plan.clone().with_extent(srql_plan::ExtentBounds {
         lo: Some(lo),
         hi: Some(hi),
+        long_traces: None,
     });
     assert_eq!(srql_plan::extent_query(&bounded), None, "asked once");
     let q = render(&bounded);
@@ -151,7 +152,11 @@ fn bounds_read_before_running_are_bound_as_values_so_days_are_pruned_while_plann
     assert!(q.params.contains(&Param::Timestamptz(hi)), "{:?}", q.params);
 
     // A trace the bookkeeping does not know: no bound, every day is read.
-    let open = render(&plan.with_extent(srql_plan::ExtentBounds { lo: None, hi: None }));
+    let open = render(&plan.with_extent(srql_plan::ExtentBounds {
+        lo: None,
+        hi: None,
+        long_traces: None,
+    }));
     assert!(!open.sql.contains("srql_trace_extent"), "{}", open.sql);
     assert!(
         !open

@@ -149,6 +149,7 @@ fn the_window_read_bounds_every_lookup_positive_and_negated() {
     let bounded = plan.with_extent(srql_plan::ExtentBounds {
         lo: Some(lo),
         hi: Some(hi),
+        long_traces: Some(2),
     });
     assert_eq!(srql_plan::extent_query(&bounded), None, "asked once");
     let q = render(&bounded);
@@ -259,4 +260,73 @@ fn candidates_are_not_looked_for_where_the_statistics_say_the_range_is_small() {
             "{stored:?}"
         );
     }
+}
+
+#[test]
+fn on_the_fly_reads_the_window_first_and_leaves_out_long_traces_when_none_touch_it() {
+    let catalog = Catalog {
+        trace_extents: true,
+        ..Catalog::without_summaries()
+    };
+    let text =
+        "in:otel_trace_summaries time:last_24h span.attributes.http.status_code:503 limit:20";
+    let plan = compile(
+        text,
+        &catalog,
+        &PageRequest::default(),
+        &srql_lang::Limits::default(),
+        now(),
+    )
+    .unwrap();
+    let window = srql_plan::extent_query(&plan).expect("the window is read first");
+    assert!(window.sql.contains("count(*)"), "{}", window.sql);
+    assert!(window.sql.contains("srql_summary_extent"), "{}", window.sql);
+
+    let lo = now() - chrono::Duration::days(1) - chrono::Duration::minutes(5);
+    let hi = now() + chrono::Duration::minutes(5);
+    let with = |long_traces| {
+        let bounded = plan.clone().with_extent(srql_plan::ExtentBounds {
+            lo: Some(lo),
+            hi: Some(hi),
+            long_traces: Some(long_traces),
+        });
+        assert_eq!(srql_plan::extent_query(&bounded), None, "asked once");
+        render(&bounded)
+    };
+    let bound = |q: &srql_plan::SqlQuery, t| {
+        let i = q
+            .params
+            .iter()
+            .position(|p| *p == srql_plan::Param::Timestamptz(t))
+            .unwrap_or_else(|| panic!("{t} not bound: {:?}", q.params));
+        format!("${}", i + 1)
+    };
+
+    let none = with(0);
+    assert!(!none.sql.contains("srql_long_traces"), "{}", none.sql);
+    assert!(!none.sql.contains("LATERAL"), "{}", none.sql);
+    // The page's services are looked up in the window's days only.
+    let services = &none.sql[none.sql.find("AS service_set,").expect("deferred") - 400..];
+    assert!(
+        services.contains(&format!("timestamp >= {}", bound(&none, lo))),
+        "{}",
+        none.sql
+    );
+    assert!(
+        services.contains(&format!("timestamp <= {}", bound(&none, hi))),
+        "{}",
+        none.sql
+    );
+
+    let some = with(3);
+    assert!(some.sql.contains("srql_long_traces"), "{}", some.sql);
+    let lateral = &some.sql[some.sql.find("CROSS JOIN LATERAL").expect("long traces")..];
+    assert!(
+        lateral.contains(&format!(
+            "timestamp <= long.last_ts AND timestamp >= {}",
+            bound(&some, lo)
+        )),
+        "{}",
+        some.sql
+    );
 }

@@ -43,16 +43,43 @@ pub fn to_sql(p: &Param) -> &(dyn ToSql + Sync) {
     }
 }
 
+/// Runs `plan` on `client`, a session outside any transaction. A plan whose extent is
+/// read first ([`with_extent_read`]) runs both statements in one read-only
+/// `REPEATABLE READ` transaction: the bounds and the query see the same spans, so a span
+/// committed in between can neither fall outside bounds read before it nor make a trace
+/// reach further than the query was rendered for.
 pub async fn run(client: &impl GenericClient, plan: &Plan) -> Result<QueryResult, DbError> {
-    let plan = with_extent_read(client, plan).await?;
-    let sql = srql_plan::render(&plan);
+    if srql_plan::extent_query(plan).is_none() {
+        return run_rendered(client, plan).await;
+    }
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await?;
+    let result = async {
+        let plan = with_extent_read(client, plan).await?;
+        run_rendered(client, &plan).await
+    }
+    .await;
+    // A failed statement leaves the transaction aborted: end it either way, so the
+    // session goes back to its pool usable.
+    let end = client
+        .batch_execute(if result.is_ok() { "COMMIT" } else { "ROLLBACK" })
+        .await;
+    let result = result?;
+    end?;
+    Ok(result)
+}
+
+async fn run_rendered(client: &impl GenericClient, plan: &Plan) -> Result<QueryResult, DbError> {
+    let sql = srql_plan::render(plan);
     let params: Vec<&(dyn ToSql + Sync)> = sql.params.iter().map(to_sql).collect();
     let rows = client.query(sql.sql.as_str(), &params).await?;
-    Ok(shape(&plan, &rows))
+    Ok(shape(plan, &rows))
 }
 
 /// `plan` as [`run`] renders it: a lookup by trace_id with its traces' extent read first,
-/// and span conditions on the summaries of a range with the range's window read first
+/// and span conditions on the summaries of a range, or the widened on-the-fly
+/// aggregation of a range, with the range's window read first
 /// (`srql_plan::extent_query`), so that it is planned with the bounds as values and the
 /// days outside them are never planned; any other plan as it is.
 pub async fn with_extent_read<'p>(
@@ -68,6 +95,8 @@ pub async fn with_extent_read<'p>(
         srql_plan::ExtentBounds {
             lo: row.get(0),
             hi: row.get(1),
+            // A range's window also counts its long traces; a lookup's extent does not.
+            long_traces: (row.len() > 2).then(|| row.get(2)),
         },
     )))
 }
