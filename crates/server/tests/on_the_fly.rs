@@ -362,20 +362,14 @@ async fn the_widened_aggregation_matches_the_oracle_with_long_traces_and_late_sp
         let client = &client;
         async move {
             let catalog = store::summaries::catalog(client).await.expect("catalog");
-            let plan = srql_plan::compile(
+            let plan = on_the_fly_plan(
+                &catalog,
                 &format!(
                     "in:otel_trace_summaries time:[{},{}] sort:duration_ms:desc",
                     support::ts(from),
                     support::ts(to)
                 ),
-                &catalog,
-                &srql_plan::PageRequest::default(),
-                &srql_lang::Limits::default(),
-                Utc::now(),
-            )
-            .expect("plan")
-            .pin_source(srql_plan::SourcePreference::OnTheFly)
-            .expect("on the fly");
+            );
             let plan = store::exec::with_extent_read(client, &plan)
                 .await
                 .expect("window");
@@ -492,16 +486,10 @@ async fn a_query_failing_after_its_window_read_leaves_the_session_usable() {
     .await
     .expect("incremental mode");
     let catalog = store::summaries::catalog(&client).await.expect("catalog");
-    let plan = srql_plan::compile(
-        "in:otel_trace_summaries time:last_24h sort:duration_ms:desc",
+    let plan = on_the_fly_plan(
         &catalog,
-        &srql_plan::PageRequest::default(),
-        &srql_lang::Limits::default(),
-        Utc::now(),
-    )
-    .expect("plan")
-    .pin_source(srql_plan::SourcePreference::OnTheFly)
-    .expect("on the fly");
+        "in:otel_trace_summaries time:last_24h sort:duration_ms:desc",
+    );
     assert!(
         srql_plan::extent_query(&plan).is_some(),
         "the window is read"
@@ -532,4 +520,18 @@ async fn a_query_failing_after_its_window_read_leaves_the_session_usable() {
     assert_eq!(isolation, "read committed", "no transaction left open");
     let rows = store::exec::run(&client, &plan).await.expect("runs again");
     assert!(!rows.results.is_empty());
+}
+
+/// `query` compiled against `catalog` as the service would, pinned to the on-the-fly path.
+fn on_the_fly_plan(catalog: &srql_plan::Catalog, query: &str) -> srql_plan::Plan {
+    srql_plan::compile(
+        query,
+        catalog,
+        &srql_plan::PageRequest::default(),
+        &srql_lang::Limits::default(),
+        Utc::now(),
+    )
+    .expect("plan")
+    .pin_source(srql_plan::SourcePreference::OnTheFly)
+    .expect("on the fly")
 }
