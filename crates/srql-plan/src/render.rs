@@ -233,7 +233,9 @@ fn with_clause(b: &mut SqlBuilder, plan: &Plan) -> String {
         let flags = span_search::span_flags(b, &plan.spans, &services, predicate_sql);
         return format!(
             "WITH {}",
-            trace_reach::with_list(b, plan, &flags, service_set)
+            trace_reach::with_list(b, plan, &flags, service_set, |b| {
+                trace_extent::lookup_bounds(b, plan)
+            })
         );
     }
     let span_filter = if let Some(lookup) = lookup {

@@ -47,7 +47,6 @@ use crate::schema::relation;
 use crate::span_search::SpanFlags;
 use crate::sql::{Param, SqlBuilder, SqlQuery};
 use crate::summary_sql::{self, ServiceSet};
-use crate::trace_extent;
 
 /// How far apart a trace's spans may lie for the widened aggregation to hold the whole
 /// trace. Longer traces are looked up one by one; a wider reach reads more spans around
@@ -171,12 +170,15 @@ pub fn window_query(plan: &Plan) -> Option<SqlQuery> {
 /// The `WITH` list (without `WITH`) defining the on-the-fly relation for an
 /// [`applies`] plan. `flags`: the query's span conditions (`span_search::span_flags`);
 /// each aggregate below groups all the spans of its traces, so they apply there, and
-/// the spans are read once.
+/// the spans are read once. `window` binds the conditions on `timestamp` of the window
+/// read first (`trace_extent::lookup_bounds`, none before it is); called only where
+/// they are used, since a bound value no statement names has no type.
 pub fn with_list(
     b: &mut SqlBuilder,
     plan: &Plan,
     flags: &SpanFlags,
     service_set: ServiceSet,
+    window: impl FnOnce(&mut SqlBuilder) -> Vec<String>,
 ) -> String {
     let reach = Duration::seconds(REACH_SECS);
     let long = long_traces(b, plan);
@@ -240,7 +242,7 @@ pub fn with_list(
         "timestamp >= long.first_ts".to_string(),
         "timestamp <= long.last_ts".to_string(),
     ];
-    of_long_trace.extend(trace_extent::lookup_bounds(b, plan));
+    of_long_trace.extend(window(b));
     let of_long_trace = summary_sql::aggregate_over(
         &flagged_spans(&of_long_trace.join(" AND "), flags, service_set),
         service_set,
