@@ -35,15 +35,11 @@ pub async fn demo(db: &DbArgs, summaries: &SummaryArgs, args: &DemoArgs) -> Resu
     } else {
         println!("reusing {have} spans already loaded");
     }
-    let run = store::summaries::refresh(&client, store::summaries::RefreshMethod::Concurrently)
-        .await
-        .map_err(|e| e.to_string())?;
+    let done =
+        crate::refresh::caught_up(&db.url, store::summaries::RefreshMethod::Concurrently).await?;
     println!(
         "summaries refreshed: {} traces in {:.2} s",
-        run.rows.unwrap_or(0),
-        run.duration()
-            .map(|d| d.num_milliseconds() as f64 / 1000.0)
-            .unwrap_or(0.0)
+        done.rows, done.secs
     );
     if args.no_serve {
         for q in [

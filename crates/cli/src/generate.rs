@@ -55,16 +55,16 @@ pub async fn generate(
     Ok(())
 }
 
-/// One refresh (view mode) or drain (incremental mode) through the shared procedure.
+/// One refresh (view mode), or drains until the log is empty (incremental mode), through
+/// the shared procedure.
 async fn refresh(url: &str) -> Result<(), String> {
     use store::summaries::RunOutcome;
-    let client = store::db::connect(url).await.map_err(|e| e.to_string())?;
-    let run = store::summaries::refresh(&client, store::summaries::RefreshMethod::Concurrently)
-        .await
-        .map_err(|e| e.to_string())?;
+    let done =
+        crate::refresh::caught_up(url, store::summaries::RefreshMethod::Concurrently).await?;
+    let run = done.last;
     match run.outcome {
         RunOutcome::Ok => {
-            println!("summaries refreshed: {} traces", run.rows.unwrap_or(0));
+            println!("summaries refreshed: {} traces", done.rows);
             Ok(())
         }
         // Another refresh (pg_cron, a running service) holds the lock and covers the load.

@@ -7,6 +7,7 @@ mod demo;
 mod generate;
 mod migrate;
 mod query;
+mod refresh;
 mod serve;
 mod table;
 
@@ -75,24 +76,23 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Generate(args) => generate::generate(&cli.db, &cli.summaries, &args).await,
         Command::Refresh { full } => {
             let db = database::open(&cli.db).await?;
-            let client = store::db::connect(&db.url)
-                .await
-                .map_err(|e| e.to_string())?;
             let method = if full {
                 store::summaries::RefreshMethod::Full
             } else {
                 store::summaries::RefreshMethod::Concurrently
             };
-            let run = store::summaries::refresh(&client, method)
-                .await
-                .map_err(|e| e.to_string())?;
+            let done = refresh::caught_up(&db.url, method).await?;
+            let run = done.last;
             println!(
-                "refresh {}: {} rows in {:.3} s{}",
+                "refresh {}: {} rows in {:.3} s{}{}",
                 run.outcome,
-                run.rows.unwrap_or(0),
-                run.duration()
-                    .map(|d| d.num_milliseconds() as f64 / 1000.0)
-                    .unwrap_or(0.0),
+                done.rows,
+                done.secs,
+                if done.runs > 1 {
+                    format!(" ({} drains)", done.runs)
+                } else {
+                    String::new()
+                },
                 run.error.map(|e| format!(" ({e})")).unwrap_or_default()
             );
             if run.outcome == store::summaries::RunOutcome::Ok {

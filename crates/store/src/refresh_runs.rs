@@ -195,6 +195,34 @@ pub async fn refresh(
     run_of(&row)
 }
 
+/// Drains a one-shot command runs at most, each ending at its time budget
+/// (`drain_max_secs`): enough for any backlog a load leaves, and a bound when writers
+/// keep the log from emptying.
+pub const MAX_CATCH_UP_DRAINS: usize = 1_000;
+
+/// [`refresh`] until nothing written before the call is left out, for a one-shot
+/// command (a load, `srql refresh`) after which queries must see everything: a view's
+/// refresh is one run; a drain stops at its time budget, so drains run again while the
+/// log still holds entries, up to [`MAX_CATCH_UP_DRAINS`], or until one does not end
+/// `ok` (another holds the lock, and so drains for us). Returns every run, in order.
+pub async fn refresh_caught_up(
+    client: &impl GenericClient,
+    method: RefreshMethod,
+) -> Result<Vec<RefreshRun>, DbError> {
+    let mut runs = Vec::new();
+    loop {
+        let run = refresh(client, method).await?;
+        let again = run.method == RunMethod::Incremental
+            && run.outcome == RunOutcome::Ok
+            && run.pending.unwrap_or(0) > 0
+            && runs.len() + 1 < MAX_CATCH_UP_DRAINS;
+        runs.push(run);
+        if !again {
+            return Ok(runs);
+        }
+    }
+}
+
 /// The file node of the view's heap, `None` when the summaries are not a view.
 ///
 /// A plain refresh swaps in a new heap, which has no page marked all-visible, and

@@ -11,7 +11,7 @@ pub use crate::catalog::catalog;
 pub use crate::freshness::{freshness, DrainLag, Freshness};
 pub use crate::incremental::BackfillProgress;
 pub use crate::refresh_runs::{
-    last_runs, refresh, RefreshMethod, RefreshRun, RunMethod, RunOutcome,
+    last_runs, refresh, refresh_caught_up, RefreshMethod, RefreshRun, RunMethod, RunOutcome,
 };
 pub use crate::settings::{
     get_setting, keys, set_setting, stored_config, stored_maintenance, Maintenance, SummaryConfig,

@@ -1056,7 +1056,7 @@ async fn dropping_expired_partitions_recomputes_straddling_traces() {
 }
 
 #[tokio::test]
-async fn freshness_reports_pending_arrivals_and_drain_lag() {
+async fn freshness_reports_pending_arrivals_and_drain_lag_until_caught_up() {
     let (_db, client) = incremental_db(7).await;
     let idle = summaries::freshness(&client).await.unwrap();
     assert_eq!(idle.mode, SummaryMode::Incremental);
@@ -1111,6 +1111,21 @@ async fn freshness_reports_pending_arrivals_and_drain_lag() {
     let partial = drain(&client).await;
     assert!(partial.pending.unwrap_or(0) > 0, "{partial:?}");
     assert!(partial.snapshot_at.expect("snapshot") <= oldest);
+
+    // A one-shot command drains until nothing is left: one batch of one trace a drain.
+    let runs = summaries::refresh_caught_up(&client, RefreshMethod::Concurrently)
+        .await
+        .unwrap();
+    assert!(runs.len() >= 2, "{runs:?}");
+    assert!(runs
+        .iter()
+        .all(|r| r.method == store::summaries::RunMethod::Incremental));
+    assert_eq!(runs.last().and_then(|r| r.pending), Some(0), "{runs:?}");
+    assert_eq!(
+        summaries::freshness(&client).await.unwrap().pending_entries,
+        0
+    );
+    assert_exact(&client, "caught up").await;
 }
 
 #[tokio::test]
