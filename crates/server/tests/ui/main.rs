@@ -441,7 +441,8 @@ fn url_escape(s: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freshness_warns_past_two_refresh_intervals_and_live_mode_refreshes_in_place() {
     let _one = BROWSER.lock().await;
-    let svc = service::start(None).await;
+    // A view, whose age is what the warning is about.
+    let svc = service::start_in(None, store::summaries::SummaryMode::MaterializedView).await;
     // A one-second period, so the view built at start is soon older than two of them.
     let client = svc.db.client().await;
     store::summaries::set_setting(&client, store::summaries::keys::REFRESH_INTERVAL_SECS, "1")

@@ -113,9 +113,15 @@ fn clockless_trace(now: DateTime<Utc>) -> Vec<Span> {
     vec![root, fine, unset]
 }
 
-/// Generated spans over the last day, the hand-made traces, the summaries view built, and
-/// the server listening. With `api_key`, the API asks for it as `SRQL_API_KEY` makes it.
+/// [`start_in`] the summary mode a new database gets, as `srql serve` makes it.
 pub async fn start(api_key: Option<&str>) -> Service {
+    start_in(api_key, store::settings::NEW_DATABASE_MODE).await
+}
+
+/// Generated spans over the last day, the hand-made traces, the summaries built in `mode`,
+/// and the server listening. With `api_key`, the API asks for it as `SRQL_API_KEY` makes
+/// it.
+pub async fn start_in(api_key: Option<&str>, mode: summaries::SummaryMode) -> Service {
     let db = TestDb::migrated().await;
     let now = Utc::now();
     support::seed(&db, 3_000, 1, 15).await;
@@ -132,9 +138,13 @@ pub async fn start(api_key: Option<&str>) -> Service {
         retention: Duration::days(7),
         refresh_interval: Duration::minutes(2),
     };
-    summaries::ensure_view(&mut client, &config)
+    let maintenance = summaries::Maintenance {
+        mode,
+        ..summaries::Maintenance::default()
+    };
+    summaries::ensure(&mut client, &config, &maintenance, &mut |_| {})
         .await
-        .expect("build view");
+        .expect("build the summaries");
 
     let pool = store::db::pool(&db.reader_url(), 8).expect("pool");
     let state = AppState::new(
