@@ -330,3 +330,36 @@ fn on_the_fly_reads_the_window_first_and_leaves_out_long_traces_when_none_touch_
         some.sql
     );
 }
+
+#[test]
+fn an_attribute_no_index_finds_walks_the_first_summaries_then_reads_the_matching_spans() {
+    let window = |plan: srql_plan::Plan| {
+        plan.with_extent(srql_plan::ExtentBounds {
+            lo: Some(now() - chrono::Duration::days(1) - chrono::Duration::minutes(5)),
+            hi: Some(now() + chrono::Duration::minutes(5)),
+            long_traces: Some(0),
+        })
+    };
+    let text = "in:otel_trace_summaries time:last_24h span.attributes.http.route:%orders% \
+                !span.status_code:2 limit:20";
+    let walked = render(&window(summary_plan(text, &incremental())));
+    insta::assert_snapshot!(format!(
+        "params: {}\n\n{}\n",
+        serde_json::to_string(&walked.params).unwrap(),
+        walked.sql
+    ));
+
+    // Not where an index finds a positive condition's spans, where only span columns
+    // (which have statistics) are tested, nor before the window is known.
+    for text in [
+        "in:otel_trace_summaries time:last_24h span.attributes.http.route:%orders% \
+         span.attributes.http.status_code:200",
+        "in:otel_trace_summaries time:last_24h span.name:%price",
+        "in:otel_trace_summaries time:last_24h !span.attributes.http.route:%orders%",
+    ] {
+        let sql = render(&window(summary_plan(text, &incremental()))).sql;
+        assert!(!sql.contains("srql_walked"), "{text}: {sql}");
+    }
+    let unknown = render(&summary_plan(text, &incremental())).sql;
+    assert!(!unknown.contains("srql_walked"), "{unknown}");
+}
