@@ -128,13 +128,32 @@ struct Walk {
     negated: Vec<String>,
 }
 
-/// Summaries walked before spans are read, at most this many: a condition that one trace
-/// in 25 meets fills a page of 20 within them, at about 10 µs a probe. Below that rate
-/// the matching spans are few enough to read by the window's scan and look their
-/// summaries up one by one.
-pub const WALK_FIRST: i64 = 500;
+/// How many summaries a page probes before it reads the window's spans instead
+/// ([`walk_first`]): about as many as reading those spans costs, so that a page costs at
+/// most about twice the cheaper of the two reads, whatever share of the traces matches.
+/// A probe costs what reading ~[`PROBE_SPANS`] spans does (at L, 9 µs against 0.19 µs a
+/// span), so the walk is the window's estimated spans over that, within
+/// [`WALK_MIN`]..=[`WALK_MAX`]; [`WALK_MIN`] without statistics.
+fn walk_length(plan: &Plan) -> i64 {
+    let window = plan
+        .extent
+        .and_then(|e| Some((e.hi? - e.lo?).num_seconds()));
+    match (plan.span_rate, window) {
+        (Some(rate), Some(secs)) => {
+            ((rate * secs as f64 / PROBE_SPANS) as i64).clamp(WALK_MIN, WALK_MAX)
+        }
+        _ => WALK_MIN,
+    }
+}
 
-/// Whether a page of summaries walks its first [`WALK_FIRST`] rows, probing each trace's
+/// Spans read for the cost of one summary probed ([`walk_length`]).
+const PROBE_SPANS: f64 = 50.0;
+/// The shortest walk: a page of 20 from conditions one trace in 25 meets.
+pub const WALK_MIN: i64 = 500;
+/// The longest walk (a week at L holds ~10M spans: 200k probes would be 2 s).
+pub const WALK_MAX: i64 = 50_000;
+
+/// Whether a page of summaries walks its first rows ([`walk_length`]), probing each trace's
 /// spans, before it reads the spans that pass the conditions: on a page of summaries with
 /// span conditions whose positive ones no index finds, where the window bounds both
 /// reads (incremental mode). PostgreSQL cannot estimate such a test, and chose, at L,
@@ -201,7 +220,7 @@ fn rows(
         String::new()
     };
     if let Some(walk) = walk {
-        return walk_first(b, page, &select, &order, &fetch, from, &conds, walk);
+        return walk_first(b, plan, page, &select, &order, &fetch, from, &conds, walk);
     }
     if deferred {
         // The page is chosen first, then each of its rows gets its services.
@@ -218,7 +237,7 @@ fn rows(
     )
 }
 
-/// The page of [`walks_first`]: the matches among the first [`WALK_FIRST`] summaries in
+/// The page of [`walks_first`]: the matches among the first [`walk_length`] summaries in
 /// page order, each probed by a lookup PostgreSQL cannot turn into a join
 /// (`span_search::as_probe`), stopping at a full page; and, only when they do not fill
 /// it and more summaries follow, the matches beyond the last summary walked, found from
@@ -227,6 +246,7 @@ fn rows(
 #[allow(clippy::too_many_arguments)]
 fn walk_first(
     b: &mut SqlBuilder,
+    plan: &Plan,
     page: &Page,
     select: &[String],
     order: &str,
@@ -235,8 +255,9 @@ fn walk_first(
     conds: &[String],
     walk: Walk,
 ) -> String {
-    let first = b.bind(Param::Int8(WALK_FIRST));
-    let last = b.bind(Param::Int8(WALK_FIRST - 1));
+    let length = walk_length(plan);
+    let first = b.bind(Param::Int8(length));
+    let last = b.bind(Param::Int8(length - 1));
     let base = where_clause(conds).replace('\n', "\n    ");
     let edge_keys: Vec<String> = page
         .keys
