@@ -43,21 +43,36 @@ pub fn render(plan: &Plan) -> SqlQuery {
     } else {
         trace_extent::lookup_bounds(&mut b, plan)
     };
-    let lookups = span_search::render(&mut b, plan.entity, spans, from, &bounds, predicate_sql);
-    let walk = walks_first(plan, spans, &bounds).then(|| {
-        // The positive conditions' lookup comes first (`span_search::render`).
-        let (positive, negated) = lookups.split_first().expect("a positive condition");
-        Walk {
-            anchor: span_search::walk_anchor(&mut b, spans, predicate_sql)
-                .expect("walks_first checked it"),
+    let walk = if walks_first(plan, spans, &bounds) {
+        // The positive conditions become one test, bound once, that both the walk's
+        // probes and its read of the window's spans apply; the negated ones stay lookups.
+        let anchor =
+            span_search::walk_anchor(&mut b, spans, predicate_sql).expect("walks_first checked it");
+        let negated: Vec<_> = spans.iter().filter(|c| c.negated).cloned().collect();
+        Some(Walk {
+            probe: span_search::probe(from, &bounds, &anchor),
+            negated: span_search::render(
+                &mut b,
+                plan.entity,
+                &negated,
+                from,
+                &bounds,
+                predicate_sql,
+            ),
+            anchor,
             bounds: bounds.clone(),
-            positive: positive.clone(),
-            negated: negated.to_vec(),
-        }
-    });
-    if walk.is_none() {
-        conds.extend(lookups);
-    }
+        })
+    } else {
+        conds.extend(span_search::render(
+            &mut b,
+            plan.entity,
+            spans,
+            from,
+            &bounds,
+            predicate_sql,
+        ));
+        None
+    };
     let sql = match &plan.output {
         Output::Rows { columns, page } => {
             rows(&mut b, plan, columns, page, &with, from, conds, walk)
@@ -123,8 +138,9 @@ struct Walk {
     anchor: String,
     /// The window's conditions on span rows (`trace_extent::lookup_bounds`).
     bounds: Vec<String>,
-    /// The positive conditions' correlated lookup, and each negated one's.
-    positive: String,
+    /// Whether a summary's trace has a span passing `anchor` (`span_search::probe`).
+    probe: String,
+    /// Each negated condition's lookup (`span_search::render`).
     negated: Vec<String>,
 }
 
@@ -239,7 +255,7 @@ fn rows(
 
 /// The page of [`walks_first`]: the matches among the first [`walk_length`] summaries in
 /// page order, each probed by a lookup PostgreSQL cannot turn into a join
-/// (`span_search::as_probe`), stopping at a full page; and, only when they do not fill
+/// (`span_search::probe`), stopping at a full page; and, only when they do not fill
 /// it and more summaries follow, the matches beyond the last summary walked, found from
 /// the spans that pass the anchor test in the window, one summary lookup by `trace_id`
 /// each. Both read the same snapshot, and every match lies in exactly one of them.
@@ -268,7 +284,7 @@ fn walk_first(
     let edge_values: Vec<String> = (0..page.keys.len())
         .map(|i| format!("(SELECT srql_edge_{i} FROM srql_edge)"))
         .collect();
-    let mut walked = vec![span_search::as_probe(&walk.positive)];
+    let mut walked = vec![walk.probe];
     walked.extend(walk.negated.iter().cloned());
     let mut beyond: Vec<String> = conds.to_vec();
     beyond.push(keyset_beyond(page, &edge_values));

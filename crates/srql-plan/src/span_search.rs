@@ -197,8 +197,7 @@ fn json_number(text: &str) -> Option<Number> {
 }
 
 /// The SQL conditions of `conditions` on the rows of `outer` (a relation with a
-/// `trace_id` column for summaries, `otel_traces` for span rows), ANDed by the caller;
-/// on summaries, the positive conditions' lookup first, then each negated one's.
+/// `trace_id` column for summaries, `otel_traces` for span rows), ANDed by the caller.
 /// `bounds`: conditions on span rows that hold for every span of every trace `outer`
 /// can show (`trace_extent::lookup_bounds`), added to each lookup on summaries so that
 /// it reads only the days they leave. `column_sql` renders a column predicate over
@@ -225,7 +224,6 @@ pub fn render<C>(
             })
             .collect();
     }
-    let spans = schema::relation::SPANS;
     // PostgreSQL turns this correlated EXISTS into a semi-join it can drive from either
     // side: from the summaries in page order, probing each trace by trace_id (cheap when
     // matching spans are common), or from the spans an index finds (migrations 0011 and
@@ -233,13 +231,8 @@ pub fn render<C>(
     // then their summaries (cheap when they are rare). The choice needs the statistics
     // and the bind values, so it is left to the planner. Without `bounds` the lookup
     // reads every day: a trace's earlier spans may lie before the query's range.
-    let lookup = |tests: Vec<String>| {
-        let tests: Vec<&str> = bounds.iter().chain(&tests).map(String::as_str).collect();
-        format!(
-            "{LOOKUP_HEAD} {spans} WHERE {spans}.trace_id = {outer}.trace_id AND {})",
-            tests.join(" AND ")
-        )
-    };
+    let lookup =
+        |tests: Vec<String>| format!("EXISTS (SELECT 1 FROM {})", spans_of(outer, bounds, &tests));
     let mut out = Vec::new();
     let positive: Vec<String> = conditions
         .iter()
@@ -256,18 +249,26 @@ pub fn render<C>(
     out
 }
 
-/// How [`render`]'s lookups on summaries begin.
-const LOOKUP_HEAD: &str = "EXISTS (SELECT 1 FROM";
+/// The `FROM` and `WHERE` of a lookup of the spans of `outer`'s trace (a relation with a
+/// `trace_id` column) that pass `bounds` and `tests`.
+fn spans_of(outer: &str, bounds: &[String], tests: &[String]) -> String {
+    let spans = schema::relation::SPANS;
+    let tests: Vec<&str> = bounds.iter().chain(tests).map(String::as_str).collect();
+    format!(
+        "{spans} WHERE {spans}.trace_id = {outer}.trace_id AND {}",
+        tests.join(" AND ")
+    )
+}
 
-/// A positive lookup of [`render`] as a probe of one summary's trace, which PostgreSQL
-/// evaluates row by row where it stands and never turns into a join (a scalar subquery
-/// with a `LIMIT`), so that a walk of summaries stops at the first that fill a page.
-pub fn as_probe(lookup: &str) -> String {
-    let body = lookup
-        .strip_prefix(LOOKUP_HEAD)
-        .and_then(|rest| rest.strip_suffix(')'))
-        .expect("a lookup of render");
-    format!("(SELECT true FROM{body} LIMIT 1) IS TRUE")
+/// Whether some span of `outer`'s trace passes `bounds` and `test`, as a probe that
+/// PostgreSQL evaluates row by row where it stands and never turns into a join (a scalar
+/// subquery with a `LIMIT`), so that a walk of summaries stops at the first that fill a
+/// page. The same meaning as [`render`]'s positive lookup.
+pub fn probe(outer: &str, bounds: &[String], test: &str) -> String {
+    format!(
+        "(SELECT true FROM {} LIMIT 1) IS TRUE",
+        spans_of(outer, bounds, &[test.to_string()])
+    )
 }
 
 /// For a page of summaries that walks its first rows before it looks the spans up
