@@ -196,6 +196,17 @@ async fn a_walk_bounded_by_extents_counts_a_late_span_in_a_sealed_day_not_yet_dr
 /// Incremental mode (its backfill gives each trace its extent), then every ended day
 /// sealed unless the whole run seals them already.
 async fn switch_to_incremental_and_seal(db: &TestDb, client: &mut tokio_postgres::Client) {
+    switch_to_incremental(client).await;
+    if !store::testing::sealing_requested() {
+        assert!(
+            db.seal_ended_days().await > 0,
+            "the spans reach back past midnight"
+        );
+    }
+}
+
+/// The summaries in incremental mode, whose extents bound the widened aggregation.
+async fn switch_to_incremental(client: &mut tokio_postgres::Client) {
     store::summaries::ensure(
         client,
         &SummaryConfig {
@@ -211,12 +222,6 @@ async fn switch_to_incremental_and_seal(db: &TestDb, client: &mut tokio_postgres
     )
     .await
     .expect("incremental mode");
-    if !store::testing::sealing_requested() {
-        assert!(
-            db.seal_ended_days().await > 0,
-            "the spans reach back past midnight"
-        );
-    }
 }
 
 async fn on_the_fly_rows(app: &axum::Router, query: &str) -> Vec<Value> {
@@ -474,17 +479,7 @@ async fn a_query_failing_after_its_window_read_leaves_the_session_usable() {
     let db = TestDb::migrated().await;
     support::seed(&db, 500, 1, 5).await;
     let mut client = db.client().await;
-    store::summaries::ensure(
-        &mut client,
-        &SummaryConfig::default(),
-        &Maintenance {
-            mode: SummaryMode::Incremental,
-            drain_interval: Duration::seconds(1),
-        },
-        &mut |_| {},
-    )
-    .await
-    .expect("incremental mode");
+    switch_to_incremental(&mut client).await;
     let catalog = store::summaries::catalog(&client).await.expect("catalog");
     let plan = on_the_fly_plan(
         &catalog,

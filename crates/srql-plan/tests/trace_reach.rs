@@ -82,15 +82,19 @@ fn incremental() -> Catalog {
     }
 }
 
-fn summary_plan(text: &str, catalog: &Catalog) -> srql_plan::Plan {
-    let plan = compile(
+fn plan_of(text: &str, catalog: &Catalog) -> srql_plan::Plan {
+    compile(
         text,
         catalog,
         &PageRequest::default(),
         &srql_lang::Limits::default(),
         now(),
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn summary_plan(text: &str, catalog: &Catalog) -> srql_plan::Plan {
+    let plan = plan_of(text, catalog);
     assert!(
         matches!(plan.source, srql_plan::Source::Summaries(_)),
         "{text}"
@@ -270,14 +274,7 @@ fn on_the_fly_reads_the_window_first_and_leaves_out_long_traces_when_none_touch_
     };
     let text =
         "in:otel_trace_summaries time:last_24h span.attributes.http.status_code:503 limit:20";
-    let plan = compile(
-        text,
-        &catalog,
-        &PageRequest::default(),
-        &srql_lang::Limits::default(),
-        now(),
-    )
-    .unwrap();
+    let plan = plan_of(text, &catalog);
     let window = srql_plan::extent_query(&plan).expect("the window is read first");
     assert!(window.sql.contains("count(*)"), "{}", window.sql);
     assert!(window.sql.contains("srql_summary_extent"), "{}", window.sql);
